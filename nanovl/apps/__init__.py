@@ -1,0 +1,1 @@
+"""User-facing workflows built on the public LLM API."""

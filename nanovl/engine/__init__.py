@@ -1,0 +1,1 @@
+"""Request lifecycle: scheduler, model runner, sampler, engine."""

@@ -1,0 +1,1 @@
+"""Host-side media ingestion: images, videos, audio -> tensors and metadata."""

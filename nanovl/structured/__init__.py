@@ -1,0 +1,1 @@
+"""Constrained decoding: JSON schema -> token masks."""

@@ -1,0 +1,1 @@
+"""Synthetic data and the training recipe for the tiny model."""

@@ -1,0 +1,15 @@
+"""Numerics helpers shared by the tests."""
+from __future__ import annotations
+
+import torch
+
+
+def assert_close(name: str, ref: torch.Tensor, out: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-5) -> None:
+    """Assert `out` matches `ref`; on failure print max/mean abs diff and the max relative error."""
+    ref32, out32 = ref.detach().float(), out.detach().float()
+    assert ref32.shape == out32.shape, f"{name}: shape {tuple(out32.shape)} != {tuple(ref32.shape)}"
+    diff = (ref32 - out32).abs()
+    rel = (diff.max() / ref32.abs().max().clamp_min(1e-12)).item()
+    ok = torch.allclose(out32, ref32, atol=atol, rtol=rtol)
+    assert ok, (f"{name}: max abs diff {diff.max().item():.3e}, mean {diff.mean().item():.3e}, "
+                f"rel {rel:.3e} (atol {atol}, rtol {rtol})")
