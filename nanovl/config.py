@@ -135,6 +135,8 @@ class TextConfig:
         _require(self.mamba_hidden_act == "silu", "mamba_hidden_act",
                  f"only silu is supported, got {self.mamba_hidden_act!r}")
         _require(self.layer_norm_epsilon > 0, "layer_norm_epsilon", "must be > 0")
+        lo, hi = self.time_step_limit
+        _require(0.0 <= lo <= hi, "time_step_limit", f"expected 0 <= min <= max, got {self.time_step_limit}")
 
     @classmethod
     def from_hf(cls, cfg: dict[str, Any]) -> "TextConfig":
@@ -158,10 +160,27 @@ class TextConfig:
         if kw.get("num_key_value_heads") is None:
             kw["num_key_value_heads"] = kw.get("num_attention_heads", cls.num_attention_heads)
         if "time_step_limit" in kw:
-            kw["time_step_limit"] = tuple(float(x) for x in kw["time_step_limit"])
+            kw["time_step_limit"] = _time_step_limit(kw["time_step_limit"])
         if isinstance(kw.get("eos_token_id"), list):
             kw["eos_token_id"] = tuple(kw["eos_token_id"])
         return cls(**kw)
+
+
+def _json_float(v: Any) -> float:
+    # transformers writes non-finite floats as {"__float__": "Infinity"} in config.json
+    if isinstance(v, dict) and "__float__" in v:
+        v = v["__float__"]
+    return float(v)
+
+
+def _time_step_limit(v: Any) -> tuple[float, float]:
+    if v is None:
+        return (0.0, math.inf)
+    try:
+        lo, hi = (_json_float(x) for x in v)
+    except (TypeError, ValueError):
+        raise ValueError(f"invalid config field `time_step_limit`: expected two numbers, got {v!r}") from None
+    return (lo, hi)
 
 
 def _pattern_from_hf(cfg: dict[str, Any]) -> str:
@@ -206,6 +225,11 @@ class VisionConfig:
                  f"{self.max_img_size} is not a multiple of patch_size {self.patch_size}")
         _require(self.hidden_act in ("gelu", "gelu_pytorch_tanh", "gelu_new"), "vision_config.hidden_act",
                  f"unsupported activation {self.hidden_act!r}")
+        for name in ("num_cls_tokens", "num_registers"):
+            v = getattr(self, name)
+            _require(v is None or (isinstance(v, int) and v >= 0), f"vision_config.{name}",
+                     f"must be a non-negative integer or None, got {v!r}")
+        _require(self.layer_norm_eps > 0, "vision_config.layer_norm_eps", "must be > 0")
 
     @property
     def head_dim(self) -> int:
