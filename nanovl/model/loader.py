@@ -1,0 +1,251 @@
+"""Checkpoint loading: a local folder (config.json + model.safetensors or a sharded index) or a hub id.
+
+Modules are built with their parameters on the meta device and filled shard by shard, so a
+12B checkpoint is never materialized twice and no random init runs for weights about to be loaded.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from nanovl.config import TextConfig, VLConfig, config_from_hf
+
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+LM_PREFIX = "language_model."
+# the hub fetch only needs these files; weights of other formats (.bin, .gguf) are never pulled
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.py"]
+
+
+def lm_key_map(key: str) -> str | None:
+    """Checkpoint key -> LM parameter name: strips a VL checkpoint's `language_model.` prefix and
+    skips the vision tower and projector (so the LM alone loads from a VL checkpoint)."""
+    if key.startswith(LM_PREFIX):
+        return key[len(LM_PREFIX):]
+    if key.startswith(("vision_model.", "mlp1.")):
+        return None
+    return key
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A local checkpoint folder for `path`: the folder itself, or a hub snapshot for an `org/name` id."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return p
+    if p.exists():
+        raise ValueError(f"checkpoint path {str(path)!r} is a file; expected a folder with config.json")
+    if not HUB_ID.match(str(path)):
+        raise ValueError(f"checkpoint folder {str(path)!r} does not exist (and is not a hub id like org/name)")
+    return _snapshot_download(str(path))
+
+
+def _snapshot_download(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+    try:
+        # a short metadata timeout so an unreachable hub fails in seconds instead of hanging
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS, local_files_only=offline,
+                                      etag_timeout=5))
+    except Exception as e:  # the hub raises many types (offline, 404, gated, network); all mean "not loadable"
+        mode = ("offline mode (HF_HUB_OFFLINE=1) and not in the local cache" if offline
+                else "hub unreachable or repo missing")
+        raise ValueError(f"cannot fetch checkpoint {repo_id!r}: {mode}: {type(e).__name__}: {e}") from e
+
+
+def read_config(folder: Path) -> dict:
+    """The parsed config.json of a checkpoint folder."""
+    cfg_file = Path(folder) / "config.json"
+    if not cfg_file.is_file():
+        raise ValueError(f"checkpoint folder {str(folder)!r} has no config.json")
+    with open(cfg_file) as f:
+        return json.load(f)
+
+
+def _shard_files(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    if (folder / INDEX_FILE).is_file():
+        with open(folder / INDEX_FILE) as f:
+            weight_map = json.load(f).get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise ValueError(f"{INDEX_FILE} in {str(folder)!r} has no weight_map")
+        files = sorted(set(weight_map.values()))
+        missing = [n for n in files if not (folder / n).is_file()]
+        if missing:
+            raise ValueError(f"{INDEX_FILE} names missing shard file(s) {missing} in {str(folder)!r}")
+        return [folder / n for n in files]
+    if (folder / SINGLE_FILE).is_file():
+        return [folder / SINGLE_FILE]
+    raise ValueError(f"checkpoint folder {str(folder)!r} has neither {SINGLE_FILE} nor {INDEX_FILE}")
+
+
+def read_checkpoint_shapes(folder: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape from the safetensors headers (no tensor data is read)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for shard in _shard_files(Path(folder)):
+        with safe_open(str(shard), framework="pt") as f:
+            for key in f.keys():
+                shapes[key] = tuple(f.get_slice(key).get_shape())
+    return shapes
+
+
+@contextlib.contextmanager
+def init_on_meta() -> Iterator[None]:
+    """Modules built inside get their parameters on the meta device (buffers stay real).
+
+    It patches `nn.Module.register_parameter` for the duration, so build one model at a time.
+    """
+    original = nn.Module.register_parameter
+
+    def register(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        original(module, name, param)
+        if param is not None and not param.is_meta:
+            module._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    nn.Module.register_parameter = register
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = original
+
+
+def _targets(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, list[str]]]:
+    """Checkpoint-visible tensors by name, and the aliases of each (tied weights share one object)."""
+    expected: dict[str, torch.Tensor] = {}
+    aliases: dict[str, list[str]] = {}
+    by_id: dict[int, str] = {}
+    named = list(module.named_parameters(remove_duplicate=False))
+    persistent = set(module.state_dict(keep_vars=True).keys())
+    named += [(n, b) for n, b in module.named_buffers(remove_duplicate=False) if n in persistent]
+    for name, t in named:
+        first = by_id.setdefault(id(t), name)
+        if first == name:
+            expected[name] = t
+            aliases[name] = [name]
+        else:
+            aliases[first].append(name)
+    return expected, aliases
+
+
+def _assign(module: nn.Module, names: list[str], value: torch.Tensor) -> None:
+    # one Parameter object for all aliases, so tied weights stay tied
+    param = None
+    for name in names:
+        owner_name, _, attr = name.rpartition(".")
+        owner = module.get_submodule(owner_name) if owner_name else module
+        if attr in owner._parameters:
+            param = param if param is not None else nn.Parameter(value, requires_grad=False)
+            owner._parameters[attr] = param
+        else:
+            owner._buffers[attr] = value
+
+
+def _check_keys(module: nn.Module, folder: Path, key_map: Callable[[str], str | None] | None) -> dict[str, str]:
+    """Map checkpoint keys to module names; raise ValueError on unexpected/missing/mis-shaped tensors."""
+    expected, aliases = _targets(module)
+    # a tied checkpoint may also store the second name of a shared tensor (lm_head of tied embeddings)
+    tied = {a for names in aliases.values() for a in names[1:]}
+    shapes = read_checkpoint_shapes(folder)
+    mapping: dict[str, str] = {}
+    unexpected, misshaped, seen = [], [], set()
+    for key, shape in shapes.items():
+        name = key_map(key) if key_map is not None else key
+        if name is None or name in tied:
+            continue
+        if name not in expected:
+            unexpected.append(key)
+            continue
+        seen.add(name)
+        if tuple(expected[name].shape) != shape:
+            misshaped.append(f"{key}: checkpoint {list(shape)} vs model {list(expected[name].shape)}")
+        else:
+            mapping[key] = name
+    missing = sorted(set(expected) - seen)
+    problems = []
+    for label, items in (("mis-shaped", misshaped), ("unexpected", unexpected), ("missing", missing)):
+        if items:
+            shown = ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
+            problems.append(f"{label} tensor(s): {shown}")
+    if problems:
+        raise ValueError(f"checkpoint {str(folder)!r} does not fit the model: " + "; ".join(problems))
+    return mapping
+
+
+@torch.no_grad()
+def load_weights(module: nn.Module, folder: str | os.PathLike, *, dtype: torch.dtype = torch.float32,
+                 device: str | torch.device = "cpu",
+                 key_map: Callable[[str], str | None] | None = None) -> nn.Module:
+    """Fill `module` (usually built under `init_on_meta()`) from the folder's safetensors, shard by shard.
+
+    NOTE: every floating tensor takes `dtype`, A_log/D/dt_bias included: the mixer upcasts them to
+    fp32 where it uses them, and transformers also stores them in the model dtype, so keeping them
+    in fp32 would buy no parity.
+
+    Args:
+        module: the model; its `state_dict()` names are the targets.
+        folder: a checkpoint folder (model.safetensors or model.safetensors.index.json + shards).
+        dtype: floating tensors are cast to this dtype (integer tensors keep theirs).
+        device: where the tensors go.
+        key_map: checkpoint key -> module name, or None to skip the key; identity when None.
+    Returns:
+        the module, all its parameters on `device` with requires_grad=False.
+    Raises:
+        ValueError naming every missing, unexpected or mis-shaped tensor (checked before any load).
+    """
+    folder = Path(folder)
+    mapping = _check_keys(module, folder, key_map)
+    _, aliases = _targets(module)
+    for shard in _shard_files(folder):
+        with safe_open(str(shard), framework="pt") as f:
+            for key in f.keys():
+                if key not in mapping:
+                    continue
+                t = f.get_tensor(key)
+                t = t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+                _assign(module, aliases[mapping[key]], t)
+    # buffers the checkpoint does not hold (non-persistent ones) follow the weights
+    return module.to(device)
+
+
+def build_lm(config: TextConfig) -> nn.Module:
+    """An NemotronHForCausalLM with meta-device parameters (fill it with `load_weights`)."""
+    from nanovl.model.hybrid_lm import NemotronHForCausalLM
+
+    with init_on_meta():
+        return NemotronHForCausalLM(config)
+
+
+def load_model(path: str | os.PathLike, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+               text_only: bool = False) -> nn.Module:
+    """Load a checkpoint folder or hub id into an eval-mode model.
+
+    Args:
+        path: a folder with config.json and safetensors, or a hub id `org/name`.
+        dtype, device: where and in which floating dtype the weights live.
+        text_only: for a VL checkpoint, load only its language model (keys under `language_model.`).
+    Returns:
+        NemotronHForCausalLM for a text config; the VL model of `nanovl.model.vlm` for a VL config.
+    """
+    folder = resolve_checkpoint(path)
+    config = config_from_hf(read_config(folder))
+    if isinstance(config, VLConfig) and not text_only:
+        from nanovl.model.vlm import build_vl_model, vl_key_map
+
+        shapes = read_checkpoint_shapes(folder)
+        with init_on_meta():
+            model = build_vl_model(config, shapes)
+        key_map = vl_key_map
+    else:
+        model = build_lm(config.text if isinstance(config, VLConfig) else config)
+        key_map = lm_key_map
+    load_weights(model, folder, dtype=dtype, device=device, key_map=key_map)
+    return model.eval()

@@ -1,0 +1,55 @@
+"""Prefill and decode attention over a KV cache with per-row lengths vs a per-query loop (CPU)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import assert_close
+from nanovl.ops.attention import decode_attention, prefill_attention
+
+
+def _loop(q, k, v, start_pos, scale):
+    """Each query (row b, step t) attends keys 0..start_pos[b]+t with kv head = q head // group."""
+    bsz, t_len, hq, _ = q.shape
+    rep = hq // k.shape[1]
+    out = torch.zeros(q.shape, dtype=torch.float64)
+    for b in range(bsz):
+        for t in range(t_len):
+            n = int(start_pos[b]) + t + 1
+            for h in range(hq):
+                kk, vv = k[b, h // rep, :n].double(), v[b, h // rep, :n].double()
+                w = torch.softmax(kk @ q[b, t, h].double() * scale, dim=0)
+                out[b, t, h] = w @ vv
+    return out
+
+
+@pytest.mark.parametrize("hq,hkv", [(4, 4), (4, 2), (6, 1)], ids=["mha", "gqa2", "mqa"])
+@pytest.mark.parametrize("t_len", [1, 5])
+def test_prefill_attention(hq, hkv, t_len):
+    bsz, dh, cap = 3, 8, 20
+    start = torch.tensor([0, 4, 11])
+    q = torch.randn(bsz, t_len, hq, dh)
+    k, v = torch.randn(bsz, hkv, cap, dh), torch.randn(bsz, hkv, cap, dh)
+    out = prefill_attention(q, k, v, start, dh ** -0.5)
+    assert_close("prefill", _loop(q, k, v, start, dh ** -0.5), out)
+    # keys past each row's length are invisible
+    k2, v2 = k.clone(), v.clone()
+    for b in range(bsz):
+        k2[b, :, int(start[b]) + t_len:] = 1e3
+        v2[b, :, int(start[b]) + t_len:] = -1e3
+    assert_close("tail_ignored", out, prefill_attention(q, k2, v2, start, dh ** -0.5), atol=0, rtol=0)
+
+
+def test_decode_attention():
+    bsz, hq, hkv, dh, cap = 4, 4, 2, 8, 16
+    seq_lens = torch.tensor([1, 5, 16, 9])
+    q = torch.randn(bsz, hq, dh)
+    k, v = torch.randn(bsz, hkv, cap, dh), torch.randn(bsz, hkv, cap, dh)
+    out = decode_attention(q, k, v, seq_lens, 0.3)
+    assert_close("decode", _loop(q[:, None], k, v, seq_lens - 1, 0.3)[:, 0], out)
+
+
+def test_attention_bad_heads():
+    with pytest.raises(ValueError, match="kv heads"):
+        prefill_attention(torch.randn(1, 2, 3, 4), torch.randn(1, 2, 5, 4), torch.randn(1, 2, 5, 4),
+                          torch.tensor([0]), 0.5)
