@@ -63,3 +63,13 @@ def test_importing_nanovl_loads_no_gpu_libraries():
             "print(sorted(m for m in ('triton', 'fla', 'flash_attn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_torch_empty_is_poisoned_inside_ops():
+    import torch
+
+    scope = {"__name__": "nanovl.ops.fake_op", "torch": torch}
+    exec("def alloc():\n    return torch.empty(4), torch.empty_like(torch.zeros(2, dtype=torch.long))", scope)
+    floats, ints = scope["alloc"]()
+    assert torch.isnan(floats).all() and (ints == 2**30).all()
+    assert not torch.isnan(torch.empty(4).fill_(0)).any()
