@@ -1,0 +1,128 @@
+"""RequestState: the engine's per-request output side — RNG, thinking budget, grammar, text.
+
+Generated ids become text through one IncrementalDetokenizer (stop strings) and one
+ReasoningStream (reasoning / answer split). The grammar follows the answer only: with thinking
+on it starts after the `</think>` id, and ids forced by the thinking budget never reach it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from nanovl.engine.detokenizer import IncrementalDetokenizer
+from nanovl.engine.outputs import RequestMetrics, RequestOutput, TokenLogprob
+from nanovl.engine.request import Request
+from nanovl.errors import InvalidRequestError
+from nanovl.reasoning import ReasoningStream, ThinkingBudget
+from nanovl.sampling_params import SamplingParams
+
+
+@dataclass
+class RequestState:
+    """Engine-side state of one request (the scheduler's Request holds the ids and counters)."""
+
+    params: SamplingParams
+    detokenizer: IncrementalDetokenizer
+    reasoning: ReasoningStream
+    thinking: bool
+    think_end_id: int | None
+    generator: torch.Generator | None = None
+    budget: ThinkingBudget | None = None
+    grammar: Any = None
+    answer_started: bool = True
+    should_stop: bool = False
+    save_state: bool = False
+    processed: Any = None
+    logprobs: list[TokenLogprob | None] = field(default_factory=list)
+    reasoning_text: str = ""
+    answer_text: str = ""
+    _num_absorbed: int = 0
+    _delta: list[str] = field(default_factory=lambda: ["", ""])
+
+    @classmethod
+    def create(cls, req: Request, params: SamplingParams, tokenizer, *, thinking: bool,
+               grammar_tokenizer: Callable[[], Any], device: torch.device) -> "RequestState":
+        """Build the state; raises InvalidRequestError for a bad response_format."""
+        detok = IncrementalDetokenizer(tokenizer, skip_special_tokens=params.skip_special_tokens,
+                                       stop=params.stop,
+                                       include_stop_str_in_output=params.include_stop_str_in_output,
+                                       prompt_ids=req.prompt_token_ids)
+        think_end = getattr(tokenizer, "think_end_token_id", None)
+        st = cls(params, detok, ReasoningStream(thinking_enabled=thinking), thinking, think_end,
+                 answer_started=not thinking)
+        if params.seed is not None:
+            st.generator = torch.Generator(device=device).manual_seed(params.seed)
+        if thinking and params.thinking_budget is not None:
+            st.budget = ThinkingBudget.from_tokenizer(params.thinking_budget, tokenizer)
+        if params.response_format is not None:
+            from nanovl.structured.grammar import compile_grammar
+
+            try:
+                st.grammar = compile_grammar(params.response_format).new_state(grammar_tokenizer())
+            except ValueError as err:
+                raise InvalidRequestError(f"response_format: {err}") from err
+        return st
+
+    # ---------------------------------------------------------------- sampling
+    def forced_tokens(self, output_ids: list[int]) -> list[int] | None:
+        """Ids the thinking budget forces now instead of sampling (None: sample)."""
+        if self.budget is None or self.answer_started:
+            return None
+        return self.budget.forced_tokens(output_ids)
+
+    def allowed_mask(self, vocab_size: int) -> torch.Tensor | None:
+        """bool [vocab_size] grammar mask while the answer is being written, else None."""
+        if self.grammar is None or not self.answer_started or self.grammar.is_terminated():
+            return None
+        return self.grammar.allowed_token_mask(vocab_size)
+
+    def accept(self, token_ids: list[int], *, forced: bool = False) -> None:
+        """Advance the thinking/answer phase and the grammar by newly chosen ids."""
+        for tok in token_ids:
+            if not self.answer_started:
+                self.answer_started = tok == self.think_end_id
+                continue
+            if self.grammar is not None and not forced and not self.grammar.is_terminated():
+                self.grammar.accept_token(tok)
+                if self.grammar.is_terminated():
+                    self.should_stop = True
+
+    # ------------------------------------------------------------------- text
+    def absorb(self, req: Request, logprobs: list[TokenLogprob | None] | None) -> None:
+        """Detokenize the ids `req` gained since the last call."""
+        new = req.output_token_ids[self._num_absorbed:]
+        self._num_absorbed = len(req.output_token_ids)
+        text = ""
+        for tok in new:
+            text += self.detokenizer.add(tok)
+            if self.detokenizer.finished:
+                self.should_stop = True
+                break
+        if logprobs:
+            self.logprobs.extend(logprobs)
+        self._feed(*self.reasoning.feed(text))
+
+    def finish(self) -> None:
+        """The request ended: release held-back text."""
+        tail = self.detokenizer.flush() if not self.detokenizer.finished else ""
+        self._feed(*self.reasoning.feed(tail))
+        self._feed(*self.reasoning.finish())
+
+    def _feed(self, reasoning: str, answer: str) -> None:
+        self.reasoning_text += reasoning
+        self.answer_text += answer
+        self._delta[0] += reasoning
+        self._delta[1] += answer
+
+    def output(self, req: Request) -> RequestOutput:
+        """A RequestOutput with the text added since the previous call as its deltas."""
+        (d_reason, d_answer), self._delta = self._delta, ["", ""]
+        metrics = RequestMetrics(req.arrival_time, req.first_token_time, req.finish_time, req.num_cached_tokens)
+        return RequestOutput(
+            req_id=req.req_id, text=self.answer_text, delta=d_answer,
+            reasoning_content=self.reasoning_text if self.thinking else None, delta_reasoning=d_reason,
+            token_ids=list(req.output_token_ids), finished=req.is_finished, finish_reason=req.finish_reason,
+            num_prompt_tokens=req.num_prompt_tokens, num_generated_tokens=req.num_output_tokens,
+            logprobs=list(self.logprobs) if self.params.logprobs is not None else None, metrics=metrics)

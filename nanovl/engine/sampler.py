@@ -1,0 +1,91 @@
+"""Sampler: logits -> token ids via nanovl.ops.sampling, after the grammar masks.
+
+Order per row: grammar mask -> repetition penalty (prompt + output ids) -> presence/frequency
+penalties (output ids) -> logprobs of that distribution -> temperature/top-k/top-p/min-p -> draw.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from nanovl.engine.outputs import TokenLogprob
+from nanovl.ops.sampling import (apply_penalties, apply_temperature_top_k_top_p_min_p,
+                                 compute_logprobs, sample)
+from nanovl.sampling_params import SamplingParams
+
+
+@dataclass
+class SamplingRow:
+    """What the sampler needs of one request for one step."""
+
+    params: SamplingParams
+    generator: torch.Generator | None
+    prompt_token_ids: Sequence[int]
+    output_token_ids: Sequence[int]
+    allowed: torch.Tensor | None = None  # bool [V] grammar mask, None = all allowed
+
+
+@dataclass
+class SamplerOutput:
+    token_ids: list[int]
+    logprobs: list[TokenLogprob | None]
+
+
+class Sampler:
+    """Stateless; `__call__(logits [R, V], rows)` -> SamplerOutput."""
+
+    def __call__(self, logits: torch.Tensor, rows: Sequence[SamplingRow]) -> SamplerOutput:
+        """Draw one token per row.
+
+        Args:
+            logits: [R, V] float32 (last position of each sampling request).
+            rows: R SamplingRow records, same order.
+        """
+        if logits.shape[0] != len(rows):
+            raise ValueError(f"{logits.shape[0]} logits rows for {len(rows)} sampling rows")
+        if not rows:
+            return SamplerOutput([], [])
+        x = logits.float().clone()
+        dev = x.device
+        masked = [i for i, r in enumerate(rows) if r.allowed is not None]
+        if masked:
+            allowed = torch.stack([rows[i].allowed for i in masked]).to(dev)
+            x[masked] = x[masked].masked_fill(~allowed, float("-inf"))
+        ps = [r.params for r in rows]
+        if any(p.repetition_penalty != 1.0 for p in ps):
+            rep = torch.tensor([p.repetition_penalty for p in ps], device=dev)
+            zeros = torch.zeros(len(rows), device=dev)
+            x = apply_penalties(x, [list(r.prompt_token_ids) + list(r.output_token_ids) for r in rows],
+                                rep, zeros, zeros)
+        if any(p.presence_penalty or p.frequency_penalty for p in ps):
+            x = apply_penalties(x, [r.output_token_ids for r in rows], torch.ones(len(rows), device=dev),
+                                torch.tensor([p.presence_penalty for p in ps], device=dev),
+                                torch.tensor([p.frequency_penalty for p in ps], device=dev))
+        report = x
+        filtered = apply_temperature_top_k_top_p_min_p(
+            x, torch.tensor([p.temperature for p in ps], device=dev),
+            torch.tensor([p.top_k for p in ps], device=dev),
+            torch.tensor([p.top_p for p in ps], device=dev),
+            torch.tensor([p.min_p for p in ps], device=dev))
+        greedy = torch.tensor([p.is_greedy for p in ps], device=dev)
+        ids = sample(filtered, [r.generator for r in rows], greedy=greedy)
+        return SamplerOutput(ids.tolist(), self._logprobs(report, ids, ps))
+
+    @staticmethod
+    def _logprobs(logits: torch.Tensor, ids: torch.Tensor,
+                  ps: Sequence[SamplingParams]) -> list[TokenLogprob | None]:
+        want = [p.logprobs for p in ps]
+        if all(w is None for w in want):
+            return [None] * len(ps)
+        k = max(w or 0 for w in want)
+        chosen, top_lp, top_ids = compute_logprobs(logits, ids, k)
+        out: list[TokenLogprob | None] = []
+        for i, w in enumerate(want):
+            if w is None:
+                out.append(None)
+                continue
+            top = list(zip(top_ids[i, :w].tolist(), top_lp[i, :w].tolist()))
+            out.append(TokenLogprob(int(ids[i]), float(chosen[i]), top))
+        return out

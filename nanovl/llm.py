@@ -1,0 +1,170 @@
+"""LLM: the offline Python API — processor + engine + detokenizer behind generate() and chat().
+
+    llm = LLM("path/to/checkpoint", max_num_seqs=8)
+    out = llm.chat([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "cat.png"}},
+                                                 {"type": "text", "text": "What is this?"}]}])
+    print(out[0].reasoning_content, out[0].text)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence, Union
+
+from nanovl.engine.engine import EngineConfig, LLMEngine
+from nanovl.engine.outputs import RequestOutput
+from nanovl.engine.prefix_cache import PrefixHandle, prefix_request
+from nanovl.processor import ProcessedPrompt
+from nanovl.sampling_params import SamplingParams
+
+BUNDLED_MODEL = Path(__file__).resolve().parent / "assets" / "tiny"
+
+Messages = Sequence[Mapping[str, Any]]
+ParamsArg = Union[SamplingParams, Sequence[SamplingParams], None]
+
+
+class LLM:
+    """Offline generation over a checkpoint.
+
+    Args:
+        model: checkpoint folder or hub id; None uses the bundled tiny model (nanovl/assets/tiny).
+        **kwargs: EngineConfig fields (max_num_seqs, max_model_len, dtype, device, ...);
+            other names raise ValueError.
+        engine: an LLMEngine to wrap instead of building one (tests, shared models).
+    """
+
+    def __init__(self, model: str | Path | None = None, *, engine: LLMEngine | None = None, **kwargs: Any) -> None:
+        if engine is None:
+            if model is None:
+                if not (BUNDLED_MODEL / "config.json").is_file():
+                    raise ValueError(f"no model given and the bundled tiny model is missing at {BUNDLED_MODEL}; "
+                                     "pass a checkpoint folder or hub id")
+                model = BUNDLED_MODEL
+            engine = LLMEngine(EngineConfig.from_kwargs(model=str(model), **kwargs))
+        self.engine = engine
+
+    @property
+    def tokenizer(self):
+        return self.engine.tokenizer
+
+    @property
+    def processor(self):
+        return self.engine.processor
+
+    # ----------------------------------------------------------------- generate
+    def generate(self, prompts: str | Sequence[str] | Sequence[Sequence[int]], sampling_params: ParamsArg = None,
+                 *, prefix: PrefixHandle | None = None) -> list[RequestOutput]:
+        """Complete raw prompts (no chat template): strings or token-id lists, one output each, in order."""
+        if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
+            prompts = [prompts]
+        return self._run_all(list(prompts), sampling_params, prefix)
+
+    def chat(self, messages: Messages | Sequence[Messages], sampling_params: ParamsArg = None, *,
+             chat_template_kwargs: Mapping[str, Any] | None = None, tools: Sequence[Mapping] | None = None,
+             prefix: PrefixHandle | None = None) -> list[RequestOutput]:
+        """Answer one conversation or a list of them (OpenAI-style messages with text/image/video parts).
+
+        Returns:
+            one final RequestOutput per conversation: `text` is the answer, `reasoning_content`
+            the thinking (None when thinking is off).
+        """
+        convs = [messages] if _is_conversation(messages) else list(messages)
+        params = _params_list(sampling_params, len(convs))
+        processed = [self._process(c, p, chat_template_kwargs, tools) for c, p in zip(convs, params)]
+        return self._run_all(processed, params, prefix)
+
+    def stream_chat(self, messages: Messages, sampling_params: SamplingParams | None = None, *,
+                    chat_template_kwargs: Mapping[str, Any] | None = None, tools: Sequence[Mapping] | None = None,
+                    prefix: PrefixHandle | None = None) -> Iterator[RequestOutput]:
+        """Yield a RequestOutput per step with the new text in `delta` / `delta_reasoning`; the last has finished=True.
+
+        Closing the iterator early aborts the request.
+        """
+        params = sampling_params or SamplingParams()
+        req_id = self.engine.add_request(self._process(messages, params, chat_template_kwargs, tools), params,
+                                         prefix=prefix)
+        done = False
+        try:
+            while not done:
+                for out in self.engine.step():
+                    if out.req_id == req_id:
+                        done = out.finished
+                        yield out
+        finally:
+            if not done:
+                self.engine.abort(req_id)
+                self.engine.step()
+
+    # ----------------------------------------------------------------- prefixes
+    def save_prefix(self, messages_prefix: Messages, *, chat_template_kwargs: Mapping[str, Any] | None = None,
+                    tools: Sequence[Mapping] | None = None) -> PrefixHandle:
+        """Run a conversation prefix (e.g. a long video and the question scaffold) once and keep its state.
+
+        Later `chat(..., prefix=handle)` calls whose prompt starts with the same tokens and media
+        restore the state and compute only the rest (`RequestOutput.num_cached_tokens` says how many
+        prompt tokens were skipped).
+        """
+        processed = self.processor.process_chat(messages_prefix, add_generation_prompt=False, tools=tools,
+                                                chat_template_kwargs=chat_template_kwargs)
+        req_id = self.engine.add_request(prefix_request(processed), SamplingParams(max_tokens=1, temperature=0),
+                                         save_state=True)
+        self._wait([req_id])
+        handle = self.engine.take_saved_prefix(req_id)
+        if handle is None:
+            raise RuntimeError("the prefix request ended before its state was saved")
+        return handle
+
+    # ------------------------------------------------------------------ helpers
+    def count_tokens(self, messages: Messages, *, chat_template_kwargs: Mapping[str, Any] | None = None,
+                     tools: Sequence[Mapping] | None = None) -> int:
+        """Prompt tokens of a conversation, media included (exact, EVS too)."""
+        return len(self._process(messages, SamplingParams(), chat_template_kwargs, tools).prompt_token_ids)
+
+    def image_token_count(self, width: int, height: int, max_num_tiles: int | None = None) -> int:
+        """Prompt tokens one image of this size costs."""
+        return self.processor.image_token_count(width, height, max_num_tiles)
+
+    def video_token_count(self, num_frames: int, pruning_rate: float | None = None) -> int:
+        """`<image>` tokens of a video with `num_frames` sampled frames (frame captions not included)."""
+        return self.processor.video_embed_count(num_frames, pruning_rate)
+
+    def _process(self, messages: Messages, params: SamplingParams, kwargs, tools) -> ProcessedPrompt:
+        return self.processor.process_chat(messages, enable_thinking=params.enable_thinking, tools=tools,
+                                           chat_template_kwargs=kwargs)
+
+    def _run_all(self, prompts: list, sampling_params: ParamsArg, prefix: PrefixHandle | None) -> list[RequestOutput]:
+        params = _params_list(sampling_params, len(prompts))
+        req_ids: list[str] = []
+        try:
+            for prompt, p in zip(prompts, params):
+                req_ids.append(self.engine.add_request(prompt, p, prefix=prefix))
+        except Exception:
+            for rid in req_ids:
+                self.engine.abort(rid)
+            self.engine.step()
+            raise
+        finals = self._wait(req_ids)
+        return [finals[r] for r in req_ids]
+
+    def _wait(self, req_ids: list[str]) -> dict[str, RequestOutput]:
+        waiting, finals = set(req_ids), {}
+        while waiting:
+            if not self.engine.has_unfinished_requests():
+                raise RuntimeError(f"requests {sorted(waiting)} vanished from the engine")
+            for out in self.engine.step():
+                if out.finished and out.req_id in waiting:
+                    finals[out.req_id] = out
+                    waiting.discard(out.req_id)
+        return finals
+
+
+def _is_conversation(messages: Any) -> bool:
+    return isinstance(messages, Sequence) and (not messages or isinstance(messages[0], Mapping))
+
+
+def _params_list(params: ParamsArg, n: int) -> list[SamplingParams]:
+    if params is None or isinstance(params, SamplingParams):
+        return [params or SamplingParams()] * n
+    params = list(params)
+    if len(params) != n:
+        raise ValueError(f"got {len(params)} SamplingParams for {n} prompts")
+    return params

@@ -1,0 +1,119 @@
+"""AsyncEngine: concurrent streams equal the sync engine, disconnects abort, errors reach the caller.
+
+Run: pytest tests/engine/test_engine_async.py
+"""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import nanovl
+from nanovl.engine.async_engine import AsyncEngine
+from nanovl.engine.engine import EngineConfig, LLMEngine
+from nanovl.errors import ContextLengthError
+from nanovl.llm import LLM
+from nanovl.sampling_params import SamplingParams
+from nanovl.testing.random_checkpoint import write_random_vl_checkpoint
+from nanovl.tokenizer import Tokenizer
+from nanovl.train.tokenizer import build_tiny_tokenizer
+
+GREEDY = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
+QUESTIONS = ["hello", "describe the frame", "who are you", "yes"]
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_async")
+    tok_dir = build_tiny_tokenizer(root / "tok")
+    ckpt = write_random_vl_checkpoint(root / "ckpt", tokenizer_dir=tok_dir,
+                                      overrides={"llm_config": {"vocab_size": 512}})
+    return ckpt, nanovl.load_model(ckpt), Tokenizer.from_dir(ckpt)
+
+
+def make_engine(parts, **kw) -> LLMEngine:
+    ckpt, model, tok = parts
+    return LLMEngine(EngineConfig(model=str(ckpt), max_model_len=200, **kw), model=model, tokenizer=tok)
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+async def collect(agen) -> list:
+    return [out async for out in agen]
+
+
+def test_concurrent_streams_match_sync(parts):
+    want = [o.token_ids for o in LLM(engine=make_engine(parts, max_num_seqs=4)).chat(
+        [user(q) for q in QUESTIONS], GREEDY)]
+    engine = AsyncEngine(make_engine(parts, max_num_seqs=2))
+
+    async def main():
+        return await asyncio.gather(*(collect(engine.chat(user(q), GREEDY)) for q in QUESTIONS))
+
+    try:
+        streams = asyncio.run(main())
+    finally:
+        engine.shutdown()
+    assert [s[-1].token_ids for s in streams] == want
+    for s in streams:
+        assert s[-1].finished and not any(o.finished for o in s[:-1])
+        assert "".join(o.delta_reasoning for o in s) == s[-1].reasoning_content
+    stats = engine.stats()
+    assert stats["added"] == 4 and stats["finished_length"] == 4 and stats["num_generated_tokens"] == 32
+
+
+def test_disconnect_aborts_and_frees_slot(parts):
+    engine = AsyncEngine(make_engine(parts, max_num_seqs=1))
+
+    async def main():
+        long = SamplingParams(temperature=0, max_tokens=150, ignore_eos=True)
+        agen = engine.chat(user("hello"), long)
+        first = [await agen.__anext__(), await agen.__anext__()]
+        await agen.aclose()  # what the server does when the client goes away
+        # the next request gets the only slot once the abort is applied
+        rest = await collect(engine.chat(user("yes"), GREEDY))
+        return first, rest
+
+    try:
+        first, rest = asyncio.run(main())
+    finally:
+        engine.shutdown()
+    assert not first[-1].finished and rest[-1].finish_reason == "length"
+    assert engine.counters["aborted"] == 1 and engine.queue_depth == 0 and engine.num_running == 0
+    assert engine.engine.scheduler.cache.num_free_slots == 1
+
+
+def test_errors_reach_the_caller(parts):
+    engine = AsyncEngine(make_engine(parts, max_num_seqs=1))
+
+    async def main():
+        with pytest.raises(ContextLengthError):
+            await collect(engine.generate([20] * 250, GREEDY))
+        return await collect(engine.generate("hello", GREEDY))
+
+    try:
+        outs = asyncio.run(main())
+    finally:
+        engine.shutdown()
+    assert outs[-1].num_generated_tokens == 8 and engine.counters["rejected"] == 1
+    assert not engine.is_running
+
+
+def test_async_prefix_reuse(parts):
+    engine = AsyncEngine(make_engine(parts, max_num_seqs=2))
+    first = user("describe the frame in detail please")
+    full = first + [{"role": "assistant", "content": "ok"}, {"role": "user", "content": "why?"}]
+
+    async def main():
+        handle = await engine.save_prefix(first)
+        reused = await collect(engine.chat(full, GREEDY, prefix=handle))
+        plain = await collect(engine.chat(full, GREEDY))
+        return handle, reused[-1], plain[-1]
+
+    try:
+        handle, reused, plain = asyncio.run(main())
+    finally:
+        engine.shutdown()
+    assert reused.token_ids == plain.token_ids and reused.num_cached_tokens == handle.num_tokens > 0

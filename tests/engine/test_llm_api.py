@@ -1,0 +1,136 @@
+"""The LLM facade: generate/chat/stream_chat shapes, token counting, media sources, limits, errors.
+
+Run: pytest tests/engine/test_llm_api.py
+"""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import nanovl
+from nanovl.engine.engine import EngineConfig, LLMEngine
+from nanovl.errors import ContextLengthError, InvalidRequestError, QueueFullError
+from nanovl.inputs.errors import MediaError
+from nanovl.llm import BUNDLED_MODEL, LLM
+from nanovl.sampling_params import SamplingParams
+from nanovl.testing.random_checkpoint import write_random_text_checkpoint, write_random_vl_checkpoint
+from nanovl.tokenizer import Tokenizer
+from nanovl.train.tokenizer import build_tiny_tokenizer
+
+GREEDY = SamplingParams(temperature=0, max_tokens=6, ignore_eos=True)
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_llm")
+    tok_dir = build_tiny_tokenizer(root / "tok")
+    vl = write_random_vl_checkpoint(root / "vl", tokenizer_dir=tok_dir, overrides={"llm_config": {"vocab_size": 512}})
+    text = write_random_text_checkpoint(root / "text", tokenizer_dir=tok_dir, overrides={"vocab_size": 512})
+    img = root / "pic.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 200, 3), dtype=np.uint8)).save(img)
+    return vl, text, img
+
+
+@pytest.fixture(scope="module")
+def llm(paths):
+    vl, _, _ = paths
+    engine = LLMEngine(EngineConfig(model=str(vl), max_num_seqs=3, max_waiting=4, max_model_len=300),
+                       model=nanovl.load_model(vl), tokenizer=Tokenizer.from_dir(vl))
+    return LLM(engine=engine)
+
+
+def user(content) -> list[dict]:
+    return [{"role": "user", "content": content}]
+
+
+def test_generate_accepts_text_and_token_prompts(llm):
+    one = llm.generate("hello world", GREEDY)
+    many = llm.generate(["hello world", "yes", "who are you"], GREEDY)
+    ids = llm.tokenizer.encode("hello world")
+    by_ids = llm.generate([ids], GREEDY)
+    single_ids = llm.generate(ids, GREEDY)
+    assert len(one) == 1 and len(many) == 3 and all(o.finished for o in many)
+    assert one[0].token_ids == many[0].token_ids == by_ids[0].token_ids == single_ids[0].token_ids
+    assert many[0].num_prompt_tokens == len(ids) and many[0].num_generated_tokens == 6
+    assert many[0].metrics.ttft is not None and many[0].metrics.e2e_latency >= many[0].metrics.ttft
+
+
+def test_chat_batch_and_stream(llm):
+    convs = [user("hello"), user("describe the frame"), user("yes /no_think")]
+    outs = llm.chat(convs, GREEDY)
+    assert [o.token_ids for o in outs] == [llm.chat(c, GREEDY)[0].token_ids for c in convs]
+    chunks = list(llm.stream_chat(convs[1], GREEDY))
+    assert "".join(c.delta for c in chunks) == outs[1].text
+    assert "".join(c.delta_reasoning for c in chunks) == outs[1].reasoning_content
+    assert [len(c.token_ids) for c in chunks] == list(range(1, 7))
+
+
+def test_closing_a_stream_aborts(llm):
+    stream = llm.stream_chat(user("hello"), SamplingParams(temperature=0, max_tokens=50, ignore_eos=True))
+    next(stream), next(stream)
+    stream.close()
+    assert not llm.engine.has_unfinished_requests()
+    assert llm.engine.scheduler.cache.num_free_slots == 3
+
+
+def test_count_tokens_and_media_sources(llm, paths):
+    _, _, img = paths
+    raw = img.read_bytes()
+    uri = "data:image/png;base64," + base64.b64encode(raw).decode()
+    sources = [{"type": "image", "image": Image.open(img)}, {"type": "image_url", "image_url": {"url": str(img)}},
+               {"type": "image_url", "image_url": {"url": img.as_uri()}}, {"type": "image_url", "image_url": uri}]
+    counts = {llm.count_tokens(user([s, {"type": "text", "text": "what?"}])) for s in sources}
+    assert len(counts) == 1
+    processed = llm.processor.process_chat(user([sources[0], {"type": "text", "text": "what?"}]))
+    item = processed.mm_input.items[0]
+    assert item.length == llm.image_token_count(200, 90) == item.pixel_values.shape[0] * 16 + 2
+    out = llm.chat(user([sources[1], {"type": "text", "text": "what?"}]), GREEDY)[0]
+    assert out.num_prompt_tokens == counts.pop()
+    with pytest.raises(MediaError, match="not fetched"):
+        llm.count_tokens(user([{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]))
+    with pytest.raises(MediaError):
+        llm.count_tokens(user([{"type": "image_url", "image_url": {"url": str(img) + ".missing"}}]))
+
+
+def test_logprobs(llm):
+    out = llm.generate("hello", SamplingParams(temperature=0, max_tokens=4, ignore_eos=True, logprobs=2))[0]
+    assert len(out.logprobs) == 4
+    for tok, lp in zip(out.token_ids, out.logprobs):
+        assert lp.token_id == tok and lp.logprob <= 0 and len(lp.top) == 2
+        assert lp.top[0][0] == tok and lp.top[0][1] == pytest.approx(lp.logprob)
+    assert llm.generate("hello", GREEDY)[0].logprobs is None
+
+
+def test_limits_raise_client_errors(llm):
+    with pytest.raises(QueueFullError):
+        llm.generate(["a", "b", "c", "d", "e"], GREEDY)
+    assert not llm.engine.has_unfinished_requests()
+    with pytest.raises(ContextLengthError, match="max_model_len=300"):
+        llm.generate([[20] * 300], GREEDY)
+    with pytest.raises(InvalidRequestError, match=r"\[0, 512\)"):
+        llm.generate([[5, 512]], GREEDY)
+    with pytest.raises(InvalidRequestError, match="role"):
+        llm.chat([{"role": "robot", "content": "hi"}], GREEDY)
+    with pytest.raises(InvalidRequestError, match="markers"):
+        llm.chat(user("I typed <image> myself"), GREEDY)
+    out = llm.generate([[20] * 290], SamplingParams(temperature=0, max_tokens=50, ignore_eos=True))[0]
+    assert out.finish_reason == "length" and out.num_generated_tokens == 10
+
+
+def test_constructor_options(paths):
+    vl, text, _ = paths
+    with pytest.raises(ValueError, match="unknown engine option"):
+        LLM(vl, max_num_seq=4)
+    with pytest.raises(ValueError, match="max_num_seqs"):
+        EngineConfig(max_num_seqs=0)
+    if not (BUNDLED_MODEL / "config.json").is_file():
+        with pytest.raises(ValueError, match="bundled tiny model"):
+            LLM()
+    text_llm = LLM(text, max_num_seqs=2, dtype="float32", device="cpu")
+    assert text_llm.chat(user("hello"), GREEDY)[0].num_generated_tokens == 6
+    with pytest.raises(InvalidRequestError, match="text-only"):
+        text_llm.chat(user([{"type": "image", "image": Image.new("RGB", (32, 32))}]), GREEDY)
