@@ -1,0 +1,86 @@
+"""A checkpoint's summary without loading its weights: parameters, layer pattern, context,
+vision shape, frame sampling defaults, and what given images or videos cost in prompt tokens.
+
+Used by `nanovl info`; shapes come from the safetensors headers, costs from the processor.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+LAYER_KINDS = {"M": "Mamba2", "*": "attention", "-": "MLP"}
+
+
+def _count(n: int) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
+def _param_groups(folder: Path) -> dict[str, int]:
+    from nanovl.model.loader import read_checkpoint_shapes
+
+    groups = {"language": 0, "vision": 0, "projector": 0}
+    for key, shape in read_checkpoint_shapes(folder).items():
+        n = math.prod(shape)
+        if key.startswith("vision_model."):
+            groups["vision"] += n
+        elif key.startswith("mlp1."):
+            groups["projector"] += n
+        else:
+            groups["language"] += n
+    return groups
+
+
+def describe_model(model: str | Path | None, *, images: Sequence[str] = (), videos: Sequence[str] = (),
+                   video_fps: float = 2.0, video_max_frames: int = 128) -> list[str]:
+    """Lines describing `model` (None: the bundled tiny model) and the cost of each image/video.
+
+    Raises:
+        ValueError for a missing or unreadable checkpoint; MediaError for unreadable media.
+    """
+    from nanovl.config import VLConfig, config_from_hf
+    from nanovl.llm import BUNDLED_MODEL
+    from nanovl.model.loader import read_config, resolve_checkpoint
+
+    folder = resolve_checkpoint(model if model is not None else BUNDLED_MODEL)
+    cfg = config_from_hf(read_config(folder))
+    text = cfg.text if isinstance(cfg, VLConfig) else cfg
+    groups = _param_groups(folder)
+    kinds = ", ".join(f"{LAYER_KINDS[k]} x{text.pattern.count(k)}" for k in LAYER_KINDS if k in text.pattern)
+    lines = [f"model: {folder}",
+             f"parameters: {_count(sum(groups.values()))} "
+             f"({', '.join(f'{k} {_count(v)}' for k, v in groups.items() if v)})",
+             f"layers: {text.num_layers}, pattern: {text.pattern} ({kinds})",
+             f"hidden size: {text.hidden_size}, vocab: {text.vocab_size}",
+             f"context: {text.max_position_embeddings} tokens"]
+    if not isinstance(cfg, VLConfig):
+        return lines + ["vision: none (text-only checkpoint)"]
+    v = cfg.vision
+    lines += [f"vision: RADIO ViT {v.num_hidden_layers} layers x {v.hidden_size} dims, {v.num_attention_heads} heads, "
+              f"patch {v.patch_size}; tile {cfg.force_image_size}px -> {cfg.num_image_token} tokens/tile, "
+              f"up to {cfg.max_num_tiles} tiles" + (" + thumbnail" if cfg.use_thumbnail else ""),
+              f"video: {video_fps:g} fps, up to {video_max_frames} frames, "
+              f"EVS pruning rate {cfg.video_pruning_rate:g}"]
+    if images or videos:
+        lines += _media_costs(folder, cfg, images, videos, video_fps, video_max_frames)
+    return lines
+
+
+def _media_costs(folder: Path, cfg, images: Sequence[str], videos: Sequence[str], fps: float,
+                 max_frames: int) -> list[str]:
+    from nanovl.processor import Processor
+    from nanovl.tokenizer import Tokenizer
+
+    proc = Processor(Tokenizer.from_dir(folder), cfg, video_fps=fps, video_max_frames=max_frames)
+    lines = []
+    for kind, paths in (("image", images), ("video", videos)):
+        for path in paths:
+            part = {"type": f"{kind}_url", f"{kind}_url": {"url": str(path)}}
+            item = proc.process_chat([{"role": "user", "content": [part]}]).mm_input.items[0]
+            n = item.pixel_values.shape[0]
+            what = f"{n} tiles" if kind == "image" else f"{n} frames"
+            lines.append(f"{kind} {path}: {item.length} tokens ({what}, {item.num_embeds} image tokens)")
+    return lines

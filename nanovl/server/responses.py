@@ -1,0 +1,137 @@
+"""RequestOutput -> OpenAI JSON: chat completions and their SSE chunks, text completions, usage, logprobs.
+
+Pure functions of the engine's outputs; the routes decide when to call them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from typing import Any, Sequence
+
+from nanovl.engine.outputs import RequestOutput, TokenLogprob
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def sse(payload: dict[str, Any] | str) -> str:
+    """One server-sent event; `payload` is a dict (JSON) or the literal "[DONE]"."""
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {data}\n\n"
+
+
+def usage(num_prompt: int, num_completion: int) -> dict[str, int]:
+    return {"prompt_tokens": num_prompt, "completion_tokens": num_completion,
+            "total_tokens": num_prompt + num_completion}
+
+
+def usage_of(finals: Sequence[RequestOutput]) -> dict[str, int]:
+    """n choices share one prompt: count its tokens once, the completions of all."""
+    prompt = finals[0].num_prompt_tokens if finals else 0
+    return usage(prompt, sum(o.num_generated_tokens for o in finals))
+
+
+# ------------------------------------------------------------------ logprobs
+def _token_text(tokenizer, token_id: int) -> str:
+    return tokenizer.decode([token_id])
+
+
+def _bytes(text: str) -> list[int]:
+    return list(text.encode("utf-8"))
+
+
+def _finite(x: float) -> float:
+    # JSON has no -inf; a token the mask ruled out still needs a number
+    return x if math.isfinite(x) else -9999.0
+
+
+def chat_logprobs(tokenizer, items: Sequence[TokenLogprob | None], num_top: int) -> dict[str, Any]:
+    """OpenAI chat shape: {"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}]}."""
+    content = []
+    for lp in items:
+        if lp is None:
+            continue
+        tok = _token_text(tokenizer, lp.token_id)
+        top = [{"token": (t := _token_text(tokenizer, tid)), "logprob": _finite(v), "bytes": _bytes(t)}
+               for tid, v in lp.top[:num_top]]
+        content.append({"token": tok, "logprob": _finite(lp.logprob), "bytes": _bytes(tok), "top_logprobs": top})
+    return {"content": content}
+
+
+def completion_logprobs(tokenizer, items: Sequence[TokenLogprob | None], num_top: int,
+                        offset: int = 0) -> dict[str, Any]:
+    """Legacy completions shape: tokens, token_logprobs, top_logprobs, text_offset."""
+    tokens, values, tops, offsets = [], [], [], []
+    for lp in items:
+        if lp is None:
+            continue
+        tok = _token_text(tokenizer, lp.token_id)
+        tokens.append(tok)
+        values.append(_finite(lp.logprob))
+        tops.append({_token_text(tokenizer, tid): _finite(v) for tid, v in lp.top[:num_top]} if num_top else None)
+        offsets.append(offset)
+        offset += len(tok)
+    return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
+
+
+# ---------------------------------------------------------------------- chat
+def chat_message(out: RequestOutput) -> dict[str, Any]:
+    msg: dict[str, Any] = {"role": "assistant", "content": out.text}
+    if out.reasoning_content is not None:
+        msg["reasoning_content"] = out.reasoning_content
+    return msg
+
+
+def chat_completion(resp_id: str, created: int, model: str, finals: Sequence[RequestOutput],
+                    logprobs: Sequence[dict | None]) -> dict[str, Any]:
+    choices = [{"index": i, "message": chat_message(o), "logprobs": lp, "finish_reason": o.finish_reason}
+               for i, (o, lp) in enumerate(zip(finals, logprobs))]
+    return {"id": resp_id, "object": "chat.completion", "created": created, "model": model,
+            "choices": choices, "usage": usage_of(finals)}
+
+
+def chat_delta(out: RequestOutput) -> dict[str, str]:
+    delta: dict[str, str] = {}
+    if out.delta_reasoning:
+        delta["reasoning_content"] = out.delta_reasoning
+    if out.delta:
+        delta["content"] = out.delta
+    return delta
+
+
+def chat_chunk(resp_id: str, created: int, model: str, index: int, delta: dict[str, Any], *,
+               finish_reason: str | None = None, logprobs: dict | None = None,
+               usage_stats: dict | None = None) -> dict[str, Any]:
+    choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
+    chunk = {"id": resp_id, "object": "chat.completion.chunk", "created": created, "model": model,
+             "choices": [choice]}
+    if usage_stats is not None:
+        chunk["usage"] = usage_stats
+    return chunk
+
+
+def usage_chunk(resp_id: str, created: int, model: str, obj: str, usage_stats: dict) -> dict[str, Any]:
+    """The final chunk of `stream_options.include_usage`: no choices, just the totals."""
+    return {"id": resp_id, "object": obj, "created": created, "model": model, "choices": [], "usage": usage_stats}
+
+
+# --------------------------------------------------------------- completions
+def completion(resp_id: str, created: int, model: str, finals: Sequence[RequestOutput], texts: Sequence[str],
+               logprobs: Sequence[dict | None], prompt_tokens: int) -> dict[str, Any]:
+    choices = [{"index": i, "text": t, "logprobs": lp, "finish_reason": o.finish_reason}
+               for i, (o, t, lp) in enumerate(zip(finals, texts, logprobs))]
+    return {"id": resp_id, "object": "text_completion", "created": created, "model": model,
+            "choices": choices, "usage": usage(prompt_tokens, sum(o.num_generated_tokens for o in finals))}
+
+
+def completion_chunk(resp_id: str, created: int, model: str, index: int, text: str, *,
+                     finish_reason: str | None = None, logprobs: dict | None = None) -> dict[str, Any]:
+    return {"id": resp_id, "object": "text_completion", "created": created, "model": model,
+            "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}]}

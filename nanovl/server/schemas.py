@@ -1,0 +1,111 @@
+"""Pydantic request models in OpenAI's shapes, with vLLM's names for the extra sampling knobs.
+
+Only requests are modelled: type errors here become 400s. Responses are plain dicts built in
+`server/responses.py`. Unknown top-level fields are ignored (clients send `user`, `store`, ...).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_N = 16
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TextPart(_Model):
+    type: Literal["text"]
+    text: str
+
+
+class MediaURL(_Model):
+    # per-item knobs ride along to the processor (max_num_tiles, fps, max_frames, ...)
+    model_config = ConfigDict(extra="allow")
+    url: str
+
+
+class ImageURLPart(_Model):
+    type: Literal["image_url"]
+    image_url: MediaURL
+
+
+class VideoURLPart(_Model):
+    type: Literal["video_url"]
+    video_url: MediaURL
+
+
+ContentPart = Annotated[Union[TextPart, ImageURLPart, VideoURLPart], Field(discriminator="type")]
+
+
+class ChatMessage(_Model):
+    # tool_calls / tool_call_id / name pass through to the chat template
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: Union[str, list[ContentPart], None] = None
+
+
+class JSONSchemaSpec(_Model):
+    name: str = "response"
+    description: Optional[str] = None
+    # `schema` shadows a BaseModel attribute, hence the alias
+    json_schema: dict[str, Any] = Field(alias="schema")
+    strict: Optional[bool] = None
+
+
+class ResponseFormat(_Model):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: Optional[JSONSchemaSpec] = None
+
+
+class StreamOptions(_Model):
+    include_usage: bool = False
+    continuous_usage_stats: bool = False
+
+
+class SamplingFields(_Model):
+    """Fields shared by /v1/chat/completions and /v1/completions."""
+
+    model: Optional[str] = None
+    max_tokens: Optional[int] = Field(default=None, ge=1)
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    top_k: Optional[int] = None
+    min_p: Optional[float] = None
+    presence_penalty: Optional[float] = None
+    frequency_penalty: Optional[float] = None
+    repetition_penalty: Optional[float] = None
+    seed: Optional[int] = None
+    stop: Union[str, list[str], None] = None
+    stop_token_ids: Optional[list[int]] = None
+    ignore_eos: bool = False
+    skip_special_tokens: bool = True
+    include_stop_str_in_output: bool = False
+    n: int = Field(default=1, ge=1, le=MAX_N)
+    stream: bool = False
+    stream_options: Optional[StreamOptions] = None
+    response_format: Optional[ResponseFormat] = None
+
+
+class ChatCompletionRequest(SamplingFields):
+    """POST /v1/chat/completions."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: Optional[int] = Field(default=None, ge=1)
+    logprobs: bool = False
+    top_logprobs: Optional[int] = Field(default=None, ge=0)
+    chat_template_kwargs: Optional[dict[str, Any]] = None
+    thinking_budget: Optional[int] = Field(default=None, ge=0)
+    video_pruning_rate: Optional[float] = None
+    tools: Optional[list[dict[str, Any]]] = None
+    tool_choice: Union[str, dict[str, Any], None] = None
+
+
+class CompletionRequest(SamplingFields):
+    """POST /v1/completions: a raw prompt (text or token ids), no chat template."""
+
+    prompt: Union[str, list[int], list[str], list[list[int]]]
+    logprobs: Optional[int] = Field(default=None, ge=0)
+    echo: bool = False

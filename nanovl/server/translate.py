@@ -1,0 +1,118 @@
+"""HTTP request models -> what the library takes: SamplingParams, chat messages, template kwargs.
+
+No generation logic here: names are mapped, defaults filled from the prompt length, and the
+library's own validation (SamplingParams, processor) reports the errors.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from nanovl.errors import ContextLengthError
+from nanovl.sampling_params import SamplingParams
+from nanovl.server.errors import APIError
+from nanovl.server.schemas import ChatCompletionRequest, CompletionRequest, SamplingFields
+
+# request field -> SamplingParams field, copied when the client set it
+_PASSTHROUGH = ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
+                "repetition_penalty", "seed", "stop_token_ids")
+
+
+@dataclasses.dataclass
+class ChatInputs:
+    """A chat request split into the processor's inputs and per-request options."""
+
+    messages: list[dict[str, Any]]
+    chat_template_kwargs: dict[str, Any]
+    enable_thinking: bool | None
+    thinking_budget: int | None
+    tools: list[dict[str, Any]] | None
+
+
+def chat_inputs(req: ChatCompletionRequest) -> ChatInputs:
+    """Messages as plain dicts ("developer" -> "system"), thinking switches pulled out."""
+    messages = []
+    for m in req.messages:
+        d = m.model_dump(exclude_none=True, by_alias=True)
+        if d["role"] == "developer":
+            d["role"] = "system"
+        if req.video_pruning_rate is not None and isinstance(d.get("content"), list):
+            for part in d["content"]:
+                if part.get("type") == "video_url":
+                    part["video_url"].setdefault("video_pruning_rate", req.video_pruning_rate)
+        messages.append(d)
+    kwargs = dict(req.chat_template_kwargs or {})
+    thinking = kwargs.pop("enable_thinking", None)
+    if thinking is not None and not isinstance(thinking, bool):
+        raise APIError(400, "chat_template_kwargs.enable_thinking must be a boolean",
+                       param="chat_template_kwargs.enable_thinking")
+    budget = req.thinking_budget
+    if budget is None:
+        budget = kwargs.pop("thinking_budget", None)
+    else:
+        kwargs.pop("thinking_budget", None)
+    return ChatInputs(messages, kwargs, thinking, budget, req.tools)
+
+
+def response_format(req: SamplingFields) -> dict[str, Any] | None:
+    fmt = req.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    if fmt.json_schema is None:
+        raise APIError(400, "response_format of type json_schema needs a json_schema object",
+                       param="response_format.json_schema")
+    spec = fmt.json_schema
+    return {"type": "json_schema", "json_schema": {"name": spec.name, "schema": spec.json_schema}}
+
+
+def resolve_max_tokens(requested: int | None, num_prompt_tokens: int, max_model_len: int) -> int:
+    """The client's max_tokens, or all of the context the prompt leaves (vLLM's default)."""
+    room = max_model_len - num_prompt_tokens
+    if room < 1:
+        raise ContextLengthError(num_prompt_tokens, max_model_len, "no room is left for even one generated token")
+    if requested is None:
+        return room
+    if requested > room:
+        raise APIError(400, f"this model's context is {max_model_len} tokens, but {num_prompt_tokens} prompt "
+                            f"tokens + max_tokens {requested} exceed it", param="max_tokens",
+                       code="context_length_exceeded")
+    return requested
+
+
+def sampling_params(req: SamplingFields, *, max_tokens: int, logprobs: int | None, choice: int = 0,
+                    enable_thinking: bool | None = None, thinking_budget: int | None = None) -> SamplingParams:
+    """SamplingParams for choice `choice` of `req` (choice k > 0 uses seed + k, so n samples differ)."""
+    kwargs: dict[str, Any] = {name: getattr(req, name) for name in _PASSTHROUGH if getattr(req, name) is not None}
+    if "seed" in kwargs and choice:
+        kwargs["seed"] += choice
+    kwargs.update(max_tokens=max_tokens, stop=req.stop or [], ignore_eos=req.ignore_eos,
+                  skip_special_tokens=req.skip_special_tokens,
+                  include_stop_str_in_output=req.include_stop_str_in_output,
+                  logprobs=logprobs, response_format=response_format(req),
+                  enable_thinking=enable_thinking, thinking_budget=thinking_budget)
+    return SamplingParams(**kwargs)
+
+
+def chat_logprobs_count(req: ChatCompletionRequest) -> int | None:
+    """SamplingParams.logprobs for a chat request (None = off)."""
+    if not req.logprobs:
+        if req.top_logprobs:
+            raise APIError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
+        return None
+    return req.top_logprobs or 0
+
+
+def completion_prompts(req: CompletionRequest) -> list[str | list[int]]:
+    """The prompt field as a list of prompts (text or token ids)."""
+    p = req.prompt
+    if isinstance(p, str):
+        prompts: list = [p]
+    elif p and all(isinstance(x, int) for x in p):
+        prompts = [p]
+    else:
+        prompts = list(p)
+    if not prompts or any(len(x) == 0 for x in prompts):
+        raise APIError(400, "prompt must be a non-empty string or a non-empty list of token ids", param="prompt")
+    return prompts
