@@ -1,0 +1,164 @@
+"""Dense video captions: schema-constrained JSON events per segment, merged, as JSON / WebVTT / SRT / PNG.
+
+The model is asked for `[{"start": s, "end": s, "caption": "..."}]` under a JSON schema (times
+bounded by the segment's length), so the output always parses; times come back on the segment's
+own clock and are moved by the segment's start before the segments are joined.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
+
+from nanovl.inputs.transcript import format_timestamp
+
+CAPTION_PROMPT = "Describe the events with timestamps."
+MAX_CAPTIONS_PER_SEGMENT = 32
+MAX_CAPTION_CHARS = 160
+FORMATS = ("json", "vtt", "srt")
+
+
+@dataclass(frozen=True)
+class Caption:
+    """One event: media seconds [start, end) and what happens."""
+
+    start: float
+    end: float
+    caption: str
+
+
+def caption_schema(max_time: float) -> dict:
+    """JSON schema of one segment's answer; times in [0, max_time] seconds of the segment."""
+    limit = round(max(max_time, 0.0), 3)
+    number = {"type": "number", "minimum": 0, "maximum": limit}
+    return {
+        "type": "array", "minItems": 1, "maxItems": MAX_CAPTIONS_PER_SEGMENT,
+        "items": {"type": "object",
+                  "properties": {"start": number, "end": number,
+                                 "caption": {"type": "string", "minLength": 1, "maxLength": MAX_CAPTION_CHARS}},
+                  "required": ["start", "end", "caption"], "additionalProperties": False},
+    }
+
+
+def response_format(max_time: float) -> dict:
+    return {"type": "json_schema", "json_schema": {"name": "captions", "schema": caption_schema(max_time)}}
+
+
+def parse_captions(text: str) -> list[Caption]:
+    """Events of one answer; an answer cut short (max_tokens) keeps its complete events."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        cut = text.rfind("}")
+        try:
+            data = json.loads(text[:cut + 1] + "]") if cut > 0 else []
+        except json.JSONDecodeError:
+            data = []
+    out = []
+    for item in data if isinstance(data, list) else []:
+        try:
+            start, end = float(item["start"]), float(item["end"])
+            # one line per cue: a newline would end a VTT/SRT cue early, "-->" would start a timing line
+            words = " ".join(str(item["caption"]).split()).replace("-->", "->")
+        except (TypeError, KeyError, ValueError):
+            continue
+        if words:
+            out.append(Caption(min(start, end), max(start, end), words))
+    return out
+
+
+def place(captions: Iterable[Caption], offset: float, lo: float, hi: float) -> list[Caption]:
+    """Move segment-clock captions to media time (+offset) and clamp them into [lo, hi]."""
+    placed = []
+    for c in captions:
+        start = min(max(c.start + offset, lo), hi)
+        end = min(max(c.end + offset, start), hi)
+        placed.append(Caption(round(start, 3), round(end, 3), c.caption))
+    return placed
+
+
+def merge_captions(per_segment: Sequence[Sequence[Caption]], *, gap: float = 0.0) -> list[Caption]:
+    """Join the segments' captions in time order; one event cut by a segment boundary (the same
+    caption ending where the next segment's starts, within `gap` s) becomes one caption again."""
+    merged: list[Caption] = []
+    for i, captions in enumerate(per_segment):
+        for c in sorted(captions, key=lambda c: (c.start, c.end)):
+            join = next((j for j, m in enumerate(merged) if i > 0 and m.caption == c.caption
+                         and m.end <= c.start + 1e-6 and c.start - m.end <= gap + 1e-6), None)
+            if join is not None:
+                merged[join] = Caption(merged[join].start, max(merged[join].end, c.end), c.caption)
+            else:
+                merged.append(c)
+    return sorted(merged, key=lambda c: (c.start, c.end))
+
+
+def dense_captions(session, *, max_tokens: int | None = None) -> list[Caption]:
+    """Captions of the whole video of a VideoSession, segment by segment, in media time."""
+    outs, _, _ = session.ask_segments(CAPTION_PROMPT, max_tokens=max_tokens,
+                                      response_format=lambda seg: response_format(seg.end - seg.start))
+    per_segment = [place(parse_captions(out.text), seg.offset, seg.start, seg.end)
+                   for seg, out in zip(session.segments, outs)]
+    return merge_captions(per_segment, gap=1.0 / session.options.fps)
+
+
+def to_json(captions: Sequence[Caption]) -> str:
+    return json.dumps([asdict(c) for c in captions], indent=2) + "\n"
+
+
+def to_vtt(captions: Sequence[Caption]) -> str:
+    cues = [f"{format_timestamp(c.start)} --> {format_timestamp(c.end)}\n{c.caption}" for c in captions]
+    return "\n\n".join(["WEBVTT"] + cues) + "\n"
+
+
+def to_srt(captions: Sequence[Caption]) -> str:
+    cues = [f"{i}\n{format_timestamp(c.start, 'srt')} --> {format_timestamp(c.end, 'srt')}\n{c.caption}"
+            for i, c in enumerate(captions, 1)]
+    return "\n\n".join(cues) + "\n"
+
+
+def render(captions: Sequence[Caption], fmt: str) -> str:
+    """Captions as a "json", "vtt" or "srt" document."""
+    if fmt not in FORMATS:
+        raise ValueError(f"caption format must be one of {FORMATS}, got {fmt!r}")
+    return {"json": to_json, "vtt": to_vtt, "srt": to_srt}[fmt](captions)
+
+
+def draw_timeline(captions: Sequence[Caption], duration: float, path: str, *,
+                  boundaries: Sequence[float] = ()) -> None:
+    """Save a PNG: one bar per caption (overlapping events on separate rows), segment cuts dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows: list[float] = []  # end time of the last bar on each row
+    placed = []
+    for c in captions:
+        # a bar reserves room for its label too, so labels of nearby events do not overprint
+        end = max(c.end, c.start + 0.2 * max(duration, 1e-3))
+        row = next((r for r, last in enumerate(rows) if last <= c.start), None)
+        if row is None:
+            row = len(rows)
+            rows.append(end)
+        rows[row] = end
+        placed.append((row, c))
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.5 * max(1, len(rows))))
+    for row, c in placed:
+        width = max(c.end - c.start, duration / 400)
+        ax.barh(row, width, left=c.start, height=0.8, color=f"C{row % 10}", alpha=0.7)
+        ax.text(c.start, row, " " + c.caption[:60], va="center", fontsize=8, clip_on=True)
+    for t in boundaries:
+        ax.axvline(t, color="gray", linestyle="--", linewidth=0.8)
+    ax.set_xlim(0, max(duration, 1e-3))
+    ax.set_ylim(-0.6, max(1, len(rows)) - 0.4)
+    ax.invert_yaxis()
+    ax.set_yticks([])
+    ax.set_xlabel("seconds")
+    ax.set_title(f"{len(captions)} captions")
+    fig.tight_layout()
+    with warnings.catch_warnings():
+        # captions may hold characters the default font lacks; they are drawn as boxes
+        warnings.filterwarnings("ignore", message="Glyph .* missing")
+        fig.savefig(path, dpi=100)
+    plt.close(fig)
