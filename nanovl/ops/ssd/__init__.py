@@ -25,7 +25,8 @@ def ssd_chunk_scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.
                    initial_state: torch.Tensor | None = None,
                    dt_limit: tuple[float, float] = (0.0, math.inf)) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunked SSD over a prompt; see `ssd_chunk_scan_ref` for shapes."""
-    if use_kernel("ssd_chunk_scan", x, dt, B, C) and (k := _kernel()) is not None:
+    # the prompt scan runs on flash-linear-attention's kernels, so it also needs `fla` installed
+    if use_kernel("ssd_chunk_scan", x, dt, B, C) and (k := _kernel()) is not None and k.chunk_scan_available():
         return k.ssd_chunk_scan_triton(x, dt, A, B, C, chunk_size, D, dt_bias, initial_state, dt_limit)
     return ssd_chunk_scan_ref(x, dt, A, B, C, chunk_size, D, dt_bias, initial_state, dt_limit)
 

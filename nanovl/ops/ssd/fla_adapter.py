@@ -8,12 +8,14 @@ The D skip is added here, outside the kernel. Needs the `fla` package (flash-lin
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 
 import torch
 
 from nanovl.ops.ssd.ref import _dt
 
+log = logging.getLogger("nanovl.ops")
 _ok: bool | None = None
 
 
@@ -27,35 +29,41 @@ def available() -> bool:
                 from fla.ops.simple_gla import chunk_simple_gla  # noqa: F401
             except ImportError:
                 _ok = False
+        if not _ok:
+            log.warning("flash-linear-attention (fla) is not importable: ssd_chunk_scan uses the reference")
     return _ok
+
+
+def simple_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor,
+               initial_state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The SSD scan proper on prepared inputs (see module docstring).
+
+    Args:
+        q, k: [B, T, H, N] (C and B per head); v: [B, T, H, P] = dt * x; g: [B, T, H] fp32 = dt * A;
+        initial_state: [B, H, P, N] or None.
+    Returns:
+        y: [B, T, H, P] in v's dtype (no D skip); final_state: [B, H, P, N] fp32.
+    """
+    from fla.ops.simple_gla import chunk_simple_gla
+
+    h0 = None if initial_state is None else initial_state.float().contiguous()
+    y, final = chunk_simple_gla(q, k, v, g=g, scale=1.0, initial_state=h0, output_final_state=True,
+                                state_v_first=True)
+    return y.to(v.dtype), final
 
 
 def ssd_chunk_scan_fla(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                        D: torch.Tensor | None = None, dt_bias: torch.Tensor | None = None,
                        initial_state: torch.Tensor | None = None,
                        dt_limit: tuple[float, float] = (0.0, math.inf)) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chunked SSD via fla. Shapes as `ssd_chunk_scan_ref` (chunk length is fla's own).
-
-    Args:
-        x: [B, T, H, P]; dt: [B, T, H] raw; A: [H]; B, C: [B, T, G, N]; D, dt_bias: [H] or None;
-        initial_state: [B, H, P, N] or None; dt_limit: clamp of dt after softplus.
-    Returns:
-        y: [B, T, H, P] in x's dtype; final_state: [B, H, P, N] fp32.
-    """
-    from fla.ops.simple_gla import chunk_simple_gla
-
-    n_heads, n_groups = x.shape[2], B.shape[2]
-    if n_heads % n_groups:
-        raise ValueError(f"ssd: {n_heads} heads of x are not divisible by {n_groups} groups of B/C")
-    rep = n_heads // n_groups
+    """Chunked SSD via fla with the input preparation in plain torch (the unfused twin of
+    `ssd_chunk_scan_triton`). Shapes as `ssd_chunk_scan_ref`."""
+    rep = x.shape[2] // B.shape[2]
     dt = _dt(dt, dt_bias, dt_limit)  # [B, T, H] fp32
     v = (x.float() * dt[..., None]).to(x.dtype)  # [B, T, H, P]
-    # fla's simple GLA has one q/k head per v head: broadcast the groups
     q = C.to(x.dtype).repeat_interleave(rep, dim=2)  # [B, T, H, N]
     k = B.to(x.dtype).repeat_interleave(rep, dim=2)
-    h0 = None if initial_state is None else initial_state.float().contiguous()
-    y, final = chunk_simple_gla(q, k, v, g=dt * A.float(), scale=1.0, initial_state=h0,
-                                output_final_state=True, state_v_first=True)
+    y, final = simple_gla(q, k, v, dt * A.float(), initial_state)
     if D is not None:
         y = torch.addcmul(y.float(), x.float(), D.float()[:, None]).to(x.dtype)
-    return y.to(x.dtype), final
+    return y, final

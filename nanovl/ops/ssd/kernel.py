@@ -96,6 +96,52 @@ def chunk_scan_available() -> bool:
     return fla_adapter.available()
 
 
+@triton.jit
+def _ssd_scan_prep_kernel(x, dt, A, dt_bias, v, g, H, P, x_r, x_h, dt_r, dt_h,
+                          dt_min, dt_max, HAS_DT_BIAS: tl.constexpr, CLAMP: tl.constexpr,
+                          BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr):
+    # one (b, t) row and BLOCK_H heads: dt = clamp(softplus(dt + bias)), g = dt * A, v = dt * x
+    row, pid_h = tl.program_id(0), tl.program_id(1)
+    offs_h = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    offs_p = tl.arange(0, BLOCK_P)
+    mask_h = offs_h < H
+    d = tl.load(dt + row * dt_r + offs_h * dt_h, mask=mask_h, other=0.0).to(tl.float32)
+    if HAS_DT_BIAS:
+        d += tl.load(dt_bias + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+    d = tl.where(d > 20.0, d, tl.log(1.0 + tl.exp(d)))
+    if CLAMP:
+        d = tl.minimum(tl.maximum(d, dt_min), dt_max)
+    tl.store(g + row * H + offs_h, d * tl.load(A + offs_h, mask=mask_h, other=0.0).to(tl.float32), mask=mask_h)
+    m2 = mask_h[:, None] & (offs_p < P)[None, :]
+    xv = tl.load(x + row * x_r + offs_h[:, None] * x_h + offs_p[None, :], mask=m2, other=0.0).to(tl.float32)
+    tl.store(v + row * H * P + offs_h[:, None] * P + offs_p[None, :],
+             (xv * d[:, None]).to(v.dtype.element_ty), mask=m2)
+
+
+@triton.jit
+def _ssd_scan_skip_kernel(y, x, D, H, P, x_r, x_h,
+                          BLOCK_H: tl.constexpr, BLOCK_P: tl.constexpr):
+    # y += D * x in place (y contiguous [rows, H, P])
+    row, pid_h = tl.program_id(0), tl.program_id(1)
+    offs_h = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    offs_p = tl.arange(0, BLOCK_P)
+    mask_h = offs_h < H
+    m2 = mask_h[:, None] & (offs_p < P)[None, :]
+    xv = tl.load(x + row * x_r + offs_h[:, None] * x_h + offs_p[None, :], mask=m2, other=0.0).to(tl.float32)
+    yp = y + row * H * P + offs_h[:, None] * P + offs_p[None, :]
+    out = tl.load(yp, mask=m2, other=0.0).to(tl.float32) + \
+        tl.load(D + offs_h, mask=mask_h, other=0.0).to(tl.float32)[:, None] * xv
+    tl.store(yp, out.to(y.dtype.element_ty), mask=m2)
+
+
+def _rows_view(t: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """t [B, T, ...] with a contiguous last dim, viewed as rows b*T + t at one stride -> (t, row stride)."""
+    b, n = t.shape[:2]
+    if t.stride(-1) != 1 or (b > 1 and n > 1 and t.stride(0) != n * t.stride(1)):
+        t = t.contiguous()
+    return t, (t.stride(1) if n > 1 else t.stride(0))
+
+
 def ssd_chunk_scan_triton(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                           chunk_size: int, D: torch.Tensor | None = None, dt_bias: torch.Tensor | None = None,
                           initial_state: torch.Tensor | None = None,
@@ -111,4 +157,30 @@ def ssd_chunk_scan_triton(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B:
     """
     from nanovl.ops.ssd import fla_adapter
 
-    return fla_adapter.ssd_chunk_scan_fla(x, dt, A, B, C, D, dt_bias, initial_state, dt_limit)
+    bsz, t_len, n_heads, p = x.shape
+    n_groups = B.shape[2]
+    if n_heads % n_groups:
+        raise ValueError(f"ssd: {n_heads} heads of x are not divisible by {n_groups} groups of B/C")
+    x, x_r = _rows_view(x)
+    dt, dt_r = _rows_view(dt)
+    x_h = x.stride(2)
+    # 1. dt, log-decay g = dt * A and v = dt * x in one pass
+    v = torch.empty(bsz, t_len, n_heads, p, dtype=x.dtype, device=x.device)
+    g = torch.empty(bsz, t_len, n_heads, dtype=torch.float32, device=x.device)
+    block_h, block_p = 16, triton.next_power_of_2(p)
+    grid = (bsz * t_len, triton.cdiv(n_heads, block_h))
+    clamp = dt_limit[0] > 0.0 or dt_limit[1] != math.inf
+    _ssd_scan_prep_kernel[grid](x, dt, A, dt_bias if dt_bias is not None else A, v, g, n_heads, p,
+                                x_r, x_h, dt_r, dt.stride(2),
+                                float(dt_limit[0]), float(min(dt_limit[1], 3.0e38)),
+                                HAS_DT_BIAS=dt_bias is not None, CLAMP=clamp,
+                                BLOCK_H=block_h, BLOCK_P=block_p, num_warps=4)
+    # 2. the scan (groups broadcast to heads)
+    rep = n_heads // n_groups
+    q = C.to(x.dtype).repeat_interleave(rep, dim=2)  # [B, T, H, N]
+    k = B.to(x.dtype).repeat_interleave(rep, dim=2)
+    y, final = fla_adapter.simple_gla(q, k, v, g, initial_state)
+    # 3. the D skip, in place
+    if D is not None:
+        _ssd_scan_skip_kernel[grid](y, x, D, n_heads, p, x_r, x_h, BLOCK_H=block_h, BLOCK_P=block_p, num_warps=4)
+    return y, final

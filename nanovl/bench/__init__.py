@@ -1,0 +1,1 @@
+"""Benchmarks behind `nanovl bench` (see nanovl/cli_bench.py): our model, the roofline, transformers."""

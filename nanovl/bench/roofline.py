@@ -1,0 +1,98 @@
+"""Rooflines: the device's measured copy bandwidth and matmul rate, and the bytes/FLOPs each
+benchmarked workload must move or compute (weights, states, caches; linear layers, attention, SSD)."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from nanovl.config import TextConfig, VLConfig
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, *, reps: int = 5, warmup: int = 1) -> float:
+    """Median wall seconds of `fn()` over `reps` runs (device synchronized around each)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def measure_device(device: torch.device, dtype: torch.dtype) -> dict[str, float]:
+    """Copy bandwidth (bytes read + written per second) and dense matmul rate (FLOP/s) in `dtype`."""
+    big = device.type == "cuda"
+    n_bytes = (1 << 31) if big else (1 << 27)
+    src = torch.randn(n_bytes // 4, device=device)
+    dst = torch.empty_like(src)
+    t_copy = timed(lambda: dst.copy_(src), device, reps=10 if big else 3)
+    del src, dst
+    n = 8192 if big else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    t_mm = timed(lambda: a @ b, device, reps=10 if big else 3)
+    return {"copy_bytes_per_s": 2 * n_bytes / t_copy, "matmul_flop_per_s": 2 * n ** 3 / t_mm}
+
+
+def lm_linear_params(c: TextConfig) -> dict[str, int]:
+    """Weights of the LM by role: per-token linear layers (`body`), `lm_head`, `embeddings`, `other`."""
+    d = c.hidden_size
+    body = other = 0
+    for kind in c.pattern:
+        other += d  # block norm
+        if kind == "M":
+            body += d * c.in_proj_dim + c.d_inner * d
+            other += c.conv_dim * (c.conv_kernel + 1) + 3 * c.mamba_num_heads + c.d_inner
+        elif kind == "*":
+            q, kv = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
+            body += d * (q + 2 * kv) + q * d
+        else:
+            body += 2 * d * c.intermediate_size
+    return {"body": body, "lm_head": c.vocab_size * d, "embeddings": c.vocab_size * d, "other": other + d}
+
+
+def lm_prefill_flops(c: TextConfig, t_len: int, *, ssd_chunk: int = 64) -> float:
+    """FLOPs of one prompt of t_len tokens with logits for the last token only."""
+    p = lm_linear_params(c)
+    flops = 2.0 * t_len * p["body"] + 2.0 * p["lm_head"]
+    n_attn, n_mamba = c.pattern.count("*"), c.pattern.count("M")
+    # causal attention: q.k and p.v over half the square
+    flops += n_attn * 2.0 * t_len * t_len * c.num_attention_heads * c.head_dim
+    h, hp, n = c.mamba_num_heads, c.mamba_head_dim, c.ssm_state_size
+    # chunked SSD: state in/out per token + the intra-chunk (C.B) and (.x) products
+    flops += n_mamba * t_len * (4.0 * h * hp * n + 2.0 * ssd_chunk * h * (n + hp))
+    return flops
+
+
+def lm_decode_bytes(c: TextConfig, batch: int, context: int, dtype_bytes: int = 2) -> float:
+    """Bytes one decode step must move: every weight once, plus each row's state read and written
+    and its KV cache read (context tokens)."""
+    p = lm_linear_params(c)
+    weights = (p["body"] + p["lm_head"] + p["other"]) * dtype_bytes
+    n_mamba, n_attn = c.pattern.count("M"), c.pattern.count("*")
+    ssm = c.mamba_num_heads * c.mamba_head_dim * c.ssm_state_size * 4
+    conv = c.conv_dim * (c.conv_kernel - 1) * dtype_bytes
+    kv = 2 * c.num_key_value_heads * c.head_dim * dtype_bytes * context
+    return weights + batch * (n_mamba * 2 * (ssm + conv) + n_attn * kv)
+
+
+def vision_flops(c: VLConfig, n_tiles: int) -> float:
+    """FLOPs of the ViT + pixel shuffle projector for n_tiles tiles."""
+    v = c.vision
+    grid = c.force_image_size // v.patch_size
+    t = grid * grid + (v.num_prefix_tokens or 0)
+    d = v.hidden_size
+    per_block = 2.0 * t * (4 * d * d + 2 * d * v.intermediate_size) + 4.0 * t * t * d
+    embed = 2.0 * grid * grid * v.num_channels * v.patch_size ** 2 * d
+    tokens = c.num_image_token
+    proj = 2.0 * tokens * (4 * d * c.projector_hidden_size + c.projector_hidden_size * c.text.hidden_size)
+    return n_tiles * (v.num_hidden_layers * per_block + embed + proj)

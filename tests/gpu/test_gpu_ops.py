@@ -1,0 +1,176 @@
+"""GPU kernels vs their reference twins on the same random inputs (run on the lent GPU:
+`pytest tests/gpu -m gpu`). Each check is a plain function of `device`, so the Triton kernels can
+also be checked on the CPU in interpreter mode: `TRITON_INTERPRET=1 python tests/gpu/test_gpu_ops.py`.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from nanovl.ops.attention.ref import decode_attention_ref, prefill_attention_ref  # noqa: E402
+from nanovl.ops.conv1d.ref import causal_conv1d_ref, causal_conv1d_update_ref  # noqa: E402
+from nanovl.ops.norm.ref import gated_rms_norm_ref, rms_norm_ref  # noqa: E402
+from nanovl.ops.ssd.ref import ssd_chunk_scan_ref, ssd_state_update_ref  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+DTYPES = [torch.float32, torch.bfloat16]
+# relative L2 error bounds: fp32 inputs (tf32 dots inside fla / attention), bf16 inputs
+TOL = {torch.float32: 2e-3, torch.bfloat16: 1e-2}
+
+
+def rel_err(ref: torch.Tensor, out: torch.Tensor) -> float:
+    ref, out = ref.double(), out.double()
+    return ((out - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+
+
+def check(name: str, ref: torch.Tensor, out: torch.Tensor, tol: float) -> float:
+    assert ref.shape == out.shape, f"{name}: shape {tuple(out.shape)} != {tuple(ref.shape)}"
+    assert torch.isfinite(out.float()).all(), f"{name}: non-finite output"
+    err = rel_err(ref, out)
+    assert err < tol, f"{name}: relative L2 error {err:.3e} >= {tol:.1e}"
+    return err
+
+
+def _poisoned(t: torch.Tensor) -> torch.Tensor:
+    return t.clone().fill_(float("nan")) if t.is_floating_point() else t.clone()
+
+
+def run_conv(device, dtype, b=2, c=300, t=37, k=4):
+    from nanovl.ops.conv1d.kernel import causal_conv1d_triton, causal_conv1d_update_triton
+
+    x = torch.randn(b, t, c, device=device, dtype=dtype).transpose(1, 2)  # channel-contiguous, as in the model
+    w, bias = torch.randn(c, k, device=device, dtype=dtype), torch.randn(c, device=device, dtype=dtype)
+    st = torch.randn(b, c, k - 1, device=device, dtype=dtype)
+    st_ref, st_k = st.clone(), st.clone()
+    errs = [check("conv", causal_conv1d_ref(x, w, bias, st_ref), causal_conv1d_triton(x, w, bias, st_k), TOL[dtype]),
+            check("conv_state", st_ref, st_k, 1e-6)]
+    short = x[:, :, :2]  # shorter than the history
+    errs.append(check("conv_short", causal_conv1d_ref(short, w, None, st_ref, None),
+                      causal_conv1d_triton(short, w, None, st_k, None), TOL[dtype]))
+    check("conv_short_state", st_ref, st_k, 1e-6)
+    xs = torch.randn(b, c, device=device, dtype=dtype)
+    errs.append(check("conv_update", causal_conv1d_update_ref(xs, st_ref, w, bias),
+                      causal_conv1d_update_triton(xs, st_k, w, bias), TOL[dtype]))
+    check("conv_update_state", st_ref, st_k, 1e-6)
+    return max(errs)
+
+
+def run_norm(device, dtype, rows=5, d=96, groups=4):
+    from nanovl.ops.norm.kernel import gated_rms_norm_triton, rms_norm_triton
+
+    x, z = torch.randn(rows, 2, d, device=device, dtype=dtype), torch.randn(rows, 2, d, device=device, dtype=dtype)
+    w = torch.randn(d, device=device, dtype=dtype)
+    e1 = check("rms_norm", rms_norm_ref(x, w, 1e-5), rms_norm_triton(x, w, 1e-5), TOL[dtype])
+    wide = torch.randn(rows, 3 * d, device=device, dtype=dtype)  # z as a strided column slice
+    e2 = check("gated_rms_norm", gated_rms_norm_ref(wide[:, :d], wide[:, d:2 * d], w, groups, 1e-5),
+               gated_rms_norm_triton(wide[:, :d], wide[:, d:2 * d], w, groups, 1e-5), TOL[dtype])
+    return max(e1, e2)
+
+
+def _ssd_inputs(device, dtype, b, t, h, p, g, n):
+    r = lambda *s: torch.randn(*s, device=device)  # noqa: E731
+    return dict(x=r(b, t, h, p).to(dtype), dt=r(b, t, h).to(dtype), A=-torch.rand(h, device=device) * 2 - 0.1,
+                B=r(b, t, g, n).to(dtype), C=r(b, t, g, n).to(dtype), D=r(h), dt_bias=r(h) * 0.5)
+
+
+def run_state_update(device, dtype, b=3, h=8, p=10, g=2, n=16, limit=(0.0, math.inf)):
+    from nanovl.ops.ssd.kernel import ssd_state_update_triton
+
+    inp = _ssd_inputs(device, dtype, b, 1, h, p, g, n)
+    args = (inp["x"][:, 0], inp["dt"][:, 0], inp["A"], inp["B"][:, 0], inp["C"][:, 0], inp["D"], inp["dt_bias"], limit)
+    st = torch.randn(b, h, p, n, device=device)
+    st_ref, st_k = st.clone(), st.clone()
+    e = check("state_update", ssd_state_update_ref(st_ref, *args), ssd_state_update_triton(st_k, *args), TOL[dtype])
+    check("state_update_state", st_ref, st_k, 1e-5)
+    return e
+
+
+def run_chunk_scan(device, dtype, b=2, t=300, h=8, p=80, g=2, n=128, with_state=True):
+    from nanovl.ops.ssd.kernel import ssd_chunk_scan_triton
+
+    inp = _ssd_inputs(device, dtype, b, t, h, p, g, n)
+    inp["B"], inp["C"] = inp["B"] * n ** -0.5, inp["C"] * n ** -0.5  # keep outputs O(1)
+    init = torch.randn(b, h, p, n, device=device) if with_state else None
+    args = (inp["x"], inp["dt"], inp["A"], inp["B"], inp["C"], 128, inp["D"], inp["dt_bias"], init)
+    y_ref, s_ref = ssd_chunk_scan_ref(*args)
+    y, s = ssd_chunk_scan_triton(*args)
+    return max(check("chunk_scan_y", y_ref, y, TOL[dtype]), check("chunk_scan_state", s_ref, s, TOL[dtype]))
+
+
+def run_attention(device, dtype, b=3, hq=8, hkv=2, dh=64, cap=300, t=20):
+    from nanovl.ops.attention.kernel import decode_attention_triton, prefill_attention_triton
+
+    k = torch.randn(b, hkv, cap, dh, device=device, dtype=dtype)
+    v = torch.randn(b, hkv, cap, dh, device=device, dtype=dtype)
+    q = torch.randn(b, t, hq, dh, device=device, dtype=dtype)
+    errs = []
+    for start in ([0, 0, 0], [5, 5, 5], [0, 7, 100]):
+        sp = torch.tensor(start, device=device)
+        errs.append(check(f"prefill{start}", prefill_attention_ref(q, k, v, sp, dh ** -0.5),
+                          prefill_attention_triton(q, k, v, sp, dh ** -0.5), TOL[dtype]))
+    lens = torch.tensor([1, 77, cap], device=device)
+    errs.append(check("decode", decode_attention_ref(q[:, 0], k, v, lens, dh ** -0.5),
+                      decode_attention_triton(q[:, 0], k, v, lens, dh ** -0.5), TOL[dtype]))
+    return max(errs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
+def test_causal_conv1d(dtype):
+    run_conv("cuda", dtype)
+    run_conv("cuda", dtype, b=1, c=12288, t=1000)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
+def test_rms_norms(dtype):
+    run_norm("cuda", dtype)
+    run_norm("cuda", dtype, rows=7, d=10240, groups=8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
+def test_state_update(dtype):
+    run_state_update("cuda", dtype)
+    run_state_update("cuda", dtype, b=4, h=128, p=80, g=8, n=128, limit=(0.01, 0.5))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "initial-state"])
+def test_chunk_scan(dtype, with_state):
+    pytest.importorskip("fla")
+    run_chunk_scan("cuda", dtype, with_state=with_state)
+    run_chunk_scan("cuda", dtype, b=2, t=1, h=4, p=16, g=1, n=16, with_state=with_state)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
+def test_attention(dtype):
+    run_attention("cuda", dtype)
+    run_attention("cuda", dtype, b=2, hq=40, hkv=8, dh=128, cap=2000, t=64)
+
+
+def _patch_interpreter_index() -> None:
+    # triton 3.6's interpreter turns a loaded scalar into a 1-element array that numpy 2 refuses
+    # to int(); loop bounds read from memory need it
+    from triton.runtime import interpreter
+
+    orig = interpreter._patch_lang_tensor
+
+    def patched(tensor, scope):
+        orig(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+
+    interpreter._patch_lang_tensor = patched
+
+
+if __name__ == "__main__":  # interpreter-mode check of the Triton kernels on the CPU
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev == "cpu":
+        _patch_interpreter_index()
+    torch.manual_seed(0)
+    for fn in (run_conv, run_norm, run_state_update, run_attention):
+        for dt in DTYPES:
+            print(f"{fn.__name__:18s} {str(dt):15s} rel err {fn(dev, dt):.2e}")
