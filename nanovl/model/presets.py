@@ -69,7 +69,36 @@ TINY = {
     "video_pruning_rate": 0.0,
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"nano-12b-v2-vl": NANO_12B_V2_VL, "tiny": TINY}
+# The shipped trained tiny model (nanovl/assets/tiny): small enough for a 2-core CPU and a
+# ~20-minute GPU run, wide enough to read 20 px text. 128 px tiles -> 16 tokens per tile.
+TINY_TRAINED = {
+    "llm_config": {
+        "vocab_size": 1024,
+        "hidden_size": 256,
+        # 4 Mamba2, 2 attention, 2 MLP blocks; attention never first
+        "hybrid_override_pattern": "M*M-M*M-",
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
+        "intermediate_size": 1024,
+        "mamba_num_heads": 8, "mamba_head_dim": 64, "ssm_state_size": 32, "n_groups": 2,
+        # 64-token chunks keep the reference scan's Python loop short on ~500-token prompts
+        "conv_kernel": 4, "chunk_size": 64,
+        "max_position_embeddings": 8192,
+        "bos_token_id": 1, "eos_token_id": 12, "pad_token_id": 0,
+    },
+    "vision_config": {
+        "hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 4, "mlp_ratio": 4.0,
+        "patch_size": 16, "max_img_size": 256,
+        "num_cls_tokens": 1, "num_registers": 3,
+    },
+    "force_image_size": 128,
+    "projector_hidden_size": 512,
+    "max_num_tiles": 12,
+    # replaced by the trained tokenizer's own `<image>` id when the checkpoint is written
+    "img_context_token_id": 1018,
+    "video_pruning_rate": 0.0,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {"nano-12b-v2-vl": NANO_12B_V2_VL, "tiny": TINY, "tiny-trained": TINY_TRAINED}
 
 _LLM_COMMON = {
     "model_type": "nemotron_h",

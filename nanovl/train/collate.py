@@ -1,0 +1,117 @@
+"""A batch of Examples -> one forward pass: encode media, fill `<img>` pairs, pad, masked loss.
+
+Media are encoded first because EVS decides per frame how many tokens a video keeps from the
+embeddings themselves (`NemotronVL.encode_video`), and the prompt ids depend on those counts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from nanovl.inputs.evs import retention_mask
+from nanovl.train.dataset import Example
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class MediaIds:
+    """The ids that frame media embeddings in a prompt."""
+
+    image: int  # `<image>` (one per embedding)
+    start: int  # `<img>`
+    end: int  # `</img>`
+    pad: int = 0
+
+
+def assemble(ex: Example, counts: list[int], ids: MediaIds) -> tuple[list[int], list[int]]:
+    """Fill the k-th `<img></img>` pair of `ex.ids` with counts[k] `<image>` ids.
+
+    Returns:
+        (input ids, labels): labels are IGNORE except on the last `ex.n_target` positions,
+        which hold the next-token targets (shifted by one, as the LM predicts t+1 from t).
+    """
+    out: list[int] = []
+    k = 0
+    for tok in ex.ids:
+        out.append(tok)
+        if tok == ids.start:
+            if k >= len(counts):
+                raise ValueError(f"example has more <img> pairs than the {len(counts)} media counts")
+            out.extend([ids.image] * counts[k])
+            k += 1
+    if k != len(counts):
+        raise ValueError(f"example has {k} <img> pairs but {len(counts)} media counts were given")
+    labels = [IGNORE] * len(out)
+    n = len(out)
+    for pos in range(n - ex.n_target, n):
+        labels[pos - 1] = out[pos]
+    return out, labels
+
+
+def encode_media(model, batch: list[Example]) -> tuple[list[list[int]], list[torch.Tensor]]:
+    """Encode every tile and frame of the batch in one ViT call.
+
+    Returns:
+        per example: the `<image>` count of each `<img>` pair, and its embeddings [M_i, D] in pair order.
+    """
+    device = next(model.parameters()).device
+    chunks = [m.pixel_values for ex in batch for m in ex.media]
+    if not chunks:
+        return [[] for _ in batch], [None for _ in batch]
+    embeds = model.encode_images(torch.cat(chunks).to(device, non_blocking=True))  # [N, T, D]
+    counts, rows, pos = [], [], 0
+    for ex in batch:
+        ex_counts, ex_rows = [], []
+        for m in ex.media:
+            n = m.pixel_values.shape[0]
+            e = embeds[pos:pos + n]
+            pos += n
+            if m.kind == "image":
+                ex_counts.append(n * e.shape[1])
+                ex_rows.append(e.reshape(-1, e.shape[-1]))
+            else:
+                keep = retention_mask(e.detach(), m.pruning_rate) if m.pruning_rate > 0 else None
+                flat = e.reshape(-1, e.shape[-1])
+                if keep is None:
+                    ex_counts.extend([e.shape[1]] * n)
+                    ex_rows.append(flat)
+                else:
+                    ex_counts.extend(keep.view(n, -1).sum(1).tolist())
+                    ex_rows.append(flat[keep])
+        counts.append(ex_counts)
+        rows.append(torch.cat(ex_rows) if ex_rows else None)
+    return counts, rows
+
+
+def batch_loss(model, batch: list[Example], ids: MediaIds) -> dict[str, torch.Tensor]:
+    """Masked next-token loss over the completions of a batch (right-padded).
+
+    Returns:
+        {"loss": scalar, "correct": trained tokens predicted right, "tokens": trained tokens,
+         "exact": examples whose whole completion is right, "examples": batch size}.
+    """
+    device = next(model.parameters()).device
+    counts, rows = encode_media(model, batch)
+    seqs = [assemble(ex, c, ids) for ex, c in zip(batch, counts)]
+    t_max = max(len(s) for s, _ in seqs)
+    input_ids = torch.full((len(batch), t_max), ids.pad, dtype=torch.long)
+    labels = torch.full((len(batch), t_max), IGNORE, dtype=torch.long)
+    for i, (s, lab) in enumerate(seqs):
+        input_ids[i, :len(s)] = torch.tensor(s)
+        labels[i, :len(lab)] = torch.tensor(lab)
+    input_ids, labels = input_ids.to(device), labels.to(device)
+    present = [r for r in rows if r is not None]
+    image_embeds = torch.cat(present) if present else None
+    embeds = model.embed_inputs(input_ids, image_embeds)
+    logits = model.language_model(inputs_embeds=embeds).float()
+    mask = labels != IGNORE
+    loss = F.cross_entropy(logits[mask], labels[mask])
+    with torch.no_grad():
+        right = (logits.argmax(-1) == labels) | ~mask
+        exact = right.all(dim=1).sum()
+        correct = (right & mask).sum()
+    return {"loss": loss, "correct": correct, "tokens": mask.sum(), "exact": exact,
+            "examples": torch.tensor(len(batch))}

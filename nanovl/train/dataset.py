@@ -1,0 +1,165 @@
+"""Training examples built exactly like inference prompts, and the on-the-fly worker dataset.
+
+A prompt is `render_chat` of the user turn (media markers), each image marker expanded to
+`<img></img>` and each video marker to one "Frame i sampled at t seconds: <img></img>" block per
+frame (media_prompt's form) with transcript lines after the frame at which the speech starts.
+The `<image>` tokens between each `<img>`/`</img>` pair are inserted by `collate.assemble` once
+the number each pair holds is known (for videos that is only after EVS runs on the embeddings).
+The loss covers the completion and its end-of-turn `<SPECIAL_12>` only.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+from nanovl.chat_template import render_chat
+from nanovl.inputs.image import image_to_tiles, normalize, pil_to_float
+from nanovl.inputs.transcript import Segment, Transcript, interleave, speech_line
+from nanovl.train.samples import TrainSample, completion_text, draw_sample
+
+END_OF_TURN = "<SPECIAL_12>"
+# example seeds: dataset seed in the high bits, example index in the low 32 (as data.mixture does)
+_INDEX_BITS = 32
+
+
+@dataclass
+class Media:
+    """One image (tiles, one `<img>` pair) or video (frames, one pair per frame)."""
+
+    kind: str  # "image" or "video"
+    pixel_values: torch.Tensor  # [N, 3, S, S] normalized
+    pruning_rate: float = 0.0
+
+
+@dataclass
+class Example:
+    """Prompt + completion ids with empty `<img></img>` pairs; `media` in pair order.
+
+    ids: all token ids; the last `n_target` are trained. Image k fills one pair with
+    tiles * tokens_per_tile tokens; a video fills one pair per frame.
+    """
+
+    ids: list[int]
+    n_target: int
+    media: list[Media] = field(default_factory=list)
+    task: str = ""
+    thinking: bool = False
+
+
+def video_text(times: list[float], speech: list[tuple[float, float, str]]) -> str:
+    """The video's prompt text with empty frame pairs and transcript lines (media_prompt's frame form)."""
+    transcript = Transcript(tuple(Segment(s, e, t) for s, e, t in speech))
+    slots = interleave(list(times), transcript, line=speech_line)
+    parts = []
+    for i, (t, (_, lines)) in enumerate(zip(times, slots)):
+        parts.append(f"Frame {i + 1} sampled at {t:.2f} seconds: <img></img>")
+        parts.extend(lines)
+    return "\n".join(parts)
+
+
+def prompt_text(ts: TrainSample) -> str:
+    """The rendered inference prompt with every media marker expanded to empty `<img></img>` pairs."""
+    # generator markers carry no source; the template only needs the part types
+    parts = [{**p, p["type"]: p.get(p["type"], "sample")} if p["type"] in ("image", "video") else p
+             for p in ts.sample.messages[0]["content"]]
+    prompt = render_chat([{"role": "user", "content": parts}], enable_thinking=ts.thinking).prompt
+    out, images = [], 0
+    for piece in _split_markers(prompt):
+        if piece == "<image>":
+            out.append("<img></img>")
+            images += 1
+        elif piece == "<video>":
+            out.append(video_text(ts.frame_times, ts.speech))
+        else:
+            out.append(piece)
+    return "".join(out)
+
+
+def _split_markers(prompt: str) -> list[str]:
+    import re
+
+    return [p for p in re.split(r"(<image>|<video>)", prompt) if p]
+
+
+def build_example(ts: TrainSample, tokenizer, *, image_size: int, max_tiles: int, mean, std,
+                  pruning_rate: float = 0.0, with_target: bool = True) -> Example:
+    """Tokenize one sample into an Example (tiles made with `image_to_tiles`, as the processor does).
+
+    Args:
+        tokenizer: a `tokenizers.Tokenizer` or `nanovl.tokenizer.Tokenizer` (encode without specials added).
+        pruning_rate: EVS rate applied to this example's video.
+        with_target: False leaves only the prompt (evaluation).
+    """
+    prompt_ids = _encode(tokenizer, prompt_text(ts))
+    target_ids = _encode(tokenizer, completion_text(ts) + END_OF_TURN) if with_target else []
+    media = [Media("image", image_to_tiles(im, image_size=image_size, max_tiles=max_tiles, mean=mean, std=std))
+             for im in ts.sample.images]
+    if ts.frames:
+        frames = torch.cat([_frame_tile(f, image_size) for f in ts.frames])
+        media.append(Media("video", normalize(frames, mean, std).contiguous(), pruning_rate))
+    return Example(prompt_ids + target_ids, len(target_ids), media, ts.sample.task, ts.thinking)
+
+
+def _frame_tile(frame, image_size: int) -> torch.Tensor:
+    from nanovl.inputs.image import resize_bicubic
+
+    x = pil_to_float(frame)
+    return resize_bicubic(x, image_size, image_size)
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    out = tokenizer.encode(text, add_special_tokens=False)
+    return list(out.ids) if hasattr(out, "ids") else list(out)
+
+
+@dataclass(frozen=True)
+class StageSchedule:
+    """Batch index -> curriculum stage: stage 1 for the first `stage1_batches`, then stage 2."""
+
+    stage1_batches: int
+
+    def __call__(self, b: int) -> int:
+        return 1 if b < self.stage1_batches else 2
+
+
+class CurriculumStream(torch.utils.data.IterableDataset):
+    """Endless batches of Examples made by worker processes from seeds.
+
+    Batch b holds examples b*batch_size .. (b+1)*batch_size-1 of dataset `seed`; worker w makes the
+    batches b = w (mod workers) and the loader interleaves them in order, so the stream is the same
+    for any worker count and resuming at batch `start` reproduces the rest exactly.
+    """
+
+    def __init__(self, tokenizer_dir: str, *, seed: int, batch_size: int, start: int, stage_of: StageSchedule,
+                 image_size: int, max_tiles: int, mean, std, evs_rates=(0.0, 0.0, 0.3, 0.5, 0.7)):
+        self.tokenizer_dir, self.seed, self.batch_size, self.start = tokenizer_dir, seed, batch_size, start
+        self.stage_of = stage_of
+        self.image_size, self.max_tiles, self.mean, self.std = image_size, max_tiles, mean, std
+        self.evs_rates = evs_rates
+
+    def __iter__(self) -> Iterator[list[Example]]:
+        from tokenizers import Tokenizer
+
+        torch.set_num_threads(1)
+        tok = Tokenizer.from_file(os.path.join(self.tokenizer_dir, "tokenizer.json"))
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        b = self.start + wid
+        while True:
+            yield self.batch(b, tok)
+            b += nw
+
+    def batch(self, b: int, tok) -> list[Example]:
+        """Batch `b` of the stream."""
+        stage = self.stage_of(b)
+        out = []
+        for i in range(self.batch_size):
+            seed = (self.seed << _INDEX_BITS) + b * self.batch_size + i
+            ts = draw_sample(seed, stage)
+            rate = self.evs_rates[seed % len(self.evs_rates)]
+            out.append(build_example(ts, tok, image_size=self.image_size, max_tiles=self.max_tiles,
+                                     mean=self.mean, std=self.std, pruning_rate=rate))
+        return out

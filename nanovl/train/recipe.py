@@ -1,0 +1,231 @@
+"""`nanovl train`: the two-stage recipe of the shipped tiny model.
+
+Stage 1 (vision-language alignment) asks single fields of documents, chart values and video
+timings; stage 2 is supervised fine-tuning on the whole mixture (documents, charts, image pairs,
+videos with EVS at a random rate and transcript lines, sums with reasoning on and off). Every
+parameter trains in both stages: the tiny model starts from scratch, so there is no language
+model worth freezing. Data are made on the fly by worker processes from seeds.
+
+Resumable: `state.pt` holds weights, optimizer, the batch index (= data position) and the
+training seconds spent (the learning rate follows a cosine over the time budget). A run can also
+continue from an exported checkpoint folder (`--init`), restarting only the optimizer.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from nanovl.model.presets import preset_config
+from nanovl.model.vlm import NemotronVL
+from nanovl.ops.dispatch import use_reference_ops
+from nanovl.testing.random_checkpoint import random_tensor
+from nanovl.train.collate import MediaIds, batch_loss
+from nanovl.train.dataset import CurriculumStream, StageSchedule
+from nanovl.train.ship import export_checkpoint, load_into
+
+PRESET = "tiny-trained"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="nanovl train", description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True, help="run folder: state.pt, log.jsonl, export/")
+    p.add_argument("--tokenizer", default=None, help="tokenizer folder (built into OUT/tokenizer if absent)")
+    p.add_argument("--preset", default=PRESET)
+    p.add_argument("--steps", type=int, default=100_000, help="stop after this many batches in total")
+    p.add_argument("--time-budget", type=float, default=1080.0, help="training seconds the LR schedule spans")
+    p.add_argument("--time-limit", type=float, default=None, help="stop this call after so many seconds")
+    p.add_argument("--stage1-steps", type=int, default=600)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1.5e-3)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=4, help="torch threads of the training process")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--init", default=None, help="start from an exported checkpoint folder")
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--save-every", type=int, default=1000)
+    p.add_argument("--export", default=None, help="export folder (default OUT/export)")
+    p.add_argument("--max-shard-mb", type=float, default=None, help="shard the export above this size")
+    p.add_argument("--no-state", action="store_true", help="do not write state.pt (only the export)")
+    p.add_argument("--repeat-batch", action="store_true", help="train on batch 0 only (smoke test)")
+    return p.parse_args(argv)
+
+
+def init_weights(model: NemotronVL, seed: int) -> None:
+    """Name-aware random init (the random-checkpoint writer's rules: residual outputs scaled down)."""
+    gen = torch.Generator().manual_seed(seed)
+    depth = {"vision": model.config.vision.num_hidden_layers, "text": model.config.text.num_layers}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            d = depth["vision" if name.startswith("vision_model.") else "text"]
+            t = random_tensor(name, tuple(p.shape), gen, depth=d)
+            if name.endswith("embeddings.weight"):
+                t = t * 0.1  # unit-variance rows would dwarf the scaled image tokens at the start
+            p.copy_(t.to(p.dtype))
+
+
+def media_ids(tokenizer_dir: Path) -> MediaIds:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    return MediaIds(tok.token_to_id("<image>"), tok.token_to_id("<img>"), tok.token_to_id("</img>"))
+
+
+def make_optimizer(model: NemotronVL, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embeddings" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embeddings" not in n)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+def lr_at(args, step_in_call: int, seconds: float) -> float:
+    """Warmup over the first steps of each call (fresh or restarted optimizer), cosine over time to 5%."""
+    warm = min(1.0, (step_in_call + 1) / max(1, args.warmup))
+    progress = min(1.0, seconds / args.time_budget)
+    return args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _loader(args, tok_dir: Path, cfg, start: int):
+    stream = CurriculumStream(str(tok_dir), seed=args.seed, batch_size=args.batch_size, start=start,
+                              stage_of=StageSchedule(args.stage1_steps), image_size=cfg.force_image_size,
+                              max_tiles=cfg.max_num_tiles, mean=cfg.norm_mean, std=cfg.norm_std)
+    if args.workers <= 0 or args.repeat_batch:
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(tok_dir / "tokenizer.json"))
+        if args.repeat_batch:
+            fixed = stream.batch(0, tok)
+            return iter(lambda: fixed, None)
+        return (stream.batch(b, tok) for b in range(start, 1 << 40))
+    return iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=args.workers,
+                                            prefetch_factor=4, persistent_workers=False))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train; returns the last logged record."""
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok_dir = Path(args.tokenizer) if args.tokenizer else out / "tokenizer"
+    if not (tok_dir / "tokenizer.json").exists():
+        from nanovl.train.vocab import build_curriculum_tokenizer
+
+        build_curriculum_tokenizer(tok_dir)
+    cfg = preset_config(args.preset)
+    device = torch.device(args.device)
+    # the data workers own the other cores; an oversubscribed main process launches GPU work late
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    model = NemotronVL(cfg, num_prefix_tokens=cfg.vision.num_prefix_tokens)
+    init_weights(model, args.seed)
+    opt = make_optimizer(model, args.lr, args.weight_decay)
+    step, seconds = 0, 0.0
+    state_path = out / "state.pt"
+    if state_path.exists():
+        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        step, seconds = st["step"], st["seconds"]
+        print(f"resumed from {state_path} at batch {step} ({seconds:.0f} s trained)", flush=True)
+    elif args.init:
+        load_into(model, args.init)
+        meta = json.loads((Path(args.init) / "train_meta.json").read_text()) if (
+            Path(args.init) / "train_meta.json").exists() else {}
+        step, seconds = meta.get("step", 0), meta.get("seconds", 0.0)
+        print(f"continuing from {args.init} at batch {step} ({seconds:.0f} s trained), fresh optimizer", flush=True)
+    model.to(device).train()
+    _move_optimizer(opt, device)
+    ids = media_ids(tok_dir)
+    batches = _loader(args, tok_dir, cfg, step)
+    use_amp = device.type == "cuda"
+    log = (out / "log.jsonl").open("a")
+    t_call, step0, acc = time.time(), step, _Acc()
+    record: dict = {}
+    with use_reference_ops():
+        while step < args.steps:
+            if args.time_limit is not None and time.time() - t_call > args.time_limit:
+                break
+            t0 = time.time()
+            batch = next(batches)
+            t_data = time.time() - t0
+            for g in opt.param_groups:
+                g["lr"] = lr_at(args, step - step0, seconds)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                res = batch_loss(model, batch, ids)
+            opt.zero_grad(set_to_none=True)
+            res["loss"].backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            seconds += time.time() - t0
+            acc.add(res, batch, t_data, float(gnorm))
+            if step % args.log_every == 0 or step == args.steps:
+                record = acc.record(step, seconds, opt.param_groups[0]["lr"], args.stage1_steps)
+                print(json.dumps(record), flush=True)
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                acc = _Acc()
+            if step % args.save_every == 0 and not args.no_state:
+                _save_state(state_path, model, opt, step, seconds)
+    if not args.no_state:
+        _save_state(state_path, model, opt, step, seconds)
+    export = Path(args.export) if args.export else out / "export"
+    max_bytes = int(args.max_shard_mb * 2 ** 20) if args.max_shard_mb else None
+    export_checkpoint(model, export, preset=args.preset, tokenizer_dir=tok_dir, max_shard_bytes=max_bytes)
+    (export / "train_meta.json").write_text(json.dumps({"step": step, "seconds": seconds, "seed": args.seed,
+                                                        "batch_size": args.batch_size}) + "\n")
+    print(f"stopped at batch {step} after {seconds:.0f} s of training; exported {export}", flush=True)
+    return record
+
+
+class _Acc:
+    """Running sums between two log lines."""
+
+    def __init__(self):
+        self.n, self.loss, self.correct, self.tokens, self.exact, self.examples = 0, 0.0, 0, 0, 0, 0
+        self.t_data, self.gnorm, self.tasks = 0.0, 0.0, {}
+
+    def add(self, res, batch, t_data, gnorm):
+        self.n += 1
+        self.loss += float(res["loss"].detach())
+        self.correct += int(res["correct"])
+        self.tokens += int(res["tokens"])
+        self.exact += int(res["exact"])
+        self.examples += int(res["examples"])
+        self.t_data += t_data
+        self.gnorm += gnorm
+        for ex in batch:
+            self.tasks[ex.task] = self.tasks.get(ex.task, 0) + 1
+
+    def record(self, step, seconds, lr, stage1_steps) -> dict:
+        n = max(1, self.n)
+        return {"step": step, "stage": 1 if step <= stage1_steps else 2, "seconds": round(seconds, 1),
+                "loss": round(self.loss / n, 4), "token_acc": round(self.correct / max(1, self.tokens), 4),
+                "exact": round(self.exact / max(1, self.examples), 4), "lr": round(lr, 6),
+                "grad_norm": round(self.gnorm / n, 3), "data_wait_s": round(self.t_data / n, 3),
+                "tasks": self.tasks}
+
+
+def _move_optimizer(opt: torch.optim.Optimizer, device: torch.device) -> None:
+    for st in opt.state.values():
+        for k, v in st.items():
+            if torch.is_tensor(v) and k != "step":
+                st[k] = v.to(device)
+
+
+def _save_state(path: Path, model, opt, step: int, seconds: float) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "seconds": seconds}, tmp)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    main()

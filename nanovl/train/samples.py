@@ -1,0 +1,139 @@
+"""The training curriculum: which generator, which question and how large, drawn per example seed.
+
+Every sample comes from the synthetic generators in `nanovl.train.data`. Two simplifications help
+the tiny model read (the eval uses the same rendering on held-out seeds, so it stays honest):
+documents and charts are rendered at scale 2 (512 px pages, ~20 px text after tiling), and
+stage 1 asks only single-field questions.
+
+Videos are drawn from the same script generator as `make_video_sample`, but their frames are
+rendered straight at the 2 fps sample times instead of going through an mp4 (no PyAV or
+espeak-ng on the training machine); the spoken fact becomes a transcript line, as the video
+workflow writes ASR output into the prompt.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from nanovl.train.data import videos as V
+from nanovl.train.data.charts import make_chart_sample
+from nanovl.train.data.common import Sample, chat
+from nanovl.train.data.documents import make_document_sample
+from nanovl.train.data.multi_image import make_multi_image_sample
+from nanovl.train.data.reasoning import make_reasoning_sample
+
+# documents/charts/pairs are drawn at this render scale (fonts grow with it)
+RENDER_SCALE = 2
+VIDEO_FPS = 2.0
+# a rough espeak-ng speaking time per character at rate 130 (only used when no audio is made)
+_SPEECH_S_PER_CHAR = 0.075
+
+STAGE_TASKS = {
+    # stage 1: read single fields off documents and charts (vision-language alignment)
+    1: {"document": 3.0, "chart": 2.0, "video": 1.0},
+    # stage 2: the whole mixture
+    2: {"document": 3.0, "chart": 2.0, "multi_image": 1.5, "video": 2.0, "reasoning": 2.5},
+}
+DOC_QUESTIONS = {1: {"total": 2, "vendor": 1, "number": 1, "date": 1, "currency": 1},
+                 2: {"json": 4, "total": 1, "vendor": 1, "number": 1, "date": 1, "currency": 1}}
+CHART_QUESTIONS = {1: {"value": 1}, 2: {"value": 4, "largest": 1, "smallest": 1, "json": 1}}
+VIDEO_QUESTIONS = {1: {"appear": 3, "disappear": 1, "narration": 1, "count": 1},
+                   2: {"appear": 4, "disappear": 2, "interval": 1, "count": 1, "narration": 2, "speech": 1}}
+
+
+@dataclass
+class TrainSample:
+    """A generator sample plus what the prompt builder needs.
+
+    frames: video frames (PIL) at `frame_times`; speech: [(start, end, text)] transcript segments.
+    thinking: the reasoning switch of the prompt (targets without a trace get an empty one).
+    """
+
+    sample: Sample
+    thinking: bool
+    frames: list[Image.Image] = field(default_factory=list)
+    frame_times: list[float] = field(default_factory=list)
+    speech: list[tuple[float, float, str]] = field(default_factory=list)
+
+
+def _pick(rng: random.Random, weights: dict[str, float]) -> str:
+    names = sorted(weights)
+    return rng.choices(names, weights=[weights[n] for n in names])[0]
+
+
+def sample_times(duration: float, fps: float = VIDEO_FPS) -> list[float]:
+    """The frame times `nanovl.inputs.video.load_video` samples for a short clip (k / fps < duration)."""
+    n = max(1, int(round(duration * fps - 1e-6)))
+    times = [k / fps for k in range(n)]
+    return [t for t in times if t < duration - 1e-9] or [0.0]
+
+
+def render_video_sample(seed: int, question: str | None = None) -> tuple[Sample, list[Image.Image], list[float],
+                                                                          list[tuple[float, float, str]]]:
+    """The clip `make_video_sample(seed)` would write, without the mp4: frames at 2 fps + transcript.
+
+    The rng draws follow `make_video_sample` (script, question kind, fact), so a seed gives the same
+    events and fact; the fact's end time is estimated instead of measured from synthesized audio.
+    """
+    rng = random.Random(seed)
+    script = V.random_script(rng, size=V.DEFAULT_SIZE)
+    drawn = rng.choices(V.QUESTION_KINDS, weights=V._QUESTION_WEIGHTS)[0]
+    key = rng.choice(tuple(V.FACTS))
+    value = rng.choice(V.FACTS[key])
+    where = rng.random()
+    text = f"The {key} is {value}."
+    length = _SPEECH_S_PER_CHAR * len(text)
+    latest = max(0.5, script.duration - length - 0.25)
+    start = (1 + int(where * int(latest * 2))) / 2
+    narration = V.Narration(text, key, value, start, round(min(script.duration, start + length), 1))
+    kind = question or drawn
+    q_text, target = V._question(kind, script, narration, rng)
+    times = sample_times(script.duration)
+    frames = [V.render_frame(script, t) for t in times]
+    truth = {"duration": script.duration, "fps": script.fps, "captions": script.captions(),
+             "narration": {"text": text, "key": key, "value": value, "start": start, "end": narration.end},
+             "question_kind": kind}
+    sample = Sample("video", chat(q_text, target, video=True), target, truth, seed=seed)
+    return sample, frames, times, [(narration.start, narration.end, text)]
+
+
+def draw_sample(seed: int, stage: int) -> TrainSample:
+    """One training sample of `stage` (1 or 2) from `seed`: task, question kind and thinking drawn from it."""
+    rng = random.Random(seed ^ 0x5EED)
+    task = _pick(rng, STAGE_TASKS[stage])
+    # non-reasoning answers are trained both behind an empty thought and with thinking off
+    thinking = rng.random() < 0.5
+    if task == "document":
+        s = make_document_sample(seed, scale=RENDER_SCALE, question=_pick(rng, DOC_QUESTIONS[stage]))
+    elif task == "chart":
+        s = make_chart_sample(seed, scale=RENDER_SCALE, question=_pick(rng, CHART_QUESTIONS[stage]))
+    elif task == "multi_image":
+        s = make_multi_image_sample(seed, scale=RENDER_SCALE)
+    elif task == "reasoning":
+        s = make_reasoning_sample(seed, scale=RENDER_SCALE)
+        return TrainSample(s, s.thinking)
+    elif task == "video":
+        s, frames, times, speech = render_video_sample(seed, _pick(rng, VIDEO_QUESTIONS[stage]))
+        return TrainSample(s, thinking, frames, times, speech)
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    return TrainSample(s, thinking)
+
+
+def completion_text(ts: TrainSample) -> str:
+    """The trained completion after the template's generation prompt (end-of-turn added by the caller)."""
+    s = ts.sample
+    if s.task == "reasoning" or not ts.thinking:
+        from nanovl.train.data.reasoning import prompt_split
+
+        return prompt_split(s.target, ts.thinking)[1] if s.task == "reasoning" else s.target
+    # the prompt already opened "<think>\n"; an empty thought closes it
+    return "\n</think>\n" + s.target
+
+
+def describe(ts: TrainSample) -> dict[str, Any]:
+    """A small JSON-able summary for logs."""
+    return {"task": ts.sample.task, "seed": ts.sample.seed, "thinking": ts.thinking}
