@@ -37,6 +37,13 @@ class CLIError(Exception):
     """Bad command-line input: reported as one line, exit status 1."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump); subparsers inherit the class."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"nanovl: error: {message} (see '{self.prog} --help')\n")
+
+
 # ------------------------------------------------------------------- parser
 def _engine_flags(p: argparse.ArgumentParser) -> None:
     """One --kebab-case flag per EngineConfig field (model excepted); unset flags keep the defaults."""
@@ -79,8 +86,8 @@ def _sampling_flags(p: argparse.ArgumentParser, max_tokens: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nanovl", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="nanovl", description=__doc__.split("\n\n")[0],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("serve", help="OpenAI-compatible HTTP server")
@@ -164,7 +171,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     llm = _load_llm(args.model, engine_kwargs(args))
     history = [{"role": "system", "content": args.system}] if args.system else []
     pending = [_media_part("image", p) for p in args.image] + [_media_part("video", p) for p in args.video]
-    return chat_loop(llm, _params(args), history, pending, media_part=_media_part)
+    return chat_loop(llm, _params(args), history, pending, media_part=_media_part, busy=_Spinner)
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -5,8 +5,10 @@ conversation, /exit (or EOF) leaves. A bad file or request prints one error line
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import sys
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, ContextManager, TextIO
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 HELP = "commands: /image PATH, /video PATH, /reset, /exit"
@@ -14,9 +16,13 @@ HELP = "commands: /image PATH, /video PATH, /reset, /exit"
 
 def chat_loop(llm, params, history: list[dict[str, Any]], pending: list[dict[str, Any]], *,
               media_part: Callable[[str, str], dict[str, Any]], stdin: TextIO | None = None,
-              stdout: TextIO | None = None) -> int:
-    """Read lines, answer each with `llm.stream_chat`; returns the exit status (0)."""
+              stdout: TextIO | None = None, busy: Callable[[str], ContextManager] | None = None) -> int:
+    """Read lines, answer each with `llm.stream_chat`; returns the exit status (0).
+
+    busy(desc): a context manager shown while a turn with a video is preprocessed (a progress line).
+    """
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    busy = busy or (lambda desc: contextlib.nullcontext())
     base = list(history)
     tty = stdout.isatty()
     print(HELP, file=sys.stderr)
@@ -45,9 +51,13 @@ def chat_loop(llm, params, history: list[dict[str, Any]], pending: list[dict[str
         content = [*pending, {"type": "text", "text": line}] if pending else line
         history.append({"role": "user", "content": content})
         try:
-            answer = _stream_answer(llm, history, params, stdout, tty)
+            # the whole history goes to the model each turn, so an earlier video is decoded again
+            wait = busy("preprocessing video") if _has_video(history) else contextlib.nullcontext()
+            answer = _stream_answer(llm, history, params, stdout, tty, wait)
         except (ValueError, RuntimeError) as err:
+            # drop the turn and its attachments: a broken file would fail every later turn too
             history.pop()
+            pending = []
             print(f"nanovl: error: {' '.join(str(err).split())}", file=sys.stderr)
             continue
         history.append({"role": "assistant", "content": answer})
@@ -55,10 +65,19 @@ def chat_loop(llm, params, history: list[dict[str, Any]], pending: list[dict[str
     return 0
 
 
-def _stream_answer(llm, history, params, stdout: TextIO, tty: bool) -> str:
+def _has_video(history: list[dict[str, Any]]) -> bool:
+    return any(isinstance(m.get("content"), list) and any(p.get("type") == "video_url" for p in m["content"])
+               for m in history)
+
+
+def _stream_answer(llm, history, params, stdout: TextIO, tty: bool, first_wait: ContextManager) -> str:
     """Print the reasoning (dimmed on a TTY) and the answer as they stream; return the answer."""
     out, in_reasoning = None, False
-    for out in llm.stream_chat(history, params):
+    stream = iter(llm.stream_chat(history, params))
+    # media are decoded before the first output: that wait is what `first_wait` covers
+    with first_wait:
+        first = list(itertools.islice(stream, 1))
+    for out in itertools.chain(first, stream):
         if out.delta_reasoning:
             if not in_reasoning and tty:
                 stdout.write(DIM)

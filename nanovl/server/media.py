@@ -22,6 +22,7 @@ from nanovl.server.errors import APIError
 
 MEDIA_KEYS = {"image_url": "image_url", "video_url": "video_url"}
 MAX_REDIRECTS = 3
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,21 @@ def local_path(url: str, policy: MediaPolicy, *, name: str) -> Path:
 def _read_file(path: Path, policy: MediaPolicy, name: str) -> bytes:
     try:
         # O_NOFOLLOW: the checked path must not turn into a link between the check and the read
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # O_NONBLOCK: a FIFO under the root must not hang the worker (it is refused below)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise APIError(400, f"{name}: no such file under the media root", param="messages", code="invalid_media")
     except OSError as err:
         raise APIError(400, f"{name}: cannot open the file ({err.strerror})", param="messages", code="invalid_media")
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise APIError(400, f"{name}: not a regular file", param="messages", code="invalid_media")
-        data = f.read(policy.max_media_bytes + 1)
+    # check the type on the raw fd: fdopen itself fails on a directory
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise APIError(400, f"{name}: not a regular file", param="messages", code="invalid_media")
+    try:
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(policy.max_media_bytes + 1)
+    except OSError as err:
+        raise APIError(400, f"{name}: cannot read the file ({err.strerror})", param="messages", code="invalid_media")
     if len(data) > policy.max_media_bytes:
         raise _too_large(name, policy)
     return data
@@ -115,6 +122,9 @@ def is_public_address(addr: str) -> bool:
     embedded = []
     if ip.version == 6:
         embedded = [a for a in (ip.ipv4_mapped, ip.sixtofour, ip.teredo and ip.teredo[1]) if a]
+        # NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits
+        if ip in NAT64:
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
     for a in [ip, *embedded]:
         if (not a.is_global or a.is_private or a.is_loopback or a.is_link_local or a.is_multicast
                 or a.is_reserved or a.is_unspecified):

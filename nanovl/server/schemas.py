@@ -77,7 +77,8 @@ class SamplingFields(_Model):
     presence_penalty: Optional[float] = None
     frequency_penalty: Optional[float] = None
     repetition_penalty: Optional[float] = None
-    seed: Optional[int] = None
+    # torch generators take 64-bit seeds
+    seed: Optional[int] = Field(default=None, ge=-(2**63), lt=2**63)
     stop: Union[str, list[str], None] = None
     stop_token_ids: Optional[list[int]] = None
     ignore_eos: bool = False
@@ -97,8 +98,11 @@ class ChatCompletionRequest(SamplingFields):
     logprobs: bool = False
     top_logprobs: Optional[int] = Field(default=None, ge=0)
     chat_template_kwargs: Optional[dict[str, Any]] = None
+    # vLLM's name for the reasoning cap; `thinking_budget` (also read from chat_template_kwargs) is an alias
+    thinking_token_budget: Optional[int] = Field(default=None, ge=0)
     thinking_budget: Optional[int] = Field(default=None, ge=0)
-    video_pruning_rate: Optional[float] = None
+    # EVS fraction of video tokens dropped; checked here so a request without video still gets a 400
+    video_pruning_rate: Optional[float] = Field(default=None, ge=0.0, lt=1.0)
     tools: Optional[list[dict[str, Any]]] = None
     tool_choice: Union[str, dict[str, Any], None] = None
 

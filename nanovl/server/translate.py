@@ -42,15 +42,14 @@ def chat_inputs(req: ChatCompletionRequest) -> ChatInputs:
                     part["video_url"].setdefault("video_pruning_rate", req.video_pruning_rate)
         messages.append(d)
     kwargs = dict(req.chat_template_kwargs or {})
+    for value, param in ((messages, "messages"), (req.tools, "tools"), (kwargs, "chat_template_kwargs")):
+        _check_utf8(value, param)
     thinking = kwargs.pop("enable_thinking", None)
     if thinking is not None and not isinstance(thinking, bool):
         raise APIError(400, "chat_template_kwargs.enable_thinking must be a boolean",
                        param="chat_template_kwargs.enable_thinking")
-    budget = req.thinking_budget
-    if budget is None:
-        budget = kwargs.pop("thinking_budget", None)
-    else:
-        kwargs.pop("thinking_budget", None)
+    in_kwargs = kwargs.pop("thinking_budget", None)
+    budget = next((b for b in (req.thinking_token_budget, req.thinking_budget, in_kwargs) if b is not None), None)
     return ChatInputs(messages, kwargs, thinking, budget, req.tools)
 
 
@@ -86,7 +85,8 @@ def sampling_params(req: SamplingFields, *, max_tokens: int, logprobs: int | Non
     """SamplingParams for choice `choice` of `req` (choice k > 0 uses seed + k, so n samples differ)."""
     kwargs: dict[str, Any] = {name: getattr(req, name) for name in _PASSTHROUGH if getattr(req, name) is not None}
     if "seed" in kwargs and choice:
-        kwargs["seed"] += choice
+        # wrap within the signed 64-bit range the schema allows
+        kwargs["seed"] = (kwargs["seed"] + choice + 2**63) % 2**64 - 2**63
     kwargs.update(max_tokens=max_tokens, stop=req.stop or [], ignore_eos=req.ignore_eos,
                   skip_special_tokens=req.skip_special_tokens,
                   include_stop_str_in_output=req.include_stop_str_in_output,
@@ -113,6 +113,22 @@ def completion_prompts(req: CompletionRequest) -> list[str | list[int]]:
         prompts = [p]
     else:
         prompts = list(p)
+    _check_utf8(prompts, "prompt")
     if not prompts or any(len(x) == 0 for x in prompts):
         raise APIError(400, "prompt must be a non-empty string or a non-empty list of token ids", param="prompt")
     return prompts
+
+
+def _check_utf8(value: Any, param: str) -> None:
+    """JSON may carry lone surrogates ("\\ud800"); the tokenizer cannot take them, so refuse up front."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise APIError(400, f"{param}: text is not valid Unicode (lone surrogate)", param=param)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _check_utf8(v, param)
+    elif isinstance(value, list):
+        for v in value:
+            _check_utf8(v, param)

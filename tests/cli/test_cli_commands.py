@@ -1,0 +1,155 @@
+"""`nanovl run`, `nanovl info`, --help of every subcommand, one-line errors, progress on stderr.
+
+Commands run in-process through cli.main(argv) (the model loads in well under a second once
+torch is imported); test_cli_serve.py covers the real console entry point in a subprocess.
+Run: pytest tests/cli/test_cli_commands.py
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import jsonschema
+import pytest
+from safetensors import safe_open
+
+from nanovl import cli
+
+SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer", "minimum": 0,
+                                                                              "maximum": 9}},
+          "required": ["ok", "n"], "additionalProperties": False}
+
+
+def run_main(argv, capsys):
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("command", ["serve", "chat", "run", "info", None])
+def test_help(command, capsys):
+    argv = [command, "--help"] if command else ["--help"]
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: nanovl")
+    if command == "serve":
+        assert "--allowed-media-root" in out and "--api-key" in out and "--max-num-seqs" in out
+    if command is None:
+        # the other helpers' subcommands are still listed
+        assert all(name in out for name in ("serve", "chat", "run", "info", "video", "extract", "bench"))
+
+
+def test_info_model_summary_and_media_cost(ckpt, media, capsys):
+    code, out, _ = run_main(["info", ckpt, "--image", media["image"], "--video", media["video"]], capsys)
+    assert code == 0
+    with safe_open(f"{ckpt}/model.safetensors", "pt") as f:
+        total = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    lines = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    assert lines["parameters"].startswith(f"{total / 1e3:.2f}K")
+    assert lines["layers"].startswith("6, pattern: M*M-M*")
+    assert lines["context"] == "8192 tokens"
+    from nanovl.llm import LLM
+
+    llm = LLM(ckpt)
+    image_cost = lines[f"image {media['image']}"]
+    assert image_cost.startswith(f"{llm.image_token_count(32, 32)} tokens")
+    # 8 frames at 4 fps sampled at the default 2 fps: 4 frames
+    video_cost = lines[f"video {media['video']}"]
+    assert f"4 frames, {llm.video_token_count(4)} image tokens" in video_cost
+
+
+def test_run_prints_the_answer(ckpt, media, capsys):
+    from nanovl.llm import LLM
+    from nanovl.sampling_params import SamplingParams
+
+    argv = ["run", ckpt, "what is this?", "--image", media["image"], "--max-tokens", "6", "--no-think"]
+    code, out, _ = run_main(argv, capsys)
+    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": media["image"]}},
+                                             {"type": "text", "text": "what is this?"}]}]
+    want = LLM(ckpt).chat(messages, SamplingParams(temperature=0, max_tokens=6, enable_thinking=False))[0].text
+    assert code == 0 and out == want + "\n"
+
+
+def test_run_video_and_reasoning(ckpt, media, capsys):
+    argv = ["run", ckpt, "what happens?", "--video", media["video"], "--max-tokens", "5", "--show-reasoning"]
+    code, out, err = run_main(argv, capsys)
+    # thinking is on by default; the random model never closes it, so all 5 tokens are reasoning
+    assert code == 0 and out == "\n" and err.strip()
+
+
+def test_run_json_schema(ckpt, tmp_path, capsys):
+    schema = tmp_path / "answer.json"
+    schema.write_text(json.dumps(SCHEMA))
+    argv = ["run", ckpt, "json please", "--json-schema", str(schema), "--no-think", "--max-tokens", "60",
+            "--temperature", "1.0", "--seed", "1"]
+    code, out, _ = run_main(argv, capsys)
+    assert code == 0
+    jsonschema.validate(json.loads(out), SCHEMA)
+
+
+def bad_schema(tmp_path, text):
+    path = tmp_path / "s.json"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("case", ["missing image", "broken image", "missing video", "missing schema",
+                                  "schema not json", "schema not object", "schema invalid", "missing model",
+                                  "too many words", "bad engine value", "info missing image"])
+def test_bad_input_one_line_error(case, ckpt, media, tmp_path, capsys):
+    argv = {
+        "missing image": ["run", ckpt, "hi", "--image", str(tmp_path / "nope.png")],
+        "broken image": ["run", ckpt, "hi", "--image", media["broken"]],
+        "missing video": ["run", ckpt, "hi", "--video", str(tmp_path / "nope.mp4")],
+        "missing schema": ["run", ckpt, "hi", "--json-schema", str(tmp_path / "nope.json")],
+        "schema not json": ["run", ckpt, "hi", "--json-schema", bad_schema(tmp_path, "{oops")],
+        "schema not object": ["run", ckpt, "hi", "--json-schema", bad_schema(tmp_path, "[1, 2]")],
+        "schema invalid": ["run", ckpt, "hi", "--json-schema", bad_schema(tmp_path, '{"minProperties": "x"}')],
+        "missing model": ["run", str(tmp_path / "no-model"), "hi"],
+        "too many words": ["run", ckpt, "hi", "there"],
+        "bad engine value": ["run", ckpt, "hi", "--max-num-seqs", "0"],
+        "info missing image": ["info", ckpt, "--image", str(tmp_path / "nope.png")],
+    }[case]
+    code, out, err = run_main(argv, capsys)
+    assert code == 1 and out == ""
+    assert err.startswith("nanovl: error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("argv", [[], ["run"], ["run", "x", "--max-tokens", "many"], ["serve", "--bogus"],
+                                  ["info", "--image"], ["frobnicate"]])
+def test_usage_errors_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("nanovl: error: ") and err.count("\n") == 1, err
+
+
+class _TTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal(ckpt, media, monkeypatch, capsys):
+    # bars are drawn only when stderr is a terminal, so pipes and logs stay clean
+    err = _TTY()
+    monkeypatch.setattr("sys.stderr", err)
+    assert cli.main(["run", ckpt, "hi", "--video", media["video"], "--max-tokens", "2", "--no-think"]) == 0
+    assert "loading model" in err.getvalue() and "preprocessing video" in err.getvalue()
+    capsys.readouterr()
+    monkeypatch.undo()
+    code, _, quiet = run_main(["run", ckpt, "hi", "--max-tokens", "2", "--no-think"], capsys)
+    assert code == 0 and quiet == ""
+
+
+def test_default_model_is_the_bundled_one(capsys):
+    from nanovl.llm import BUNDLED_MODEL
+
+    if not (BUNDLED_MODEL / "config.json").is_file():
+        pytest.skip("the bundled tiny model is not there yet")
+    code, out, _ = run_main(["info"], capsys)
+    assert code == 0 and out.startswith(f"model: {BUNDLED_MODEL}")
+    code, out, _ = run_main(["run", "hello", "--max-tokens", "3", "--no-think"], capsys)
+    assert code == 0 and out.endswith("\n")
