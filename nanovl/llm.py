@@ -7,12 +7,14 @@
 """
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, Union
 
 from nanovl.engine.engine import EngineConfig, LLMEngine
 from nanovl.engine.outputs import RequestOutput
 from nanovl.engine.prefix_cache import PrefixHandle, prefix_request
+from nanovl.errors import QueueFullError
 from nanovl.processor import ProcessedPrompt
 from nanovl.sampling_params import SamplingParams
 
@@ -41,6 +43,9 @@ class LLM:
                 model = BUNDLED_MODEL
             engine = LLMEngine(EngineConfig.from_kwargs(model=str(model), **kwargs))
         self.engine = engine
+        # outputs of the requests someone here waits for; every engine step feeds all of them,
+        # so an open stream and a generate() call can share the engine without losing outputs
+        self._outbox: dict[str, deque[RequestOutput]] = {}
 
     @property
     def tokenizer(self):
@@ -53,7 +58,10 @@ class LLM:
     # ----------------------------------------------------------------- generate
     def generate(self, prompts: str | Sequence[str] | Sequence[Sequence[int]], sampling_params: ParamsArg = None,
                  *, prefix: PrefixHandle | None = None) -> list[RequestOutput]:
-        """Complete raw prompts (no chat template): strings or token-id lists, one output each, in order."""
+        """Complete raw prompts (no chat template): strings or token-id lists, one output each, in order.
+
+        Any number of prompts: they enter the engine as its bounded waiting queue makes room.
+        """
         if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
             prompts = [prompts]
         return self._run_all(list(prompts), sampling_params, prefix)
@@ -82,17 +90,18 @@ class LLM:
         params = sampling_params or SamplingParams()
         req_id = self.engine.add_request(self._process(messages, params, chat_template_kwargs, tools), params,
                                          prefix=prefix)
+        self._outbox[req_id] = deque()
         done = False
         try:
             while not done:
-                for out in self.engine.step():
-                    if out.req_id == req_id:
-                        done = out.finished
-                        yield out
+                out = self._next(req_id)
+                done = out.finished
+                yield out
         finally:
+            self._outbox.pop(req_id, None)
             if not done:
                 self.engine.abort(req_id)
-                self.engine.step()
+                self._step()
 
     # ----------------------------------------------------------------- prefixes
     def save_prefix(self, messages_prefix: Messages, *, chat_template_kwargs: Mapping[str, Any] | None = None,
@@ -136,25 +145,66 @@ class LLM:
         req_ids: list[str] = []
         try:
             for prompt, p in zip(prompts, params):
-                req_ids.append(self.engine.add_request(prompt, p, prefix=prefix))
-        except Exception:
-            for rid in req_ids:
-                self.engine.abort(rid)
-            self.engine.step()
+                req_ids.append(self._add_when_room(prompt, p, prefix))
+            finals = self._wait(req_ids)
+        except BaseException:
+            self._abort_all(req_ids)
             raise
-        finals = self._wait(req_ids)
         return [finals[r] for r in req_ids]
 
+    def _add_when_room(self, prompt, params: SamplingParams, prefix: PrefixHandle | None) -> str:
+        """Offline batches may exceed the bounded queue: step the engine until a place frees up."""
+        while True:
+            try:
+                req_id = self.engine.add_request(prompt, params, prefix=prefix)
+            except QueueFullError:
+                if not self.engine.has_unfinished_requests():
+                    raise
+                self._step()
+                continue
+            self._outbox[req_id] = deque(maxlen=1)
+            return req_id
+
     def _wait(self, req_ids: list[str]) -> dict[str, RequestOutput]:
-        waiting, finals = set(req_ids), {}
-        while waiting:
-            if not self.engine.has_unfinished_requests():
-                raise RuntimeError(f"requests {sorted(waiting)} vanished from the engine")
-            for out in self.engine.step():
-                if out.finished and out.req_id in waiting:
-                    finals[out.req_id] = out
-                    waiting.discard(out.req_id)
+        # a waiter wants only the final output (each carries the whole text so far), so its box
+        # keeps just the newest one; streams keep every output for their deltas
+        for r in req_ids:
+            self._outbox.setdefault(r, deque(maxlen=1))
+        finals: dict[str, RequestOutput] = {}
+        for r in req_ids:
+            while r not in finals:
+                out = self._next(r)
+                if out.finished:
+                    finals[r] = out
+                    self._outbox.pop(r, None)
         return finals
+
+    def _next(self, req_id: str) -> RequestOutput:
+        """The next output of `req_id`, stepping the engine until there is one."""
+        box = self._outbox[req_id]
+        while not box:
+            if not self.engine.has_unfinished_requests():
+                raise RuntimeError(f"request {req_id!r} vanished from the engine")
+            self._step()
+        return box.popleft()
+
+    def _step(self) -> None:
+        """One engine step; each output goes to its request's outbox (untracked ones are dropped)."""
+        for out in self.engine.step():
+            box = self._outbox.get(out.req_id)
+            if box is not None:
+                box.append(out)
+
+    def _abort_all(self, req_ids: list[str]) -> None:
+        """Cancel what is still running of `req_ids` (an error or interrupt left them behind)."""
+        for r in req_ids:
+            self._outbox.pop(r, None)
+            self.engine.abort(r)
+        try:
+            if self.engine.has_unfinished_requests():
+                self._step()
+        except Exception:  # noqa: BLE001 - the error being raised already says what went wrong
+            pass
 
 
 def _is_conversation(messages: Any) -> bool:

@@ -87,7 +87,12 @@ class AsyncEngine:
         sink: asyncio.Queue = asyncio.Queue()
         added: concurrent.futures.Future = concurrent.futures.Future()
         self._cmds.put(("add", prompt, sampling_params, req_id, prefix, save_state, loop, sink, added))
-        req_id = await asyncio.wrap_future(added)
+        try:
+            req_id = await asyncio.wrap_future(added)
+        except asyncio.CancelledError:
+            # the caller left while the engine thread was adding it: abort it once it has an id
+            added.add_done_callback(self._abort_added)
+            raise
         finished = False
         try:
             while not finished:
@@ -134,6 +139,10 @@ class AsyncEngine:
         """Cancel a request (thread-safe; takes effect before the next step)."""
         self._cmds.put(("abort", req_id))
 
+    def _abort_added(self, added: concurrent.futures.Future) -> None:
+        if not added.cancelled() and added.exception() is None:
+            self.abort(added.result())
+
     # ------------------------------------------------------------ engine thread
     def _loop(self) -> None:
         while True:
@@ -169,6 +178,8 @@ class AsyncEngine:
                 self.counters["aborted"] += 1
             return
         _, prompt, params, req_id, prefix, save_state, loop, sink, added = cmd
+        if not added.set_running_or_notify_cancel():
+            return  # the caller was cancelled before the request got in
         try:
             req_id = self.engine.add_request(prompt, params, req_id=req_id, prefix=prefix, save_state=save_state)
         except Exception as err:  # noqa: BLE001 - handed to the caller, who raises it

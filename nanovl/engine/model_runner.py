@@ -3,7 +3,9 @@
 The pool is one LMState with a row per slot. A prefill chunk runs on its row alone (B=1);
 all decoding rows run as one batched forward (`decode`). When the decode batch is the whole
 pool in slot order the pool is updated in place, with fixed shapes — the case a CUDA-graph
-capture per batch-size bucket starts from. Otherwise rows are gathered and scattered back.
+capture per batch-size bucket starts from. Rows on consecutive slots (every prefill, most
+decode batches) run on views of the pool, also in place, so no step copies a row's K/V;
+only a scattered decode batch is gathered and scattered back.
 """
 from __future__ import annotations
 
@@ -123,7 +125,7 @@ class ModelRunner:
     def prefill(self, req_id: str, slot: int, start: int, token_ids: list[int]) -> torch.Tensor:
         """Feed `token_ids` (prompt positions start..) to `slot`; returns the last logits [V]."""
         ids = torch.tensor([token_ids], dtype=torch.long, device=self.device)
-        state = self.pool.select([slot])
+        state = self._rows_view(slot, slot + 1, len(token_ids))
         media = self._media.get(req_id)
         image_embeds = None
         if media is not None:
@@ -136,7 +138,7 @@ class ModelRunner:
             logits = self.lm(inputs_embeds=embeds, state=state, logits_to_keep=1)
         else:
             logits = self.lm(ids, state=state, logits_to_keep=1)
-        self.write_rows([slot], state)
+        self._sync_view(slot, slot + 1, state)
         self.num_prefill_tokens += len(token_ids)
         return logits[0, -1]
 
@@ -145,10 +147,40 @@ class ModelRunner:
         ids = torch.tensor(token_ids, dtype=torch.long, device=self.device).unsqueeze(1)  # [B, 1]
         if slots == list(range(self.pool.batch_size)):
             return self.lm(ids, state=self.pool, logits_to_keep=1)[:, -1]
+        lo, hi = min(slots), max(slots) + 1
+        if hi - lo == len(slots):
+            # consecutive slots: run on a view in slot order, hand the logits back in row order
+            order = sorted(range(len(slots)), key=slots.__getitem__)
+            state = self._rows_view(lo, hi, 1)
+            logits = self.lm(ids[order], state=state, logits_to_keep=1)[:, -1]
+            self._sync_view(lo, hi, state)
+            return logits[torch.tensor(order, device=logits.device).argsort()]
         state = self.pool.select(slots)
         logits = self.lm(ids, state=state, logits_to_keep=1)[:, -1]
         self.write_rows(slots, state)
         return logits
+
+    def _rows_view(self, lo: int, hi: int, num_new: int) -> LMState:
+        """Pool rows lo..hi-1 as views (the forward updates the pool in place); K/V capacity is
+        grown first for `num_new` more tokens, because a view cannot grow."""
+        needed = int(self.pool.seq_lens[lo:hi].max()) + num_new
+        layers = []
+        for layer in self.pool.layers:
+            if isinstance(layer, AttentionLayerState):
+                layer.ensure_capacity(needed)
+                layer = AttentionLayerState(layer.k[lo:hi], layer.v[lo:hi])
+            elif isinstance(layer, MambaLayerState):
+                layer = MambaLayerState(layer.conv[lo:hi], layer.ssm[lo:hi])
+            layers.append(layer)
+        return LMState(layers, self.pool.seq_lens[lo:hi])
+
+    def _sync_view(self, lo: int, hi: int, view: LMState) -> None:
+        """Copy back any tensor the forward replaced instead of updating in place."""
+        pairs = [(getattr(mine, name)[lo:hi], t) for mine, theirs in zip(self.pool.layers, view.layers)
+                 if mine is not None for name, t in theirs.tensors().items()]
+        pairs.append((self.pool.seq_lens[lo:hi], view.seq_lens))
+        if any(a.data_ptr() != b.data_ptr() or a.shape != b.shape for a, b in pairs):
+            self.write_rows(list(range(lo, hi)), view)
 
     # ----------------------------------------------------------- state rows
     def write_rows(self, rows: list[int], src: LMState) -> None:

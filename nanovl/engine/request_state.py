@@ -2,7 +2,8 @@
 
 Generated ids become text through one IncrementalDetokenizer (stop strings) and one
 ReasoningStream (reasoning / answer split). The grammar follows the answer only: with thinking
-on it starts after the `</think>` id, and ids forced by the thinking budget never reach it.
+on it starts after the ids of `</think>` (one added token, or several plain ones), and ids
+forced by the thinking budget never reach it.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from nanovl.engine.detokenizer import IncrementalDetokenizer
 from nanovl.engine.outputs import RequestMetrics, RequestOutput, TokenLogprob
 from nanovl.engine.request import Request
 from nanovl.errors import InvalidRequestError
-from nanovl.reasoning import ReasoningStream, ThinkingBudget
+from nanovl.reasoning import THINK_END, ReasoningStream, ThinkingBudget
 from nanovl.sampling_params import SamplingParams
 
 
@@ -27,7 +28,7 @@ class RequestState:
     detokenizer: IncrementalDetokenizer
     reasoning: ReasoningStream
     thinking: bool
-    think_end_id: int | None
+    think_end_ids: list[int]
     generator: torch.Generator | None = None
     budget: ThinkingBudget | None = None
     grammar: Any = None
@@ -39,6 +40,7 @@ class RequestState:
     reasoning_text: str = ""
     answer_text: str = ""
     _num_absorbed: int = 0
+    _thought: list[int] = field(default_factory=list)
     _delta: list[str] = field(default_factory=lambda: ["", ""])
 
     @classmethod
@@ -49,7 +51,8 @@ class RequestState:
                                        stop=params.stop,
                                        include_stop_str_in_output=params.include_stop_str_in_output,
                                        prompt_ids=req.prompt_token_ids)
-        think_end = getattr(tokenizer, "think_end_token_id", None)
+        # the same ids ThinkingBudget forces, so a forced close always starts the answer
+        think_end = tokenizer.encode(THINK_END) if thinking else []
         st = cls(params, detok, ReasoningStream(thinking_enabled=thinking), thinking, think_end,
                  answer_started=not thinking)
         if params.seed is not None:
@@ -82,7 +85,9 @@ class RequestState:
         """Advance the thinking/answer phase and the grammar by newly chosen ids."""
         for tok in token_ids:
             if not self.answer_started:
-                self.answer_started = tok == self.think_end_id
+                self._thought.append(tok)
+                n = len(self.think_end_ids)
+                self.answer_started = n > 0 and self._thought[-n:] == self.think_end_ids
                 continue
             if self.grammar is not None and not forced and not self.grammar.is_terminated():
                 self.grammar.accept_token(tok)

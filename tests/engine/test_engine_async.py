@@ -117,3 +117,28 @@ def test_async_prefix_reuse(parts):
     finally:
         engine.shutdown()
     assert reused.token_ids == plain.token_ids and reused.num_cached_tokens == handle.num_tokens > 0
+
+
+def test_cancel_while_being_added_leaks_nothing(parts):
+    engine = AsyncEngine(make_engine(parts, max_num_seqs=1))
+    long = SamplingParams(temperature=0, max_tokens=150, ignore_eos=True)
+
+    async def main():
+        # generate() first waits for the engine thread to add the request: cancel right there
+        tasks = [asyncio.create_task(collect(engine.generate("hello", long))) for _ in range(3)]
+        await asyncio.sleep(0)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # a dead engine thread would hang here: fail instead (the limit is no speed check)
+        return await asyncio.wait_for(collect(engine.generate("yes", GREEDY)), 120)
+
+    try:
+        rest = asyncio.run(main())
+    finally:
+        engine.shutdown()
+    # every cancelled request that got in was aborted; none ran its 150 tokens
+    assert rest[-1].finish_reason == "length" and rest[-1].num_generated_tokens == 8
+    assert engine.counters["finished_length"] == 1
+    assert engine.counters["aborted"] == engine.counters["added"] - 1
+    assert engine.is_running is False and engine.num_running == 0

@@ -26,6 +26,16 @@ SCHEMA = {
         "age": {"type": "integer", "minimum": 0, "maximum": 120},
         "score": {"type": "number", "minimum": 0, "maximum": 1},
         "tags": {"type": "array", "items": {"type": "string", "maxLength": 6}, "maxItems": 3},
+        "visits": {
+            "type": "array", "minItems": 1, "maxItems": 2,
+            "items": {
+                "type": "object",
+                "properties": {"vet": {"type": "string", "enum": ["north", "south"]},
+                               "cost": {"type": "number", "minimum": 10, "maximum": 99.5}},
+                "required": ["vet", "cost"],
+                "additionalProperties": False,
+            },
+        },
         "owner": {
             "type": "object",
             "properties": {"id": {"type": "integer", "minimum": 1, "maximum": 999}, "vip": {"type": "boolean"}},
@@ -33,7 +43,7 @@ SCHEMA = {
             "additionalProperties": False,
         },
     },
-    "required": ["name", "kind", "age", "score", "tags", "owner"],
+    "required": ["name", "kind", "age", "score", "tags", "visits", "owner"],
     "additionalProperties": False,
 }
 FORMAT = {"type": "json_schema", "json_schema": {"name": "pet", "schema": SCHEMA}}
@@ -55,10 +65,14 @@ def test_twenty_schema_generations_validate(llm):
     params = [SamplingParams(temperature=1.0, seed=s, max_tokens=300, response_format=FORMAT,
                              enable_thinking=False) for s in range(20)]
     outs = llm.chat([conv] * 20, params)
+    values = []
     for out in outs:
         assert out.finish_reason == "stop", out.text
-        jsonschema.validate(json.loads(out.text), SCHEMA)
+        values.append(json.loads(out.text))
+        jsonschema.validate(values[-1], SCHEMA)
     assert len({o.text for o in outs}) > 10, "seeds should give different objects"
+    # the random model explores the enums and the array lengths, not one fixed answer
+    assert len({v["kind"] for v in values}) > 1 and len({len(v["visits"]) for v in values}) == 2
     unconstrained = llm.chat(conv, SamplingParams(temperature=1.0, seed=0, max_tokens=60, enable_thinking=False))[0]
     with pytest.raises(ValueError):
         jsonschema.validate(json.loads(unconstrained.text), SCHEMA)

@@ -105,10 +105,40 @@ def test_logprobs(llm):
     assert llm.generate("hello", GREEDY)[0].logprobs is None
 
 
-def test_limits_raise_client_errors(llm):
-    with pytest.raises(QueueFullError):
-        llm.generate(["a", "b", "c", "d", "e"], GREEDY)
+def test_bounded_queue(llm):
+    engine = llm.engine
+    ids = [engine.add_request(p, GREEDY) for p in ("a", "b", "c", "d")]
+    with pytest.raises(QueueFullError, match="waiting queue is full"):
+        engine.add_request("e", GREEDY)
+    for rid in ids:
+        engine.abort(rid)
+    engine.step()
+    assert not engine.has_unfinished_requests()
+    # the offline API feeds a batch larger than slots + queue as room frees up
+    prompts = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
+    outs = llm.generate(prompts, GREEDY)
+    assert [o.token_ids for o in outs] == [llm.generate(p, GREEDY)[0].token_ids for p in prompts]
+
+
+def test_interleaved_streams_and_generate_share_the_engine(llm):
+    convs = [user("hello"), user("describe the frame"), user("who")]
+    want = [o.token_ids for o in llm.chat(convs, GREEDY)]
+    a, b = llm.stream_chat(convs[0], GREEDY), llm.stream_chat(convs[1], GREEDY)
+    got_a, got_b = [next(a)], [next(b)]
+    # a generate() call steps the engine for everyone while both streams are open
+    assert llm.chat(convs[2], GREEDY)[0].token_ids == want[2]
+    for x, y in zip(a, b):
+        got_a.append(x)
+        got_b.append(y)
+    got_a += list(a)
+    got_b += list(b)
+    for chunks, tokens in ((got_a, want[0]), (got_b, want[1])):
+        assert chunks[-1].finished and chunks[-1].token_ids == tokens
+        assert [len(c.token_ids) for c in chunks] == list(range(1, len(tokens) + 1))
     assert not llm.engine.has_unfinished_requests()
+
+
+def test_limits_raise_client_errors(llm):
     with pytest.raises(ContextLengthError, match="max_model_len=300"):
         llm.generate([[20] * 300], GREEDY)
     with pytest.raises(InvalidRequestError, match=r"\[0, 512\)"):
