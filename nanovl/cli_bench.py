@@ -2,169 +2,260 @@
 transformers' NemotronHForCausalLM, with random weights. On a GPU it runs the real Nano-12B-v2-VL
 shape in bf16; on a CPU the tiny preset, so the same command works everywhere.
 
-Run: `python -m nanovl.cli_bench [--out bench.json] [--skip-hf]` (the CLI wires it as `nanovl bench`).
+Run: `python -m nanovl.cli_bench [--out bench.json] [--table-out bench.txt] [--sections ...]`.
+Every measurement is guarded and saved as it finishes; rerunning with the same --out resumes
+(see nanovl/bench/suite.py). bench/device_run.sh drives it on the lent GPU.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import gc
-import json
 import math
 import platform
+import time
 
 import torch
 
 from nanovl.bench import hf as hf_bench
 from nanovl.bench import lm as our_bench
 from nanovl.bench import roofline as rl
+from nanovl.bench.suite import Item, Results, run_items
+from nanovl.ops.dispatch import _forced_ref, triton_available
 
-GPU_SIZES = {"prefill": (2048, 8192, 32768), "decode": (1, 16, 64), "prompt": 256, "steps": 64,
-             "tiles": 13, "frames": 128, "reps": 3}
-CPU_SIZES = {"prefill": (32, 128, 512), "decode": (1, 16, 64), "prompt": 16, "steps": 8,
-             "tiles": 13, "frames": 128, "reps": 2}
+GPU_SIZES = {"prefill": (2048, 8192, 32768), "decode": (1, 16, 64), "prompt": 256, "steps": 64, "eager_steps": 8,
+             "tiles": 13, "frames": 128, "reps": 3, "hf_prefill": (2048,), "hf_decode": (1, 16),
+             "hf_prompt": 64, "hf_new_tokens": 9}
+CPU_SIZES = {"prefill": (32, 128, 512), "decode": (1, 16, 64), "prompt": 16, "steps": 8, "eager_steps": 4,
+             "tiles": 13, "frames": 128, "reps": 2, "hf_prefill": (32, 128), "hf_decode": (1, 16),
+             "hf_prompt": 16, "hf_new_tokens": 5}
+SECTIONS = "prefill,decode,image,video,hf"
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="nanovl bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default=None, help="model shape (default: nano-12b-v2-vl on GPU, tiny on CPU)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    p.add_argument("--out", default=None, help="write all results as JSON here")
+    p.add_argument("--out", default=None, help="results JSON: resumed when it exists, rewritten after each step")
+    p.add_argument("--table-out", default=None, help="also write the printed table here")
     p.add_argument("--skip-hf", action="store_true", help="skip the transformers baseline")
-    p.add_argument("--hf-max-seconds", type=float, default=60.0,
-                   help="skip a transformers prefill predicted (from the shorter ones) to take longer")
-    p.add_argument("--sections", default="prefill,decode,image,video",
-                   help="comma list of prefill,decode,image,video")
+    p.add_argument("--sections", default=SECTIONS, help=f"comma list of {SECTIONS}")
+    p.add_argument("--time-budget", type=float, default=math.inf,
+                   help="seconds from now after which remaining measurements are skipped (and recorded so)")
+    p.add_argument("--table-only", action="store_true", help="print the table of --out and exit")
     return p.parse_args(argv)
 
 
-def _progress(kind: str, r: dict) -> None:
+def _progress(key: str, r: dict) -> None:
     # one line per finished measurement, so a run cut short still shows what it measured
-    print(f"[bench] {kind}: " + json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}),
-          flush=True)
+    short = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "key"}
+    print(f"[bench] {key}: {short}", flush=True)
 
 
-def _gib(b: int | None) -> str:
-    return "-" if b is None else f"{b / 2 ** 30:.1f}"
+def _ops_report(dev: torch.device) -> dict:
+    rep = {"forced_reference": _forced_ref(), "triton": dev.type == "cuda" and triton_available(), "fla": False}
+    if rep["triton"]:
+        from nanovl.ops.ssd import fla_adapter
+
+        rep["fla"] = fla_adapter.available()
+    return rep
 
 
-def _ours(args, dev, dtype, sizes, caps, res) -> None:
-    model = our_bench.build_model(args.preset, dev, dtype)
-    cfg = model.config
-    secs = set(args.sections.split(","))
-    if "prefill" in secs:
-        for t in sizes["prefill"]:
-            r = our_bench.bench_prefill(model, t, reps=max(1, sizes["reps"] - (t >= 16384)))
-            r["flops"] = rl.lm_prefill_flops(cfg.text, t)
-            r["mfu"] = r["flops"] / r["seconds"] / caps["matmul_flop_per_s"]
-            r["roofline_tok_per_s"] = t * caps["matmul_flop_per_s"] / r["flops"]
-            res["prefill"].append(r)
-            _progress("prefill", r)
-    if "decode" in secs:
-        runs = [(b, dev.type == "cuda") for b in sizes["decode"]]
-        if dev.type == "cuda":
-            runs.append((1, False))  # eager, to show what the graphs buy
-        for b, graphs in runs:
-            steps = sizes["steps"] if graphs or dev.type == "cpu" else 8
-            r = our_bench.bench_decode(model, b, sizes["prompt"], steps, graphs=graphs)
-            r["bytes"] = rl.lm_decode_bytes(cfg.text, b, r["context"])
-            r["roofline_tok_per_s"] = b * caps["copy_bytes_per_s"] / r["bytes"]
-            res["decode"].append(r)
-            _progress("decode", r)
-    n_tok = cfg.num_image_token
-    if "image" in secs:
-        r = our_bench.bench_image_ttft(model, sizes["tiles"], reps=sizes["reps"])
-        r["roofline_seconds"] = (rl.vision_flops(cfg, sizes["tiles"]) + rl.lm_prefill_flops(
+def _our_items(args, dev, dtype, sizes, caps, res: Results) -> list[Item]:
+    @functools.cache
+    def model():
+        t0 = time.time()
+        m = our_bench.build_model(args.preset, dev, dtype)
+        res.data["build_s"] = time.time() - t0
+        res.data["weights_bytes"] = sum(p.numel() * p.element_size() for p in m.parameters())
+        return m
+
+    ops = "reference" if _forced_ref() or not triton_available() or dev.type != "cuda" else "kernels"
+
+    def prefill(t):
+        cfg = model().config
+        r = our_bench.bench_prefill(model(), t, reps=max(1, sizes["reps"] - (t >= 16384)))
+        r["flops"] = rl.lm_prefill_flops(cfg.text, t)
+        r["mfu"] = r["flops"] / r["seconds"] / caps["matmul_flop_per_s"]
+        r["roofline_tok_per_s"] = t * caps["matmul_flop_per_s"] / r["flops"]
+        return {**r, "ops": ops}
+
+    def decode(b, graphs):
+        r = our_bench.bench_decode(model(), b, sizes["prompt"], sizes["steps"] if graphs else sizes["eager_steps"],
+                                   graphs=graphs)
+        r["bytes"] = rl.lm_decode_bytes(model().config.text, b, r["context"])
+        r["roofline_tok_per_s"] = b * caps["copy_bytes_per_s"] / r["bytes"]
+        return {**r, "ops": ops}
+
+    def ttft(name, fn, n_items):
+        r = fn()
+        cfg = model().config
+        r["roofline_seconds"] = (rl.vision_flops(cfg, n_items) + rl.lm_prefill_flops(
             cfg.text, r["prompt_tokens"])) / caps["matmul_flop_per_s"]
-        res["ttft"].append({"name": f"image {sizes['tiles']} tiles", **r})
-        _progress("ttft", r)
-    if "video" in secs:
-        for q in (0.0, 0.75):
-            r = our_bench.bench_video_ttft(model, sizes["frames"], q, reps=max(1, sizes["reps"] - 1))
-            r["roofline_seconds"] = (rl.vision_flops(cfg, sizes["frames"]) + rl.lm_prefill_flops(
-                cfg.text, r["prompt_tokens"])) / caps["matmul_flop_per_s"]
-            res["ttft"].append({"name": f"video {sizes['frames']}f x {n_tok} q={q}", **r})
-            _progress("ttft", r)
-    del model
-    gc.collect()
+        return {"name": name, **r, "ops": ops}
 
-
-def _hf(args, dev, dtype, sizes, res) -> None:
-    try:
-        model = hf_bench.build_hf(args.preset, dev, dtype)
-    except Exception as e:  # transformers missing or too old: say so in the table
-        res["hf_error"] = f"{type(e).__name__}: {e}"[:200]
-        return
+    cuda = dev.type == "cuda"
+    pre = [Item("prefill", f"prefill:{t}", functools.partial(prefill, t), tags={"tokens": t})
+           for t in sizes["prefill"]]
+    dec = [Item("decode", f"decode:{b}:{'graphs' if cuda else 'eager'}", functools.partial(decode, b, cuda),
+                fallback=functools.partial(decode, b, False) if cuda else None,
+                tags={"batch": b, "cuda_graphs": cuda}) for b in sizes["decode"]]
+    img = [Item("ttft", f"image:{sizes['tiles']}", functools.partial(
+        ttft, f"image {sizes['tiles']} tiles",
+        lambda: our_bench.bench_image_ttft(model(), sizes["tiles"], reps=sizes["reps"]), sizes["tiles"]),
+        tags={"name": f"image {sizes['tiles']} tiles"})]
+    vid = [Item("ttft", f"video:{sizes['frames']}:{q}", functools.partial(
+        ttft, f"video {sizes['frames']}f q={q}",
+        functools.partial(lambda q: our_bench.bench_video_ttft(model(), sizes["frames"], q,
+                                                               reps=max(1, sizes["reps"] - 1)), q), sizes["frames"]),
+        tags={"name": f"video {sizes['frames']}f q={q}", "evs_q": q}) for q in (0.75, 0.0)]
     secs = set(args.sections.split(","))
-    last = None
-    if "prefill" in secs:
-        for t in sizes["prefill"]:
-            if last and "seconds" in last and last["seconds"] * (t / last["tokens"]) ** 1.2 > args.hf_max_seconds:
-                res["hf_prefill"].append({"tokens": t, "error": f"skipped: predicted > {args.hf_max_seconds:.0f} s"})
-                continue
-            last = hf_bench.hf_prefill(model, t, reps=1 if t >= 8192 else 2)
-            res["hf_prefill"].append(last)
-            _progress("hf_prefill", last)
-    if "decode" in secs:
-        for b in sizes["decode"]:
-            res["hf_decode"].append(hf_bench.hf_decode(model, b, sizes["prompt"], 9 if dev.type == "cpu" else 17))
-            _progress("hf_decode", res["hf_decode"][-1])
-    del model
-    gc.collect()
+    # cheap and most-wanted first, so a run cut short loses the least
+    items = [i for i in pre[:2] if "prefill" in secs] + (dec if "decode" in secs else []) \
+        + (img if "image" in secs else []) + (vid if "video" in secs else []) \
+        + [i for i in pre[2:] if "prefill" in secs]
+    if cuda and "decode" in secs:  # eager, to show what the graphs buy
+        items.append(Item("decode", "decode:1:eager", functools.partial(decode, 1, False),
+                          tags={"batch": 1, "cuda_graphs": False}))
+    return items
 
 
-def _table(res: dict) -> list[str]:
-    caps = res["device_caps"]
-    hf_pre = {r["tokens"]: r for r in res["hf_prefill"]}
-    hf_dec = {r["batch"]: r for r in res["hf_decode"]}
-    hf_txt = lambda r, k: ("-" if r is None else (f"{r[k]:.1f}" if k in r else r.get("error", "-")[:24]))  # noqa: E731
-    rows = [f"device: {res['device']} | copy {caps['copy_bytes_per_s'] / 1e12:.2f} TB/s | "
-            f"matmul {caps['matmul_flop_per_s'] / 1e12:.1f} TFLOP/s ({res['dtype']}) | {res['date']}",
+def _hf_items(args, dev, dtype, sizes) -> list[Item]:
+    built: dict = {}
+
+    def model():
+        # build once; a failed build (transformers missing, out of memory) fails every item fast
+        if "model" not in built:
+            try:
+                built["model"] = hf_bench.build_hf(args.preset, dev, dtype)
+            except Exception as e:
+                built["model"] = e
+        if isinstance(built["model"], Exception):
+            raise built["model"]
+        return built["model"]
+
+    items = [Item("hf_prefill", f"hf_prefill:{t}", functools.partial(
+        lambda t: hf_bench.hf_prefill(model(), t, reps=1 if t >= 2048 else 2), t), tags={"tokens": t},
+        retry_with_reference=False) for t in sizes["hf_prefill"]]
+    items += [Item("hf_decode", f"hf_decode:{b}", functools.partial(
+        lambda b: hf_bench.hf_decode(model(), b, sizes["hf_prompt"], sizes["hf_new_tokens"]), b), tags={"batch": b},
+        retry_with_reference=False) for b in sizes["hf_decode"]]
+    return items
+
+
+def _txt(r: dict | None, k: str, fmt: str, width: int, err: bool = False) -> str:
+    """r[k] formatted, else (in the main columns, err=True) the start of the record's error."""
+    if r is not None and r.get(k) is not None:
+        return f"{r[k]:{width}{fmt}}"
+    text = _short_error(r.get("error")) if err and r is not None else "-"
+    return f"{text[:width]:>{width}s}"
+
+
+def _short_error(e: str | None) -> str:
+    if not e:
+        return "-"
+    for key, label in (("out of memory", "OOM"), ("out of time", "no time"), ("died", "died")):
+        if key in e:
+            return label
+    return "error"
+
+
+def _ratio(r: dict, num: str, den: str, width: int = 7) -> str:
+    if r.get(num) is None or not r.get(den):
+        return f"{'-':>{width + 1}s}"
+    return f"{100 * r[num] / r[den]:{width}.1f}%"
+
+
+def _gib(r: dict | None) -> str:
+    b = None if r is None else r.get("peak_bytes")
+    return f"{'-':>8s}" if b is None else f"{b / 2 ** 30:8.1f}"
+
+
+def _ref_mark(d: dict, r: dict) -> str:
+    # on a GPU, rows measured on the reference ops (forced, or after a kernel error) are marked
+    return " [ref]" if d["device"] != "cpu" and str(r.get("ops", "")).startswith("reference") else ""
+
+
+def _table(d: dict) -> list[str]:
+    caps = d.get("device_caps") or {}
+    hf_pre = {r["tokens"]: r for r in d["hf_prefill"] if "tokens" in r}
+    hf_dec = {r["batch"]: r for r in d["hf_decode"] if "batch" in r}
+    rows = [f"device: {d['device']} | copy {caps.get('copy_bytes_per_s', 0) / 1e12:.2f} TB/s | matmul "
+            f"{caps.get('matmul_flop_per_s', 0) / 1e12:.1f} TFLOP/s ({d['dtype']}) | {d['preset']} | {d['date']}",
+            f"ops: {d.get('ops')} | kernel failures: {d.get('kernel_failures') or 'none'}",
             f"{'metric':34s} {'nanovl':>10s} {'roofline':>10s} {'of roof':>8s} {'transformers':>13s} {'peak GiB':>8s}"]
-    for r in res["prefill"]:
-        rows.append(f"{'prefill ' + str(r['tokens']) + ' tok (tok/s)':34s} {r['tok_per_s']:10.0f} "
-                    f"{r['roofline_tok_per_s']:10.0f} {100 * r['mfu']:7.1f}% {hf_txt(hf_pre.get(r['tokens']), 'tok_per_s'):>13s} "
-                    f"{_gib(r['peak_bytes']):>8s}")
-    for r in res["decode"]:
-        name = f"decode b{r['batch']}{'' if r['cuda_graphs'] else ' eager'} (tok/s)"
-        hf = hf_dec.get(r["batch"]) if r["cuda_graphs"] or res["device"] == "cpu" else None
-        rows.append(f"{name:34s} {r['tok_per_s']:10.1f} {r['roofline_tok_per_s']:10.1f} "
-                    f"{100 * r['tok_per_s'] / r['roofline_tok_per_s']:7.1f}% {hf_txt(hf, 'tok_per_s'):>13s} "
-                    f"{_gib(r['peak_bytes']):>8s}")
-    for r in res["ttft"]:
-        rows.append(f"{'TTFT ' + r['name'] + ' (s)':34s} {r['seconds']:10.3f} {r['roofline_seconds']:10.3f} "
-                    f"{100 * r['roofline_seconds'] / r['seconds']:7.1f}% {'-':>13s} {_gib(r['peak_bytes']):>8s}")
-        rows[-1] += f"  [{r['prompt_tokens']} tok]"
-    video = {r["evs_q"]: r["seconds"] for r in res["ttft"] if "evs_q" in r}
-    if 0.0 in video and 0.75 in video:
+    for r in sorted(d["prefill"], key=lambda r: r.get("tokens", 0)):
+        r = {**r, "mfu_pct": None if r.get("mfu") is None else f"{100 * r['mfu']:.1f}%"}
+        rows.append(f"{'prefill ' + str(r.get('tokens')) + ' tok (tok/s)' + _ref_mark(d, r):34s} "
+                    f"{_txt(r, 'tok_per_s', '.0f', 10, True)} {_txt(r, 'roofline_tok_per_s', '.0f', 10)} "
+                    f"{r['mfu_pct'] or '-':>8s} {_txt(hf_pre.get(r.get('tokens')), 'tok_per_s', '.1f', 13, True)} "
+                    f"{_gib(r)}")
+    for r in sorted(d["decode"], key=lambda r: (not r.get("cuda_graphs"), r.get("batch", 0))):
+        name = f"decode b{r.get('batch')}{'' if r.get('cuda_graphs') else ' eager'} (tok/s)" + _ref_mark(d, r)
+        hf = hf_dec.get(r.get("batch")) if r.get("cuda_graphs") or d["device"] == "cpu" else None
+        rows.append(f"{name:34s} {_txt(r, 'tok_per_s', '.1f', 10, True)} "
+                    f"{_txt(r, 'roofline_tok_per_s', '.1f', 10)} {_ratio(r, 'tok_per_s', 'roofline_tok_per_s')} "
+                    f"{_txt(hf, 'tok_per_s', '.1f', 13, True)} {_gib(r)}")
+    for r in d["ttft"]:
+        name = "TTFT " + r.get("name", r["key"]) + " (s)" + _ref_mark(d, r)
+        rows.append(f"{name:34s} {_txt(r, 'seconds', '.3f', 10, True)} {_txt(r, 'roofline_seconds', '.3f', 10)} "
+                    f"{_ratio(r, 'roofline_seconds', 'seconds')} {'-':>13s} {_gib(r)}"
+                    + (f"  [{r['prompt_tokens']} tok]" if "prompt_tokens" in r else ""))
+    video = {r["evs_q"]: r.get("seconds") for r in d["ttft"] if "evs_q" in r}
+    if video.get(0.0) and video.get(0.75):
         rows.append(f"EVS q=0.75 TTFT speed-up over q=0: {video[0.0] / video[0.75]:.2f}x")
-    if res.get("hf_error"):
-        rows.append(f"transformers baseline not run: {res['hf_error']}")
+    rows += [f"note: {n}" for n in d.get("notes", [])]
+    rows += [f"error: {r['key']}: {r['error']}" for name in ("prefill", "decode", "ttft", "hf_prefill", "hf_decode")
+             for r in d[name] if r.get("error")]
+    rows += [f"first error (then retried): {r['key']}: {r['first_error']}"
+             for name in ("prefill", "decode", "ttft") for r in d[name] if r.get("first_error")]
+    if d.get("hf_error"):
+        rows.append(f"transformers baseline not run: {d['hf_error']}")
     return rows
 
 
+def _emit(res: Results, table_out: str | None) -> None:
+    text = "\n".join(_table(res.data))
+    print(text, flush=True)
+    if table_out:
+        with open(table_out, "w") as f:
+            f.write(text + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmarks; print a table last; write JSON when --out is given."""
+    """Run the benchmarks; print a table last; keep JSON (and the table) when --out is given."""
     args = _args(argv)
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     args.preset = args.preset or ("nano-12b-v2-vl" if dev.type == "cuda" else "tiny")
+    if args.skip_hf:
+        args.sections = ",".join(s for s in args.sections.split(",") if s != "hf")
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     sizes = GPU_SIZES if args.preset != "tiny" else CPU_SIZES
+    res = Results(args.out, {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+                             "host": platform.node(), "torch": torch.__version__, "preset": args.preset,
+                             "dtype": str(dtype), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                                 timespec="minutes")})
+    if args.table_only:
+        _emit(res, args.table_out)
+        return 0
+    deadline = time.time() + args.time_budget
     torch.manual_seed(0)
-    caps = rl.measure_device(dev, dtype)
-    res = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-           "host": platform.node(), "torch": torch.__version__, "preset": args.preset, "dtype": str(dtype),
-           "date": datetime.date.today().isoformat(), "device_caps": caps,
-           "prefill": [], "decode": [], "ttft": [], "hf_prefill": [], "hf_decode": []}
-    _ours(args, dev, dtype, sizes, caps, res)
-    if not args.skip_hf:
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
-        _hf(args, dev, dtype, sizes, res)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(res, f, indent=1, default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o))
-    print("\n".join(_table(res)))
+    if not res.data.get("device_caps"):
+        res.data["device_caps"] = rl.measure_device(dev, dtype)
+    ops = _ops_report(dev)
+    if res.data.setdefault("ops", ops) != ops:
+        res.data["notes"].append(f"a later pass ran with ops {ops}")
+    res.save()
+    caps = res.data["device_caps"]
+    items = _our_items(args, dev, dtype, sizes, caps, res)
+    if "hf" in args.sections.split(","):
+        items += _hf_items(args, dev, dtype, sizes)
+    try:
+        run_items(items, res, deadline=deadline, progress=_progress)
+    finally:
+        gc.collect()
+        _emit(res, args.table_out)
     return 0
 
 

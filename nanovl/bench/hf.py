@@ -63,5 +63,7 @@ def hf_decode(model, batch: int, prompt_len: int, new_tokens: int) -> dict:
         if dev.type == "cuda":
             torch.cuda.empty_cache()
         return {"batch": batch, "error": "out of memory" if _oom(e) else f"{type(e).__name__}: {e}"[:200]}
-    return {"batch": batch, "new_tokens": new_tokens,
-            "tok_per_s": batch * (new_tokens - 1) / max(tn - t1, 1e-9)}
+    if tn <= t1:
+        return {"batch": batch, "error": f"timing noise: {new_tokens} tokens took no longer than 1"}
+    return {"batch": batch, "new_tokens": new_tokens, "step_seconds": (tn - t1) / (new_tokens - 1),
+            "tok_per_s": batch * (new_tokens - 1) / (tn - t1)}

@@ -8,7 +8,9 @@ Usage (the model runner owns `state`, a pool whose rows 0..n-1 hold the decoding
 
 `step` runs the smallest captured bucket b >= n over rows 0..b-1 and advances rows 0..n-1
 exactly as `lm(token_ids[:, None], state=rows 0..n-1)` would. Rows n..b-1 are saved and
-restored around the replay (`preserve_padding=False` skips that when they are free slots).
+restored around the replay (`preserve_padding=False` skips that when they are free slots: their
+`seq_lens` are zeroed before the replay and their other state is left as garbage). No row may
+grow past `max_seq_len`: the owner recaptures with a larger one first.
 Graphs hold the addresses of the state tensors: replacing a tensor (a KV cache grown past
 `max_seq_len`, say) makes `step` raise, and the owner recaptures.
 """
@@ -27,7 +29,10 @@ class _StaticKV(AttentionLayerState):
     def write(self, k_new: torch.Tensor, v_new: torch.Tensor, start_pos: torch.Tensor) -> None:
         b, _, t, _ = k_new.shape
         rows = torch.arange(b, device=k_new.device)[:, None]
+        # a row past capacity (the owner's bug) overwrites its last slot instead of killing the
+        # CUDA context with an out-of-bounds index
         pos = start_pos[:, None] + torch.arange(t, device=k_new.device)  # [B, T]
+        pos = pos.clamp_(max=self.capacity - 1)
         self.k[rows, :, pos] = k_new.transpose(1, 2).to(self.k.dtype)
         self.v[rows, :, pos] = v_new.transpose(1, 2).to(self.v.dtype)
 
@@ -131,7 +136,11 @@ class DecodeCudaGraphs:
         n = token_ids.shape[0]
         b = self.bucket_for(n)
         self.input_ids[:n, 0].copy_(token_ids)
-        saved = _rows(self.state, n, b).snapshot() if preserve_padding and b > n else None
+        saved = None
+        if b > n and preserve_padding:
+            saved = _rows(self.state, n, b).snapshot()
+        elif b > n:
+            self.state.seq_lens[n:b].zero_()  # free slots never creep towards the capacity
         self.graphs[b].replay()
         if saved is not None:
             _rows(self.state, n, b).restore(saved)

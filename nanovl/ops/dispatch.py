@@ -1,21 +1,35 @@
 """The one place that decides between reference ops and GPU kernels (STYLE.md section D).
 
-A kernel runs iff its tensors are on CUDA, Triton imports, and the reference path is not
-forced (env `NANOVL_FORCE_REF=1` or the `use_reference_ops()` context manager).
+A kernel runs iff its tensors are on CUDA (or `TRITON_INTERPRET=1`: Triton's CPU interpreter,
+for checks without a GPU), Triton imports, the op's `kernel.py` imports, the
+reference path is not forced (env `NANOVL_FORCE_REF=1` or `use_reference_ops()`), and the kernel
+has not failed before in this process. A kernel that raises (a Triton compile error, say) is
+logged as a warning, recorded in `kernel_failures()`, and its op uses the reference from then on:
+a GPU run then degrades in speed, not in results. Tests assert that no kernel failed.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
+import importlib.util
 import logging
 import os
 import threading
+from types import ModuleType
+from typing import Callable
 
 import torch
 
 log = logging.getLogger("nanovl.ops")
 _state = threading.local()
 _logged: set[str] = set()
-_triton_ok: bool | None = None
+_failed: dict[str, str] = {}
+
+
+def _interpreting() -> bool:
+    # debug switch: with Triton's CPU interpreter on, CPU tensors take the kernels too
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def _forced_ref() -> bool:
@@ -33,23 +47,62 @@ def use_reference_ops(enabled: bool = True):
         _state.force_ref = prev
 
 
+@functools.cache
 def triton_available() -> bool:
-    global _triton_ok
-    if _triton_ok is None:
-        try:
-            import triton  # noqa: F401
-            _triton_ok = torch.cuda.is_available()
-        except ImportError:
-            _triton_ok = False
-    return _triton_ok
+    """True when CUDA is up and Triton imports (any import-time error counts as absent)."""
+    if not (torch.cuda.is_available() or _interpreting()):
+        return False
+    try:
+        import triton  # noqa: F401
+    except Exception as e:  # a broken install must not take the reference path down with it
+        log.warning("triton does not import (%s: %s): every op uses its reference", type(e).__name__, e)
+        return False
+    return True
 
 
-def use_kernel(op: str, *tensors: torch.Tensor) -> bool:
+@functools.cache
+def kernel_module(package: str) -> ModuleType | None:
+    """`<package>.kernel` imported once, or None when absent or failing to import (logged)."""
+    name = package + ".kernel"
+    if importlib.util.find_spec(name) is None:
+        return None
+    try:
+        return importlib.import_module(name)
+    except Exception as e:
+        log.warning("%s does not import (%s: %s): its ops use the reference", name, type(e).__name__, e)
+        return None
+
+
+def use_kernel(op: str, *tensors: torch.Tensor | None) -> bool:
     """True when `op` should run its GPU kernel for these tensors; logs the choice once per op."""
-    on_cuda = all(t.is_cuda for t in tensors if t is not None)
-    choice = on_cuda and not _forced_ref() and triton_available()
+    on_cuda = _interpreting() or all(t.is_cuda for t in tensors if t is not None)
+    choice = on_cuda and not _forced_ref() and op not in _failed and triton_available()
     key = f"{op}:{choice}"
     if key not in _logged:
         _logged.add(key)
         log.info("op %s uses the %s path", op, "triton" if choice else "reference")
     return choice
+
+
+def run_op(op: str, package: str, launcher: str, ref: Callable, args: tuple, tensors: tuple,
+           ready: str | None = None) -> object:
+    """Call `<package>.kernel.<launcher>(*args)` when `use_kernel(op, *tensors)` (and the kernel
+    module's `ready()` function, if named, returns True), else `ref(*args)`.
+
+    A kernel that raises is recorded (see module docstring) and the call is answered by the
+    reference; our launchers raise before they write, so the inputs are still intact."""
+    mod = kernel_module(package) if use_kernel(op, *tensors) else None
+    if mod is not None and (ready is None or getattr(mod, ready)()):
+        try:
+            return getattr(mod, launcher)(*args)
+        except torch.OutOfMemoryError:
+            raise  # not a kernel fault: the reference would need more memory still
+        except Exception as e:
+            _failed[op] = f"{type(e).__name__}: {e}"[:500]
+            log.warning("op %s: kernel failed, using the reference from now on: %s", op, _failed[op])
+    return ref(*args)
+
+
+def kernel_failures() -> dict[str, str]:
+    """op -> error of every kernel that failed in this process (its op now runs the reference)."""
+    return dict(_failed)

@@ -21,7 +21,7 @@ from nanovl.ops.ssd.ref import ssd_chunk_scan_ref, ssd_state_update_ref  # noqa:
 pytestmark = pytest.mark.gpu
 DTYPES = [torch.float32, torch.bfloat16]
 # relative L2 error bounds: fp32 inputs (tf32 dots inside fla / attention), bf16 inputs
-TOL = {torch.float32: 2e-3, torch.bfloat16: 1e-2}
+TOL = {torch.float32: 3e-3, torch.bfloat16: 1e-2, torch.float16: 5e-3}
 
 
 def rel_err(ref: torch.Tensor, out: torch.Tensor) -> float:
@@ -111,10 +111,10 @@ def run_attention(device, dtype, b=3, hq=8, hkv=2, dh=64, cap=300, t=20):
     q = torch.randn(b, t, hq, dh, device=device, dtype=dtype)
     errs = []
     for start in ([0, 0, 0], [5, 5, 5], [0, 7, 100]):
-        sp = torch.tensor(start, device=device)
+        sp = torch.tensor(start[:b], device=device)
         errs.append(check(f"prefill{start}", prefill_attention_ref(q, k, v, sp, dh ** -0.5),
                           prefill_attention_triton(q, k, v, sp, dh ** -0.5), TOL[dtype]))
-    lens = torch.tensor([1, 77, cap], device=device)
+    lens = torch.tensor([1, 77, cap][:b], device=device)
     errs.append(check("decode", decode_attention_ref(q[:, 0], k, v, lens, dh ** -0.5),
                       decode_attention_triton(q[:, 0], k, v, lens, dh ** -0.5), TOL[dtype]))
     return max(errs)
@@ -152,10 +152,10 @@ def test_attention(dtype):
     run_attention("cuda", dtype, b=2, hq=40, hkv=8, dh=128, cap=2000, t=64)
 
 
-def _patch_interpreter_index() -> None:
-    # triton 3.6's interpreter turns a loaded scalar into a 1-element array that numpy 2 refuses
-    # to int(); loop bounds read from memory need it
-    from triton.runtime import interpreter
+def _patch_interpreter() -> None:
+    """Make the Triton CPU interpreter run our kernels and fla's: loaded scalars as loop bounds,
+    and autotuning without a driver (every config ties, the first one runs)."""
+    from triton.runtime import autotuner, interpreter
 
     orig = interpreter._patch_lang_tensor
 
@@ -164,13 +164,24 @@ def _patch_interpreter_index() -> None:
         scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
 
     interpreter._patch_lang_tensor = patched
+    autotuner.Autotuner._bench = lambda self, *args, config=None, **kwargs: [0.0, 0.0, 0.0]
 
 
-if __name__ == "__main__":  # interpreter-mode check of the Triton kernels on the CPU
+def _interpreter_main() -> None:
+    # the interpreter multiplies bf16 dots wrongly (numpy has no bf16), so fp16 stands in for it;
+    # fla's kernels call `.to` on Python-int loop indices, which only compiled Triton accepts:
+    # bench/interp_check.sh runs this against a patched copy of the wheels
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     if dev == "cpu":
-        _patch_interpreter_index()
+        _patch_interpreter()
+    dtypes = DTYPES if dev == "cuda" else [torch.float32, torch.float16]
     torch.manual_seed(0)
-    for fn in (run_conv, run_norm, run_state_update, run_attention):
-        for dt in DTYPES:
-            print(f"{fn.__name__:18s} {str(dt):15s} rel err {fn(dev, dt):.2e}")
+    scan = dict(b=2, t=70, h=4, p=80, g=2, n=32)  # the interpreter is slow: a small scan
+    cases = [(run_conv, {}), (run_norm, {}), (run_state_update, {}), (run_attention, {}),
+             (run_chunk_scan, scan), (run_chunk_scan, dict(scan, with_state=False))]
+    for fn, kw in cases:
+        for dt in dtypes:
+            print(f"{fn.__name__:18s} {str(dt):15s} {kw} rel err {fn(dev, dt, **kw):.2e}", flush=True)
+
+if __name__ == "__main__":  # interpreter-mode check of the Triton kernels on the CPU
+    _interpreter_main()

@@ -63,12 +63,14 @@ def prefill_attention_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: to
 
 @triton.jit
 def _decode_attention_fwd_kernel(q, k, v, seq_lens, o_part, lse_part, scale,
-                                 HKV, REP, NUM_SPLITS,
+                                 HKV, REP, NUM_SPLITS, CAP,
                                  q_b, q_h, k_b, k_h, k_s, v_b, v_h, v_s, op_b, op_h, op_s, l_b, l_h,
                                  DH: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr):
     pid_bh, split = tl.program_id(0), tl.program_id(1)
-    b, kvh = pid_bh // HKV, pid_bh % HKV
-    seq_len = tl.load(seq_lens + b).to(tl.int32)
+    # int64 row offsets: 64 rows of a 32k-token cache overflow int32
+    b, kvh = (pid_bh // HKV).to(tl.int64), pid_bh % HKV
+    # never read past the cache, whatever seq_lens says
+    seq_len = tl.minimum(tl.load(seq_lens + b).to(tl.int32), CAP)
     per_split = tl.cdiv(tl.cdiv(seq_len, NUM_SPLITS), BLOCK_N) * BLOCK_N
     lo = split * per_split
     hi = tl.minimum(lo + per_split, seq_len)
@@ -155,7 +157,7 @@ def decode_attention_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: tor
     lse_part = torch.empty(bsz, hq, splits, dtype=torch.float32, device=q.device)
     rep = hq // hkv
     _decode_attention_fwd_kernel[(bsz * hkv, splits)](
-        q, k_cache, v_cache, seq_lens, o_part, lse_part, scale, hkv, rep, splits,
+        q, k_cache, v_cache, seq_lens, o_part, lse_part, scale, hkv, rep, splits, cap,
         q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
         o_part.stride(0), o_part.stride(1), o_part.stride(2), lse_part.stride(0), lse_part.stride(1),

@@ -6,7 +6,6 @@ Scores and softmax run in fp32.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def _check(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
@@ -33,10 +32,14 @@ def prefill_attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch
     q_pos = start_pos.to(q.device)[:, None] + torch.arange(t_len, device=q.device)  # [B, T]
     # key j is visible to the query at position i iff j <= i (this also hides the unused tail of the cache)
     mask = torch.arange(s_len, device=q.device)[None, None, :] <= q_pos[:, :, None]  # [B, T, S]
-    o = F.scaled_dot_product_attention(
-        q.transpose(1, 2).float(), k_cache.float(), v_cache.float(), attn_mask=mask[:, None],
-        scale=scale, enable_gqa=True)  # [B, Hq, T, Dh]
-    return o.transpose(1, 2).to(q.dtype)
+    # plain math, no SDPA: the reference must not share a library path with the kernel it checks
+    group = q.shape[2] // k_cache.shape[1]
+    k = k_cache.float().repeat_interleave(group, dim=1)  # [B, Hq, S, Dh]
+    v = v_cache.float().repeat_interleave(group, dim=1)
+    scores = torch.einsum("bthd,bhsd->bhts", q.float(), k) * scale
+    scores = scores.masked_fill(~mask[:, None], float("-inf"))
+    o = torch.einsum("bhts,bhsd->bthd", torch.softmax(scores, dim=-1), v)  # [B, T, Hq, Dh]
+    return o.to(q.dtype)
 
 
 def decode_attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import os
 
 import torch
 
@@ -20,18 +21,50 @@ _ok: bool | None = None
 
 
 def available() -> bool:
-    """True when fla's simple-GLA chunk kernel can be imported."""
+    """True when fla's simple-GLA chunk kernel can be imported (any import-time error counts as absent)."""
     global _ok
     if _ok is None:
         _ok = importlib.util.find_spec("fla") is not None
         if _ok:
             try:
                 from fla.ops.simple_gla import chunk_simple_gla  # noqa: F401
-            except ImportError:
+            except Exception as e:
+                log.warning("fla does not import (%s: %s)", type(e).__name__, e)
                 _ok = False
+            else:
+                _trim_autotune()
         if not _ok:
             log.warning("flash-linear-attention (fla) is not importable: ssd_chunk_scan uses the reference")
     return _ok
+
+
+def _tuner(kernel):
+    while not hasattr(kernel, "configs") and hasattr(kernel, "fn"):
+        kernel = kernel.fn  # unwrap @triton.heuristics
+    return kernel
+
+
+def _trim_autotune() -> None:
+    """Cut the autotune configs of fla's kernels on our path: the state kernel from 48 to 4
+    (BK = BV = 64 on Hopper, 4 or 8 warps, 2 or 3 stages), the cumsum from 4 to 1 (4 warps).
+    Autotuning all 48 costs about half a minute per new shape, more than a short run has.
+    `NANOVL_FLA_FULL_AUTOTUNE=1` keeps them all."""
+    if os.environ.get("NANOVL_FLA_FULL_AUTOTUNE", "0") == "1":
+        return
+    try:
+        from fla.ops.common import chunk_h
+        from fla.ops.utils import cumsum
+
+        tuner = _tuner(chunk_h.chunk_fwd_kernel_h)
+        blocks = {(c.kwargs.get("BK"), c.kwargs.get("BV")) for c in tuner.configs}
+        block = (64, 64) if (64, 64) in blocks else min(blocks, key=lambda b: (b[0] or 0) * (b[1] or 0))
+        keep = [c for c in tuner.configs if (c.kwargs.get("BK"), c.kwargs.get("BV")) == block
+                and c.num_warps in (4, 8) and c.num_stages in (2, 3)]
+        tuner.configs = keep[:4] or tuner.configs[:4]
+        tuner = _tuner(cumsum.chunk_local_cumsum_scalar_kernel)
+        tuner.configs = [c for c in tuner.configs if c.num_warps == 4][:1] or tuner.configs[:1]
+    except Exception as e:  # a different fla layout: keep its full autotune
+        log.warning("could not trim fla's autotune configs (%s: %s)", type(e).__name__, e)
 
 
 def simple_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor,
@@ -44,12 +77,14 @@ def simple_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tenso
     Returns:
         y: [B, T, H, P] in v's dtype (no D skip); final_state: [B, H, P, N] fp32.
     """
+    if not available():
+        raise RuntimeError("ssd chunk scan: flash-linear-attention (fla) is not importable")
     from fla.ops.simple_gla import chunk_simple_gla
 
     h0 = None if initial_state is None else initial_state.float().contiguous()
     y, final = chunk_simple_gla(q, k, v, g=g, scale=1.0, initial_state=h0, output_final_state=True,
                                 state_v_first=True)
-    return y.to(v.dtype), final
+    return y.to(v.dtype).contiguous(), final
 
 
 def ssd_chunk_scan_fla(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
