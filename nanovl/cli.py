@@ -187,8 +187,20 @@ def cmd_info(args: argparse.Namespace) -> int:
 def _load_llm(model: str | None, kwargs: dict[str, Any]):
     from nanovl.llm import LLM
 
-    with _Spinner("loading model"):
+    if not sys.stderr.isatty():
         return LLM(model, **kwargs)
+    from tqdm import tqdm
+
+    from nanovl.model.loader import loading_progress
+
+    # a byte-accurate bar: the loader reports each tensor as it lands
+    with tqdm(desc="loading model", unit="B", unit_scale=True, file=sys.stderr, leave=False) as bar:
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        with loading_progress(advance):
+            return LLM(model, **kwargs)
 
 
 def _params(args: argparse.Namespace, **extra: Any):

@@ -6,6 +6,7 @@ Modules are built with their parameters on the meta device and filled shard by s
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import re
@@ -204,16 +205,40 @@ def load_weights(module: nn.Module, folder: str | os.PathLike, *, dtype: torch.d
     folder = Path(folder)
     mapping = _check_keys(module, folder, key_map)
     _, aliases = _targets(module)
-    for shard in _shard_files(folder):
+    report = _PROGRESS.get()
+    shards = _shard_files(folder)
+    total, done = (sum(s.stat().st_size for s in shards), 0) if report else (0, 0)
+    for shard in shards:
         with safe_open(str(shard), framework="pt") as f:
             for key in f.keys():
                 if key not in mapping:
                     continue
                 t = f.get_tensor(key)
+                if report:
+                    done += t.numel() * t.element_size()
+                    report(min(done, total), total)
                 t = t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
                 _assign(module, aliases[mapping[key]], t)
+    if report:
+        report(total, total)  # file sizes include headers and skipped keys: end the bar at 100%
     # buffers the checkpoint does not hold (non-persistent ones) follow the weights
     return module.to(device)
+
+
+# A loading-progress callback (bytes loaded, bytes in all) for whoever shows a bar (the CLI);
+# context-scoped so library callers and concurrent loads are unaffected.
+_PROGRESS: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar(
+    "nanovl_load_progress", default=None)
+
+
+@contextlib.contextmanager
+def loading_progress(callback: Callable[[int, int], None]) -> Iterator[None]:
+    """Call `callback(done_bytes, total_bytes)` after each tensor that loads inside this block."""
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def build_lm(config: TextConfig) -> nn.Module:

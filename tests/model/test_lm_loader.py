@@ -12,7 +12,7 @@ import nanovl
 from helpers import assert_close
 from nanovl.config import TextConfig
 from nanovl.model.hybrid_lm import NemotronHForCausalLM
-from nanovl.model.loader import build_lm, load_weights, read_checkpoint_shapes
+from nanovl.model.loader import build_lm, load_weights, loading_progress, read_checkpoint_shapes
 
 # a legacy-style config.json, as older Nemotron-H checkpoints write it
 HF_CFG = {"model_type": "nemotron_h", "architectures": ["NemotronHForCausalLM"], "vocab_size": 40,
@@ -76,6 +76,20 @@ def test_sharded_index_loads(tmp_path, ref, sd):
     folder = _write(tmp_path / "sharded", sd, shards=3)
     assert len(list(folder.glob("model-*.safetensors"))) == 3
     assert_close("sharded_logits", ref(IDS), nanovl.load_model(folder)(IDS), atol=0, rtol=0)
+
+
+def test_loading_progress_reports_every_tensor_and_ends_full(tmp_path, sd):
+    folder = _write(tmp_path / "sharded", sd, shards=3)
+    total = sum(f.stat().st_size for f in folder.glob("model-*.safetensors"))
+    calls = []
+    with loading_progress(lambda done, all_: calls.append((done, all_))):
+        nanovl.load_model(folder)
+    assert len(calls) == len(sd) + 1  # one per tensor, then the closing 100%
+    assert all(a == total for _, a in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls) and calls[-1] == (total, total)
+    calls.clear()
+    nanovl.load_model(folder)  # outside the block nothing reports
+    assert calls == []
 
 
 @torch.no_grad()
