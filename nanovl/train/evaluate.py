@@ -1,0 +1,376 @@
+"""`nanovl eval`: exact-match metrics of a checkpoint on held-out samples of the training curriculum.
+
+    nanovl eval                                   # the bundled tiny model, 100 samples per task
+    nanovl eval --model DIR --n 20 --tasks invoice,sums --json results.json
+
+Every sample comes from the same generators, render scale and question texts as training
+(`nanovl.train.samples`), from seeds in a range training never draws (see `held_out_seed`).
+Prompts go through the public `LLM.chat` path with greedy decoding, all of a task batched
+through the engine: images as PIL images, videos as mp4 files with their transcript lines,
+so the figures are what a user of the model gets.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from nanovl.sampling_params import SamplingParams
+from nanovl.train.data import videos as V
+from nanovl.train.data.charts import make_chart_sample
+from nanovl.train.data.documents import make_document_sample
+from nanovl.train.data.multi_image import make_multi_image_sample
+from nanovl.train.data.reasoning import make_reasoning_sample
+from nanovl.train.samples import RENDER_SCALE, TrainSample, render_video_sample
+
+# training example seeds are (dataset seed << 32) + index (recipe --seed, data.mixture seeds), so
+# every dataset seed below 2**32 stays under 2**64: the held-out blocks start there
+DEFAULT_SEED_BASE = 1 << 64
+_TASK_BITS = 32
+INVOICE_FIELDS = ("vendor", "invoice_number", "date", "currency", "total")
+# tokens of slack past the reference answer's length: room for a near-miss, not for rambling
+_SLACK = 24
+
+
+@dataclass
+class Case:
+    """One held-out prompt: the chat messages, its sampling params and what the scorer needs."""
+
+    task: str
+    seed: int
+    messages: list[dict[str, Any]]
+    params: SamplingParams
+    target: str
+    truth: dict[str, Any]
+    train: TrainSample  # the same sample as training sees it (prompt parity checks)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A held-out task: how to make a case, score an output, and which figure meets which target.
+
+    score(case, out) -> {metric: (hits, total)}; headline(metrics) -> the figure beside `target`.
+    """
+
+    name: str
+    make: Callable[[int, "EvalContext"], Case]
+    score: Callable[[Case, Any, "EvalContext"], dict[str, tuple[float, int]]]
+    headline_name: str
+    target: float
+    lower_is_better: bool = False
+    headline: Callable[[dict[str, float]], float] | None = None
+
+    def headline_value(self, metrics: dict[str, float]) -> float:
+        return self.headline(metrics) if self.headline else metrics[self.headline_name]
+
+    def meets(self, value: float) -> bool:
+        return value <= self.target if self.lower_is_better else value >= self.target
+
+
+@dataclass
+class EvalContext:
+    """Per-run state the task builders share: the tokenizer, the thinking switch, a folder for videos."""
+
+    tokenizer: Any
+    thinking: bool
+    workdir: Path
+    think_ids: frozenset[int] = field(default_factory=frozenset)
+
+    def max_tokens(self, target: str) -> int:
+        return len(self.tokenizer.encode(target)) + _SLACK
+
+
+def held_out_seed(seed_base: int, task: str, index: int) -> int:
+    """The generator seed of example `index` of `task`: each task has its own 2**32 block above `seed_base`."""
+    return seed_base + (TASK_NAMES.index(task) << _TASK_BITS) + index
+
+
+# ------------------------------------------------------------------ prompts
+def _image_messages(sample, question: str | None = None) -> list[dict[str, Any]]:
+    parts = [{"type": "image", "image": im} for im in sample.images]
+    return [{"role": "user", "content": parts + [{"type": "text", "text": question or sample.question}]}]
+
+
+def _params(ctx: EvalContext, target: str, thinking: bool | None) -> SamplingParams:
+    return SamplingParams(temperature=0.0, max_tokens=ctx.max_tokens(target), enable_thinking=thinking)
+
+
+def make_invoice(seed: int, ctx: EvalContext) -> Case:
+    s = make_document_sample(seed, scale=RENDER_SCALE, question="json")
+    return Case("invoice", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.target, s.truth,
+                TrainSample(s, ctx.thinking))
+
+
+def make_chart(seed: int, ctx: EvalContext) -> Case:
+    s = make_chart_sample(seed, scale=RENDER_SCALE, question="value")
+    truth = {"value": s.truth["values"][s.truth["labels"].index(s.truth["label"])]}
+    return Case("chart", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.target, truth,
+                TrainSample(s, ctx.thinking))
+
+
+def make_chart_json(seed: int, ctx: EvalContext) -> Case:
+    s = make_chart_sample(seed, scale=RENDER_SCALE, question="json")
+    truth = dict(zip(s.truth["labels"], s.truth["values"]))
+    return Case("chart_json", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.target, truth,
+                TrainSample(s, ctx.thinking))
+
+
+def make_pair(seed: int, ctx: EvalContext) -> Case:
+    s = make_multi_image_sample(seed, scale=RENDER_SCALE)
+    return Case("multi_image", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.target,
+                {"pair": s.truth["pair"]}, TrainSample(s, ctx.thinking))
+
+
+def make_video(seed: int, ctx: EvalContext) -> Case:
+    s, frames, times, speech = render_video_sample(seed, "appear")
+    # the mp4 of the same clip: render_video_sample draws its script first from Random(seed);
+    # decoded at the engine's 2 fps it yields the frames training rendered at those times
+    script = V.random_script(random.Random(seed), size=V.DEFAULT_SIZE)
+    path = ctx.workdir / f"video_{seed}.mp4"
+    V.write_video(script, path)
+    transcript = [{"start": a, "end": b, "text": t} for a, b, t in speech]
+    messages = [{"role": "user", "content": [{"type": "video", "video": str(path), "transcript": transcript},
+                                             {"type": "text", "text": s.question}]}]
+    return Case("video", seed, messages, _params(ctx, s.target, ctx.thinking), s.target,
+                {"start": float(s.target)}, TrainSample(s, ctx.thinking, frames, times, speech))
+
+
+def _make_sum(thinking: bool, task: str) -> Callable[[int, EvalContext], Case]:
+    def make(seed: int, ctx: EvalContext) -> Case:
+        s = make_reasoning_sample(seed, scale=RENDER_SCALE, thinking=thinking, question="sum")
+        # no explicit switch: the question itself carries /no_think when thinking is off, as a user writes it
+        return Case(task, seed, _image_messages(s), _params(ctx, s.target, None), s.target,
+                    {"answer": s.truth["answer"]}, TrainSample(s, thinking))
+    return make
+
+
+# ------------------------------------------------------------------ scoring
+def _float(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _within(pred: float | None, truth: float, rel: float) -> bool:
+    return pred is not None and abs(pred - truth) <= rel * abs(truth) + 1e-9
+
+
+def score_invoice(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
+    try:
+        got = json.loads(out.text.strip())
+    except ValueError:
+        got = None
+    got = got if isinstance(got, dict) else {}
+    hits = {}
+    for name in INVOICE_FIELDS:
+        value = got.get(name)
+        if name == "total":
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and round(value * 100) == case.truth["total_cents"])
+        else:
+            ok = value == case.truth[name]
+        hits[name] = ok
+    return {**{k: (float(v), 1) for k, v in hits.items()}, "all_fields": (float(all(hits.values())), 1),
+            "valid_json": (float(bool(got)), 1)}
+
+
+def score_chart(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
+    pred = _float(out.text)
+    return {"within_2pct": (float(_within(pred, case.truth["value"], 0.02)), 1),
+            "exact": (float(out.text.strip() == case.target), 1)}
+
+
+def score_chart_json(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
+    try:
+        got = json.loads(out.text.strip())
+    except ValueError:
+        got = None
+    got = got if isinstance(got, dict) else {}
+    ok = sum(_within(_num(got.get(k)), v, 0.02) for k, v in case.truth.items())
+    return {"values_within_2pct": (float(ok), len(case.truth)), "exact": (float(out.text.strip() == case.target), 1)}
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def score_pair(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
+    ok = float(out.text.strip() == case.target)
+    return {"accuracy": (ok, 1), case.truth["pair"]: (ok, 1)}
+
+
+def score_video(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
+    pred = _float(out.text)
+    near = pred is not None and abs(pred - case.truth["start"]) <= 1.0 + 1e-9
+    return {"start_within_1s": (float(near), 1), "exact": (float(out.text.strip() == case.target), 1)}
+
+
+def _has_reasoning(out, ctx: EvalContext) -> bool:
+    # think markers are special tokens (dropped from text), so look at the ids; a trace written
+    # without markers still shows its running "sum =" lines
+    return bool(out.reasoning_content) or bool(ctx.think_ids & set(out.token_ids)) or "sum =" in out.text
+
+
+def score_sum(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
+    return {"accuracy": (float(out.text.strip() == case.truth["answer"]), 1),
+            "with_reasoning": (float(_has_reasoning(out, ctx)), 1)}
+
+
+TASKS: dict[str, Task] = {t.name: t for t in (
+    Task("invoice", make_invoice, score_invoice, "min field exact", 0.90,
+         headline=lambda m: min(m[f] for f in INVOICE_FIELDS)),
+    Task("chart", make_chart, score_chart, "within_2pct", 0.85),
+    Task("chart_json", make_chart_json, score_chart_json, "values_within_2pct", 0.85),
+    Task("multi_image", make_pair, score_pair, "accuracy", 0.95),
+    Task("video", make_video, score_video, "start_within_1s", 0.80),
+    Task("sums", _make_sum(True, "sums"), score_sum, "accuracy", 0.80),
+    Task("sums_no_think", _make_sum(False, "sums_no_think"), score_sum, "with_reasoning", 0.0,
+         lower_is_better=True),
+)}
+# fixed order: a task's seed block depends on its position, so new tasks go at the end
+TASK_NAMES = tuple(TASKS)
+
+
+# ------------------------------------------------------------------ running
+def make_cases(task: str, n: int, seed_base: int, ctx: EvalContext) -> list[Case]:
+    """The first `n` held-out cases of `task`."""
+    return [TASKS[task].make(held_out_seed(seed_base, task, i), ctx) for i in range(n)]
+
+
+def run_task(llm, task: str, n: int, *, seed_base: int, ctx: EvalContext) -> dict[str, Any]:
+    """Make, generate (one batched `llm.chat`) and score `n` cases; returns the task's result record."""
+    spec = TASKS[task]
+    t0 = time.perf_counter()
+    cases = make_cases(task, n, seed_base, ctx)
+    t1 = time.perf_counter()
+    outs = llm.chat([c.messages for c in cases], [c.params for c in cases])
+    t2 = time.perf_counter()
+    sums: dict[str, list[float]] = {}
+    records = []
+    for case, out in zip(cases, outs):
+        scores = spec.score(case, out, ctx)
+        for k, (hit, total) in scores.items():
+            acc = sums.setdefault(k, [0.0, 0])
+            acc[0] += hit
+            acc[1] += total
+        records.append({"seed": case.seed, "target": case.target, "output": out.text,
+                        "reasoning": out.reasoning_content, "scores": {k: v[0] / v[1] for k, v in scores.items()}})
+    metrics = {k: h / t for k, (h, t) in sums.items() if t}
+    value = spec.headline_value(metrics) if metrics else float("nan")
+    gen = sum(o.num_generated_tokens for o in outs)
+    return {"n": n, "headline": spec.headline_name, "value": value, "target": spec.target,
+            "lower_is_better": spec.lower_is_better, "meets_target": spec.meets(value), "metrics": metrics,
+            "prompt_tokens": sum(o.num_prompt_tokens for o in outs), "generated_tokens": gen,
+            "make_s": t1 - t0, "generate_s": t2 - t1, "tokens_per_s": gen / max(t2 - t1, 1e-9),
+            "records": records}
+
+
+def evaluate(llm, counts: dict[str, int], *, seed_base: int = DEFAULT_SEED_BASE, thinking: bool = False,
+             workdir: str | Path | None = None) -> dict[str, Any]:
+    """Held-out metrics of `llm` on each task in `counts` (task -> number of cases).
+
+    Args:
+        llm: a `nanovl.LLM`.
+        thinking: the reasoning switch of the non-arithmetic tasks (the sums set their own).
+        workdir: folder for the videos (a temporary one when None).
+    Returns:
+        {"seed_base", "thinking", "tasks": {task: record}} (records hold metrics, targets, timing, outputs).
+    """
+    unknown = sorted(set(counts) - set(TASKS))
+    if unknown:
+        raise ValueError(f"unknown eval tasks {unknown}; known: {list(TASK_NAMES)}")
+    tok = llm.tokenizer
+    think_ids = frozenset(i for i in (tok.token_to_id("<think>"), tok.token_to_id("</think>")) if i is not None)
+    with tempfile.TemporaryDirectory(prefix="nanovl-eval-") as tmp:
+        ctx = EvalContext(tok, thinking, Path(workdir or tmp), think_ids)
+        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        results = {t: run_task(llm, t, n, seed_base=seed_base, ctx=ctx) for t, n in counts.items() if n > 0}
+    return {"seed_base": seed_base, "thinking": thinking, "tasks": results}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The results as a fixed-width text table: headline rows with target and verdict, other metrics indented."""
+    rows = [f"{'task':<14} {'metric':<20} {'value':>7} {'target':>8} {'n':>5}  ok   tok/s"]
+    for task, r in result["tasks"].items():
+        sign = "<=" if r["lower_is_better"] else ">="
+        rows.append(f"{task:<14} {r['headline']:<20} {_pct(r['value']):>7} {sign + _pct(r['target']):>8} "
+                    f"{r['n']:>5}  {'yes' if r['meets_target'] else 'NO ':<3}  {r['tokens_per_s']:6.1f}")
+        for k, v in r["metrics"].items():
+            if k != r["headline"]:
+                rows.append(f"{'':<14}   {k:<18} {_pct(v):>7}")
+    return "\n".join(rows)
+
+
+def _pct(x: float) -> str:
+    return "nan" if x != x else f"{100 * x:.1f}%"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="nanovl eval", description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=None, help="checkpoint folder or hub id (default: the bundled tiny model)")
+    p.add_argument("--n", type=int, default=100, help="held-out cases per task")
+    p.add_argument("--tasks", default=",".join(TASK_NAMES), help=f"comma-separated subset of {','.join(TASK_NAMES)}")
+    p.add_argument("--seed-base", type=int, default=DEFAULT_SEED_BASE, help="first held-out seed (keep >= 2**64)")
+    p.add_argument("--thinking", choices=("off", "on"), default="off",
+                   help="reasoning switch of the non-arithmetic tasks (the apps' default is off)")
+    p.add_argument("--json", default=None, help="also write the full results (outputs included) here")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--max-num-seqs", type=int, default=32, help="requests decoded together")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is faster on a busy machine)")
+    return p.parse_args(argv)
+
+
+def _bad_args(tasks: list[str], n: int) -> str | None:
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        return f"unknown task(s) {unknown}; known: {','.join(TASK_NAMES)}"
+    if not tasks:
+        return "--tasks is empty"
+    return "--n must be >= 1" if n < 1 else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the eval, print the table, optionally write JSON."""
+    from nanovl.llm import LLM
+
+    args = parse_args(argv)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    problem = _bad_args(tasks, args.n)
+    if problem:
+        print(f"nanovl: error: {problem}", file=sys.stderr)
+        return 1
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    try:
+        llm = LLM(args.model, device=args.device, dtype=args.dtype, max_num_seqs=args.max_num_seqs)
+    except (ValueError, OSError) as err:
+        print(f"nanovl: error: {err}", file=sys.stderr)
+        return 1
+    result = evaluate(llm, {t: args.n for t in tasks}, seed_base=args.seed_base, thinking=args.thinking == "on")
+    result["model"] = str(args.model or "bundled tiny (nanovl/assets/tiny)")
+    result["seconds"] = time.perf_counter() - t0
+    gen = sum(r["generated_tokens"] for r in result["tasks"].values())
+    gen_s = sum(r["generate_s"] for r in result["tasks"].values())
+    print(f"nanovl eval: {result['model']}, {args.n} per task, seed base {args.seed_base}, thinking {args.thinking}")
+    print(format_table(result))
+    print(f"{result['seconds']:.1f} s in all; {gen} tokens generated at {gen / max(gen_s, 1e-9):.1f} tok/s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
