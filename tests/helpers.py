@@ -1,6 +1,7 @@
 """Numerics helpers shared by the tests."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 
@@ -13,3 +14,12 @@ def assert_close(name: str, ref: torch.Tensor, out: torch.Tensor, atol: float = 
     ok = torch.allclose(out32, ref32, atol=atol, rtol=rtol)
     assert ok, (f"{name}: max abs diff {diff.max().item():.3e}, mean {diff.mean().item():.3e}, "
                 f"rel {rel:.3e} (atol {atol}, rtol {rtol})")
+
+
+# The bundled tiny model v1 (1316 GPU steps, 2026-12-02) does not read images yet: README's eval
+# table and docs/TRAINING_NOTES.md. Tests of answer *content* carry this mark. It is strict and
+# limited to AssertionError: a crash still fails, and a checkpoint that passes such a test turns
+# CI red until the mark is removed, so the mark cannot outlive the problem.
+needs_reading_model = pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="bundled tiny model v1 does not read images yet (README eval, docs/TRAINING_NOTES.md)")

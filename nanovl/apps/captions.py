@@ -42,7 +42,9 @@ def caption_schema(max_time: float) -> dict:
 
 
 def response_format(max_time: float) -> dict:
-    return {"type": "json_schema", "json_schema": {"name": "captions", "schema": caption_schema(max_time)}}
+    from nanovl.apps.schemas import response_format as json_format
+
+    return json_format(caption_schema(max_time), "captions")
 
 
 def parse_captions(text: str) -> list[Caption]:
@@ -80,10 +82,13 @@ def place(captions: Iterable[Caption], offset: float, lo: float, hi: float) -> l
 
 def merge_captions(per_segment: Sequence[Sequence[Caption]], *, gap: float = 0.0) -> list[Caption]:
     """Join the segments' captions in time order; one event cut by a segment boundary (the same
-    caption ending where the next segment's starts, within `gap` s) becomes one caption again."""
+    caption ending where the next segment's starts, within `gap` s) becomes one caption again,
+    and exact repeats are dropped."""
     merged: list[Caption] = []
     for i, captions in enumerate(per_segment):
         for c in sorted(captions, key=lambda c: (c.start, c.end)):
+            if c in merged:
+                continue  # a weak model may repeat an event word for word
             join = next((j for j, m in enumerate(merged) if i > 0 and m.caption == c.caption
                          and m.end <= c.start + 1e-6 and c.start - m.end <= gap + 1e-6), None)
             if join is not None:
@@ -95,11 +100,16 @@ def merge_captions(per_segment: Sequence[Sequence[Caption]], *, gap: float = 0.0
 
 def dense_captions(session, *, max_tokens: int | None = None) -> list[Caption]:
     """Captions of the whole video of a VideoSession, segment by segment, in media time."""
-    outs, _, _ = session.ask_segments(CAPTION_PROMPT, max_tokens=max_tokens,
-                                      response_format=lambda seg: response_format(seg.end - seg.start))
+    return ask_captions(session, max_tokens=max_tokens)[0]
+
+
+def ask_captions(session, *, max_tokens: int | None = None) -> tuple[list[Caption], tuple[list, float, float]]:
+    """(merged captions in media time, ask_segments' (outputs, prefix s, answer s))."""
+    asked = session.ask_segments(CAPTION_PROMPT, max_tokens=max_tokens, remember=False,
+                                 response_format=lambda seg: response_format(seg.end - seg.start))
     per_segment = [place(parse_captions(out.text), seg.offset, seg.start, seg.end)
-                   for seg, out in zip(session.segments, outs)]
-    return merge_captions(per_segment, gap=1.0 / session.options.fps)
+                   for seg, out in zip(session.segments, asked[0])]
+    return merge_captions(per_segment, gap=1.0 / session.options.fps), asked
 
 
 def to_json(captions: Sequence[Caption]) -> str:

@@ -58,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True)
     s = video.add_parser("summarize", help="bullet-point summary from frames and speech")
     _video_args(s)
-    s.add_argument("--bullets", type=int, default=5)
+    s.add_argument("--bullets", type=int, default=5, help="number of bullet points")
+    s.add_argument("--style", choices=("grounded", "free"), default="grounded",
+                   help="grounded: timed events + narration (what the tiny model was trained on); "
+                        "free: one summary prompt, for large instruction-tuned models")
     s.add_argument("--ask", action="append", default=[], help="follow-up question (repeatable)")
     s.add_argument("--interactive", action="store_true", help="then read follow-up questions from stdin")
     a = video.add_parser("ask", help="answer questions about a video")
@@ -106,20 +109,28 @@ def _fetcher(args):
 def _session(args, llm, path: str):
     from nanovl.apps.video import VideoOptions, VideoSession
 
-    follow_ups = getattr(args, "ask", None) or getattr(args, "interactive", False) or (
-        args.action == "ask" and len(args.question) > 1)
+    # more than one question about the same video: compute its prefix once (a grounded summary
+    # alone asks two: events and narration)
+    several = getattr(args, "ask", None) or getattr(args, "interactive", False) or (
+        args.action == "ask" and len(args.question) > 1) or getattr(args, "style", "") == "grounded"
     opts = VideoOptions(fps=args.fps, max_frames=args.max_frames, pruning_rate=args.pruning_rate,
                         use_audio=not args.no_audio, asr_model=args.asr_model, max_context=args.max_context,
                         max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed,
-                        enable_thinking=args.think, reuse_prefix=bool(follow_ups))
+                        enable_thinking=args.think, reuse_prefix=bool(several),
+                        summary=getattr(args, "style", "grounded"))
     return VideoSession(llm, path, opts, progress=not args.no_progress)
 
 
 def _answer(session, question: str, out, err) -> None:
+    from nanovl.apps.long_video import time_range
     from nanovl.apps.video import describe_timing
 
     answer = session.ask(question)
     print(f"Q: {question}\nA: {answer.text}", file=out)
+    if len(answer.parts) > 1:
+        # a segmented video: the merged answer above, then what each stretch of it gave
+        for start, end, text in answer.parts:
+            print(f"   {time_range(start, end)} {' '.join(text.split())}", file=out)
     print(describe_timing(answer, session), file=err)
 
 
@@ -133,8 +144,12 @@ def _run_video(args, llm, out, err) -> None:
         if args.action == "summarize":
             from nanovl.apps.video import describe_timing
 
-            _, answer = session.summarize(args.bullets)
-            print(answer.text, file=out)
+            points, answer = session.summarize(args.bullets)
+            if points:
+                print(answer.text, file=out)
+            else:
+                print("nanovl: the model named no events and no narration; try --style free or a larger "
+                      "--max-tokens", file=err)
             print(describe_timing(answer, session), file=err)
             questions = list(args.ask)
         elif args.action == "ask":
@@ -217,6 +232,8 @@ def main(argv: Sequence[str] | None = None, *, llm=None, stdout=None, stderr=Non
     try:
         if getattr(args, "max_tokens", 1) < 1:
             raise ValueError("--max-tokens must be >= 1")
+        if getattr(args, "bullets", 1) < 1:
+            raise ValueError("--bullets must be >= 1")
         runners[args.command](args, llm or _make_llm(args), out, err)
     except _known_errors() as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__

@@ -7,7 +7,13 @@
 The audio track is transcribed (faster-whisper) and its lines are placed between the frames they
 follow (the video part's "transcript" option). A video whose frames and transcript exceed the
 context is split into segments (long_video.py); each segment is asked alone and the answers are
-merged by one more text-only call.
+merged (by time, or by one more text-only call for free-form answers).
+
+Summaries come in two styles. "grounded" (the default) asks two questions the tiny model was
+trained on, the timed events ("Describe the events with timestamps.", schema-constrained JSON)
+and the narration ("What does the narrator say?"), and lays their answers out as time-ordered
+bullets; segments need no model merge. "free" asks for N bullets in one prompt and merges
+segment summaries with a text-only call, which suits large instruction-tuned checkpoints.
 """
 from __future__ import annotations
 
@@ -27,6 +33,9 @@ from nanovl.inputs.video import probe_video, sample_times
 from nanovl.sampling_params import SamplingParams
 
 SUMMARY_PROMPT = "Summarize the video in {n} bullet points, using both what is shown and what is said."
+# the curriculum's "speech" question (nanovl/train/data/videos.py); the events question is captions.CAPTION_PROMPT
+SPEECH_PROMPT = "What does the narrator say?"
+SUMMARY_STYLES = ("grounded", "free")
 # tokens kept free for the question, the chat template and earlier turns of a conversation
 QUESTION_RESERVE = 64
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+(.*\S)")
@@ -40,6 +49,7 @@ class VideoOptions:
     use_audio: transcribe the audio track; asr_model: Whisper model folder or name (None = the
     bundled tiny.en); max_context: prompt + answer tokens allowed (None = the model's length);
     reuse_prefix: save each segment's video state so follow-up questions skip it.
+    summary: "grounded" (events + narration questions) or "free" (one summary prompt), see above.
     """
 
     fps: float = 2.0
@@ -53,6 +63,11 @@ class VideoOptions:
     seed: int | None = None
     enable_thinking: bool = False
     reuse_prefix: bool = False
+    summary: str = "grounded"
+
+    def __post_init__(self) -> None:
+        if self.summary not in SUMMARY_STYLES:
+            raise ValueError(f"summary style must be one of {SUMMARY_STYLES}, got {self.summary!r}")
 
 
 @dataclass
@@ -146,6 +161,10 @@ class VideoSession:
 
     def summarize(self, bullets: int = 5) -> tuple[list[str], Answer]:
         """`bullets` bullet points about the whole video, drawing on frames and speech."""
+        if bullets < 1:
+            raise ValueError(f"bullets must be >= 1, got {bullets}")
+        if self.options.summary == "grounded":
+            return self._grounded_summary(bullets)
         question = SUMMARY_PROMPT.format(n=bullets)
         outs, prefix_s, answer_s = self.ask_segments(question)
         parts = [(seg.start, seg.end, out.text.strip()) for seg, out in zip(self.segments, outs)]
@@ -160,17 +179,50 @@ class VideoSession:
         text = "\n".join(f"- {p}" for p in points)
         return points, Answer(text, parts, outs, prefix_s, answer_s, sum(o.num_cached_tokens for o in outs))
 
+    def _grounded_summary(self, bullets: int) -> tuple[list[str], Answer]:
+        """Timed events of every segment plus what the narrator says where there is speech, by time.
+
+        The narration is kept first when there are more points than `bullets` (it is the one
+        source the frames cannot stand in for), then the earliest events.
+        """
+        from nanovl.apps import captions as cap
+
+        merged, (outs, prefix_s, answer_s) = cap.ask_captions(self)
+        timed: list[tuple[float, int, str, int]] = []  # (media time, priority, bullet, segment index)
+        for c in merged:
+            # an event joined across a cut is listed under the segment where it starts
+            i = next(i for i, seg in enumerate(self.segments) if c.start < seg.end or seg is self.segments[-1])
+            timed.append((c.start, 1, f"{c.start:.1f}-{c.end:.1f} s: {c.caption}", i))
+        spoken = [seg for seg in self.segments if seg.part.get("transcript")]
+        if spoken:
+            s_outs, s_prefix, s_answer = self.ask_segments(SPEECH_PROMPT, segments=spoken, remember=False)
+            prefix_s, answer_s, outs = prefix_s + s_prefix, answer_s + s_answer, outs + s_outs
+            for seg, out in zip(spoken, s_outs):
+                said = " ".join(out.text.split())
+                if said:
+                    heard = seg.part["transcript"][0]["start"] + seg.offset
+                    timed.append((heard, 0, f"{heard:.1f} s, narration: {said}", self.segments.index(seg)))
+        chosen = pick_points(timed, bullets)
+        points = [b for _, _, b, _ in chosen]
+        parts = [(seg.start, seg.end, "\n".join(f"- {b}" for _, _, b, j in chosen if j == i))
+                 for i, seg in enumerate(self.segments)]
+        text = "\n".join(f"- {p}" for p in points)
+        return points, Answer(text, parts, outs, prefix_s, answer_s, sum(o.num_cached_tokens for o in outs))
+
     def ask_segments(self, question: str, *, response_format: dict | Callable[[VideoSegment], dict] | None = None,
-                     max_tokens: int | None = None) -> tuple[list, float, float]:
-        """Ask every segment; returns (RequestOutput per segment, prefix seconds, answer seconds).
+                     max_tokens: int | None = None, segments: Sequence[VideoSegment] | None = None,
+                     remember: bool = True) -> tuple[list, float, float]:
+        """Ask every segment (or `segments`); returns (RequestOutput per segment, prefix s, answer s).
 
         `response_format` may depend on the segment (a function of it). With `reuse_prefix`, a
         segment's video state is computed once (the first question pays for it, counted in prefix
-        seconds) and later questions start from it. Free-text answers join the segment's history.
+        seconds) and later questions start from it. Free-text answers join the segment's history
+        when `remember` (the user's conversation; a summary's own questions stay out of it).
         """
         outs, prefix_s, answer_s = [], 0.0, 0.0
-        bar = tqdm(self.segments, desc="segments", unit="seg", file=sys.stderr,
-                   disable=not self.progress or len(self.segments) == 1)
+        todo = list(self.segments if segments is None else segments)
+        bar = tqdm(todo, desc="segments", unit="seg", file=sys.stderr,
+                   disable=not self.progress or len(todo) == 1)
         for seg in bar:
             if self.options.reuse_prefix and seg.prefix is None:
                 t0 = time.perf_counter()
@@ -184,7 +236,7 @@ class VideoSession:
             messages = self.messages(seg, question, params.max_tokens)
             out = self.llm.chat(messages, params, prefix=seg.prefix)[0]
             answer_s += time.perf_counter() - t0
-            if fmt is None:
+            if fmt is None and remember:
                 seg.history.append((question, out.text.strip()))
             outs.append(out)
         return outs, prefix_s, answer_s
@@ -270,6 +322,12 @@ class VideoSession:
         if room < answers:
             prompt = merge_prompt(question, fit_parts(parts, room, self._count), summary_bullets=bullets)
         return self.llm.chat([{"role": "user", "content": prompt}], params)[0].text.strip()
+
+
+def pick_points(timed: Sequence[tuple[float, int, str, int]], limit: int) -> list[tuple[float, int, str, int]]:
+    """The `limit` points of a grounded summary, in time order: lowest priority value first (0 =
+    narration), then the earliest; each point is (media time, priority, text, segment index)."""
+    return sorted(sorted(timed, key=lambda x: (x[1], x[0]))[:limit])
 
 
 def _round_robin(lists: Sequence[Sequence[str]], limit: int) -> list[str]:

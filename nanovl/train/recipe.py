@@ -42,7 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--time-limit", type=float, default=None, help="stop this call after so many seconds")
     p.add_argument("--stage1-steps", type=int, default=600)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1.5e-3)
+    p.add_argument("--lr", type=float, default=5e-4, help="peak LR (1.5e-3 left small-text reading at chance)")
+    p.add_argument("--vision-lr-scale", type=float, default=0.1,
+                   help="the ViT's LR is this times --lr (at 1.0 the from-scratch ViT collapses to an "
+                        "image-independent output within ~50 steps; docs/TRAINING_NOTES.md)")
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
@@ -79,11 +82,19 @@ def media_ids(tokenizer_dir: Path) -> MediaIds:
     return MediaIds(tok.token_to_id("<image>"), tok.token_to_id("<img>"), tok.token_to_id("</img>"))
 
 
-def make_optimizer(model: NemotronVL, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embeddings" not in n]
-    rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embeddings" not in n)]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95), eps=1e-8)
+def make_optimizer(model: NemotronVL, lr: float, weight_decay: float,
+                   vision_lr_scale: float = 1.0) -> torch.optim.Optimizer:
+    """AdamW; matrices (not embeddings) decay. Each group's `lr_scale` multiplies the scheduled LR:
+    `vision_lr_scale` for `vision_model.*`, 1 for the projector and the LM."""
+    groups = []
+    for vision in (False, True):
+        named = [(n, p) for n, p in model.named_parameters() if n.startswith("vision_model.") == vision]
+        decay = [p for n, p in named if p.dim() >= 2 and "embeddings" not in n]
+        rest = [p for n, p in named if not (p.dim() >= 2 and "embeddings" not in n)]
+        scale = vision_lr_scale if vision else 1.0
+        groups += [{"params": decay, "weight_decay": weight_decay, "lr_scale": scale, "lr": lr * scale},
+                   {"params": rest, "weight_decay": 0.0, "lr_scale": scale, "lr": lr * scale}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8)
 
 
 def lr_at(args, step_in_call: int, seconds: float) -> float:
@@ -126,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(args.seed)
     model = NemotronVL(cfg, num_prefix_tokens=cfg.vision.num_prefix_tokens)
     init_weights(model, args.seed)
-    opt = make_optimizer(model, args.lr, args.weight_decay)
+    opt = make_optimizer(model, args.lr, args.weight_decay, args.vision_lr_scale)
     step, seconds = 0, 0.0
     state_path = out / "state.pt"
     if state_path.exists():
@@ -157,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
             batch = next(batches)
             t_data = time.time() - t0
             for g in opt.param_groups:
-                g["lr"] = lr_at(args, step - step0, seconds)
+                g["lr"] = lr_at(args, step - step0, seconds) * g.get("lr_scale", 1.0)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 res = batch_loss(model, batch, ids)
             opt.zero_grad(set_to_none=True)
@@ -169,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
             acc.add(res, batch, t_data, float(gnorm))
             if step % args.log_every == 0 or step == args.steps:
                 record = acc.record(step, seconds, opt.param_groups[0]["lr"], args.stage1_steps)
+                record["vit_spread"] = vit_spread(model, batch)
                 print(json.dumps(record), flush=True)
                 log.write(json.dumps(record) + "\n")
                 log.flush()
@@ -184,6 +196,20 @@ def main(argv: list[str] | None = None) -> dict:
                                                         "batch_size": args.batch_size}) + "\n")
     print(f"stopped at batch {step} after {seconds:.0f} s of training; exported {export}", flush=True)
     return record
+
+
+def vit_spread(model: NemotronVL, batch, max_tiles: int = 32) -> float | None:
+    """Between-tile std of the ViT features over their RMS on this batch's first tiles (image tiles
+    only). Near 0 means the vision tower collapsed to an image-independent output; ~0.2 at init."""
+    tiles = [m.pixel_values for ex in batch for m in ex.media if m.kind == "image"]
+    if not tiles:
+        return None
+    x = torch.cat(tiles)[:max_tiles].to(next(model.parameters()).device)
+    if x.shape[0] < 2:
+        return None
+    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.is_cuda):
+        f = model.vision_model(x).float()
+    return round(float(f.std(0).mean() / f.pow(2).mean().sqrt()), 4)
 
 
 class _Acc:

@@ -52,7 +52,7 @@ def test_help(argv, capsys):
 
 
 def test_summarize_with_followups_prints_timings(random_llm, clip, monkeypatch):
-    code, out, err = _run(["video", "summarize", str(clip), "--bullets", "2", "--max-tokens", "16",
+    code, out, err = _run(["video", "summarize", str(clip), "--bullets", "2", "--max-tokens", "16", "--style", "free",
                            "--ask", "What moves?", "--interactive", "--no-progress"], random_llm,
                           stdin="And then?\nexit\n", monkeypatch=monkeypatch)
     assert code == 0, err
@@ -62,7 +62,7 @@ def test_summarize_with_followups_prints_timings(random_llm, clip, monkeypatch):
 
 def test_summarize_from_url(random_llm, served):
     code, out, err = _run(["video", "summarize", served, "--allow-private-urls", "--max-tokens", "8",
-                           "--no-audio"], random_llm)
+                           "--no-audio", "--style", "free"], random_llm)
     assert code == 0, err
     assert out.startswith("- ")
 

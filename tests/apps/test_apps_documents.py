@@ -10,6 +10,11 @@ from nanovl.apps.documents import extract, load_pages, to_markdown
 from nanovl.apps.schemas import (SchemaError, extraction_prompt, load_schema, merge_pages,
                                  validation_errors)
 from nanovl.train.data.documents import make_document_sample
+from nanovl.train.samples import RENDER_SCALE
+from helpers import needs_reading_model
+
+# documents the trained model reads come from seeds training (0 up) and the eval (1e9 up) never draw
+HELD_OUT = 1_500_000_100
 
 
 def _truth(sample) -> dict:
@@ -22,9 +27,9 @@ def _truth(sample) -> dict:
     return out
 
 
-def _sample(kind: str, start: int = 0):
+def _sample(kind: str, start: int = 0, scale: int = 1):
     seed = start
-    while (s := make_document_sample(seed, augment=False, question="json_items")).truth["kind"] != kind:
+    while (s := make_document_sample(seed, scale=scale, augment=False, question="json_items")).truth["kind"] != kind:
         seed += 1
     return s
 
@@ -102,9 +107,11 @@ def test_markdown_has_one_section_per_page(random_llm, tmp_path):
     assert text.count("\n---\n") == 1
 
 
+@needs_reading_model
 @pytest.mark.parametrize("kind", ["invoice", "receipt"])
 def test_trained_model_extracts_the_ground_truth(trained_llm, tmp_path, kind):
-    sample = _sample(kind, start=100)
+    # the trained model reads pages drawn at the training render scale (512 px)
+    sample = _sample(kind, start=HELD_OUT, scale=RENDER_SCALE)
     png = tmp_path / f"{kind}.png"
     sample.images[0].save(png)
     result = extract(trained_llm, [str(png)], load_schema(kind))
@@ -112,8 +119,9 @@ def test_trained_model_extracts_the_ground_truth(trained_llm, tmp_path, kind):
     assert result.value == _truth(sample)
 
 
+@needs_reading_model
 def test_trained_model_two_page_pdf_equals_ground_truth(trained_llm, tmp_path):
-    sample = _sample("invoice", start=200)
+    sample = _sample("invoice", start=HELD_OUT + 100, scale=RENDER_SCALE)
     pdf = _two_page_pdf(sample, tmp_path / "two_pages.pdf")
     result = extract(trained_llm, [str(pdf)], load_schema("invoice"), dpi=72)
     assert result.errors == []

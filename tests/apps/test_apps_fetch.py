@@ -6,7 +6,7 @@ allow_private=True, the refusal tests show that 127.0.0.1 is refused without it.
 from __future__ import annotations
 
 import http.server
-import importlib.util
+import sys
 import threading
 import time
 from pathlib import Path
@@ -121,8 +121,9 @@ def test_http_error_and_bad_scheme(server, tmp_path):
         download("file:///etc/passwd", tmp_path)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("yt_dlp") is not None, reason="yt-dlp is installed here")
-def test_ytdlp_missing_message(tmp_path):
+def test_ytdlp_missing_message(tmp_path, monkeypatch):
+    # a None entry makes `import yt_dlp` fail, as on a machine without the optional extra
+    monkeypatch.setitem(sys.modules, "yt_dlp", None)
     with pytest.raises(FetchError, match="yt-dlp is not installed.*pip install"):
         download_with_ytdlp("https://example.com/watch?v=1", tmp_path)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import replace
 
 import pytest
@@ -16,7 +17,7 @@ from PIL import Image
 from nanovl.apps import captions as cap
 from nanovl.apps.clips import cut_clips
 from nanovl.apps.long_video import ContextTooSmallError, plan_segments
-from nanovl.apps.video import VideoOptions, VideoSession
+from nanovl.apps.video import VideoOptions, VideoSession, pick_points
 from nanovl.inputs.video import load_video, probe_video, sample_times
 from nanovl.train.data.videos import random_script, write_video
 
@@ -91,13 +92,36 @@ def test_long_video_captions_cover_whole_duration(random_llm, long_video, tmp_pa
     assert Image.open(png).size[0] > 500
 
 
-def test_long_video_summary_merges_segments(random_llm, long_video):
-    opts = VideoOptions(fps=2.0, max_context=360, max_tokens=24, use_audio=False)
+def test_long_video_free_summary_merges_segments(random_llm, long_video):
+    opts = VideoOptions(fps=2.0, max_context=360, max_tokens=24, use_audio=False, summary="free")
     session = VideoSession(random_llm, long_video, opts, progress=False)
     bullets, answer = session.summarize(3)
     assert len(answer.parts) == len(session.segments) >= 3
     assert [p[:2] for p in answer.parts] == [(s.start, s.end) for s in session.segments]
     assert 1 <= len(bullets) <= 3 and answer.text.count("- ") >= len(bullets)
+
+
+def test_long_video_grounded_summary_is_timed_events_in_order(random_llm, long_video):
+    opts = VideoOptions(fps=2.0, max_context=360, max_tokens=96, use_audio=False)
+    session = VideoSession(random_llm, long_video, opts, progress=False)
+    bullets, answer = session.summarize(50)
+    assert len(answer.parts) == len(session.segments) >= 3
+    # one captions question per segment (no narration on a silent video), no merge call
+    assert len(answer.outputs) == len(session.segments)
+    times = [tuple(map(float, re.match(r"([\d.]+)-([\d.]+) s: ", b).groups())) for b in bullets]
+    assert times == sorted(times) and times[0][0] >= 0.0 and times[-1][1] <= 12.0
+    # every bullet sits in the part of the segment whose answer it came from
+    for (start, end, text), seg in zip(answer.parts, session.segments):
+        for line in filter(None, text.splitlines()):
+            t0 = float(re.match(r"- ([\d.]+)-", line).group(1))
+            assert seg.start - 0.05 <= t0 <= seg.end + 0.05
+
+
+def test_pick_points_keeps_narration_then_earliest_events():
+    timed = [(4.0, 1, "e4", 0), (0.5, 1, "e0", 0), (9.0, 0, "said", 1), (2.0, 1, "e2", 0)]
+    assert [p[2] for p in pick_points(timed, 3)] == ["e0", "e2", "said"]
+    assert [p[2] for p in pick_points(timed, 1)] == ["said"]
+    assert [p[2] for p in pick_points(timed, 9)] == ["e0", "e2", "e4", "said"]
 
 
 def test_place_and_merge_captions():

@@ -25,7 +25,7 @@ def silent_video(tmp_path_factory):
 
 
 def _options(**kw) -> VideoOptions:
-    return VideoOptions(fps=2.0, max_tokens=24, use_audio=False, **kw)
+    return VideoOptions(fps=2.0, max_tokens=24, use_audio=False, summary="free", **kw)
 
 
 def test_followup_from_saved_prefix_equals_scratch(random_llm, silent_video):

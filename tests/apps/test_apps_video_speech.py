@@ -5,6 +5,7 @@ is installed, by the synthetic curriculum generator. Whisper tiny.en runs for re
 """
 from __future__ import annotations
 
+import io
 import json
 import random
 import re
@@ -116,3 +117,24 @@ def test_no_audio_means_no_speech_lines(random_llm, fixture_video):
     session = VideoSession(random_llm, fixture_video[0], VideoOptions(fps=1.0, use_audio=False), progress=False)
     assert session.transcript is None
     assert not _speech_slots(_prompt_lines(random_llm, session))
+
+
+def test_asr_model_flag(random_llm, fixture_video, tmp_path):
+    from nanovl.apps.cli_apps import main
+
+    folder = str(bundled_model()[1])
+    # a model folder given explicitly: the speech reaches the grounded summary's narration question
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["video", "summarize", fixture_video[0], "--asr-model", folder, "--fps", "1", "--max-tokens", "48",
+                 "--no-progress"], llm=random_llm, stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    assert "video prefix:" in err.getvalue()
+    # a folder without a Whisper model is refused in one line that names it
+    empty = tmp_path / "not_a_model"
+    empty.mkdir()
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["video", "summarize", fixture_video[0], "--asr-model", str(empty)], llm=random_llm,
+                stdout=out, stderr=err)
+    assert code == 1 and out.getvalue() == ""
+    assert err.getvalue().startswith("nanovl: error: ") and "not_a_model" in err.getvalue()
+    assert err.getvalue().count("\n") == 1
