@@ -7,7 +7,9 @@ Every sample comes from the same generators, render scale and question texts as 
 (`nanovl.train.samples`), from seeds in a range training never draws (see `held_out_seed`).
 Prompts go through the public `LLM.chat` path with greedy decoding, all of a task batched
 through the engine: images as PIL images, videos as mp4 files with their transcript lines,
-so the figures are what a user of the model gets.
+so the figures are what a user of the model gets. Two tasks ask exactly what the apps ask, with
+their constrained decoding: `invoice_items` (`nanovl extract --schema invoice|receipt`: line items
+exact per item) and `dense_captions` (`nanovl video captions`: events matched within 1 s).
 """
 from __future__ import annotations
 
@@ -98,8 +100,10 @@ def _image_messages(sample, question: str | None = None) -> list[dict[str, Any]]
     return [{"role": "user", "content": parts + [{"type": "text", "text": question or sample.question}]}]
 
 
-def _params(ctx: EvalContext, target: str, thinking: bool | None) -> SamplingParams:
-    return SamplingParams(temperature=0.0, max_tokens=ctx.max_tokens(target), enable_thinking=thinking)
+def _params(ctx: EvalContext, target: str, thinking: bool | None,
+            response_format: dict | None = None) -> SamplingParams:
+    return SamplingParams(temperature=0.0, max_tokens=ctx.max_tokens(target), enable_thinking=thinking,
+                          response_format=response_format)
 
 
 def make_invoice(seed: int, ctx: EvalContext) -> Case:
@@ -128,18 +132,44 @@ def make_pair(seed: int, ctx: EvalContext) -> Case:
                 {"pair": s.truth["pair"]}, TrainSample(s, ctx.thinking))
 
 
-def make_video(seed: int, ctx: EvalContext) -> Case:
-    s, frames, times, speech = render_video_sample(seed, "appear")
+def _video_messages(seed: int, ctx: EvalContext, question: str,
+                    speech: list[tuple[float, float, str]]) -> list[dict[str, Any]]:
     # the mp4 of the same clip: render_video_sample draws its script first from Random(seed);
     # decoded at the engine's 2 fps it yields the frames training rendered at those times
     script = V.random_script(random.Random(seed), size=V.DEFAULT_SIZE)
     path = ctx.workdir / f"video_{seed}.mp4"
     V.write_video(script, path)
     transcript = [{"start": a, "end": b, "text": t} for a, b, t in speech]
-    messages = [{"role": "user", "content": [{"type": "video", "video": str(path), "transcript": transcript},
-                                             {"type": "text", "text": s.question}]}]
-    return Case("video", seed, messages, _params(ctx, s.target, ctx.thinking), s.target,
-                {"start": float(s.target)}, TrainSample(s, ctx.thinking, frames, times, speech))
+    return [{"role": "user", "content": [{"type": "video", "video": str(path), "transcript": transcript},
+                                         {"type": "text", "text": question}]}]
+
+
+def make_video(seed: int, ctx: EvalContext) -> Case:
+    s, frames, times, speech = render_video_sample(seed, "appear")
+    return Case("video", seed, _video_messages(seed, ctx, s.question, speech), _params(ctx, s.target, ctx.thinking),
+                s.target, {"start": float(s.target)}, TrainSample(s, ctx.thinking, frames, times, speech))
+
+
+def make_invoice_items(seed: int, ctx: EvalContext) -> Case:
+    """`nanovl extract --schema <kind>` on one page: the app's prompt and schema-constrained decoding."""
+    from nanovl.apps.schemas import extraction_prompt, load_schema, response_format
+
+    s = make_document_sample(seed, scale=RENDER_SCALE, question="json_items")
+    schema = load_schema(s.truth["kind"])
+    params = _params(ctx, s.target, ctx.thinking, response_format(schema))
+    truth = {**s.truth, "number_key": f"{s.truth['kind']}_number", "schema": schema}
+    return Case("invoice_items", seed, _image_messages(s, extraction_prompt(schema)), params, s.target, truth,
+                TrainSample(s, ctx.thinking))
+
+
+def make_dense_captions(seed: int, ctx: EvalContext) -> Case:
+    """`nanovl video captions` on a one-segment clip: the app's question and caption schema."""
+    from nanovl.apps import captions as cap
+
+    s, frames, times, speech = render_video_sample(seed, "dense")
+    params = _params(ctx, s.target, ctx.thinking, cap.response_format(s.truth["duration"]))
+    return Case("dense_captions", seed, _video_messages(seed, ctx, cap.CAPTION_PROMPT, speech), params, s.target,
+                {"captions": s.truth["captions"]}, TrainSample(s, ctx.thinking, frames, times, speech))
 
 
 def _make_sum(thinking: bool, task: str) -> Callable[[int, EvalContext], Case]:
@@ -214,6 +244,62 @@ def score_video(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int
     return {"start_within_1s": (float(near), 1), "exact": (float(out.text.strip() == case.target), 1)}
 
 
+def _same_item(got: Any, want: dict) -> bool:
+    if not isinstance(got, dict) or set(got) != {"description", "qty", "unit_price"}:
+        return False
+    qty, price = got["qty"], _num(got["unit_price"])
+    return (got["description"] == want["description"] and isinstance(qty, int) and not isinstance(qty, bool)
+            and qty == want["qty"] and price is not None and round(price * 100) == round(want["unit_price"] * 100))
+
+
+def score_invoice_items(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
+    """Line items exact per item (position i of the answer against item i), the header fields under the
+    schema's keys, and the whole answer: schema-valid and equal to the ground truth."""
+    from nanovl.apps.schemas import validation_errors
+
+    try:
+        got = json.loads(out.text.strip())
+    except ValueError:
+        got = None
+    got = got if isinstance(got, dict) else {}
+    truth = case.truth
+    want_items = truth["items"]
+    items = got.get("items") if isinstance(got.get("items"), list) else []
+    item_hits = sum(_same_item(items[i], w) for i, w in enumerate(want_items) if i < len(items))
+    header = {"vendor": truth["vendor"], truth["number_key"]: truth["invoice_number"], "date": truth["date"],
+              "currency": truth["currency"]}
+    header_hits = sum(got.get(k) == v for k, v in header.items())
+    total = got.get("total")
+    header_hits += (isinstance(total, (int, float)) and not isinstance(total, bool)
+                    and round(total * 100) == truth["total_cents"])
+    exact = (set(got) == set(header) | {"total", "items"} and header_hits == len(header) + 1
+             and len(items) == len(want_items) and item_hits == len(want_items))
+    return {"items_exact": (float(item_hits), len(want_items)),
+            "item_count": (float(len(items) == len(want_items)), 1),
+            "header_fields": (float(header_hits), len(header) + 1),
+            "all_exact": (float(exact), 1),
+            "schema_valid": (float(bool(got) and not validation_errors(got, truth["schema"])), 1)}
+
+
+def score_dense_captions(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
+    """Events parsed as the captions app parses them; a true event is matched by an unused answer event
+    with the same caption whose start and end are each within 1 s of it."""
+    from nanovl.apps.captions import parse_captions
+
+    pred = parse_captions(out.text.strip())
+    want = case.truth["captions"]
+    used: set[int] = set()
+    for w in want:
+        j = next((j for j, p in enumerate(pred) if j not in used and p.caption == w["caption"]
+                  and abs(p.start - w["start"]) <= 1.0 + 1e-9 and abs(p.end - w["end"]) <= 1.0 + 1e-9), None)
+        if j is not None:
+            used.add(j)
+    return {"within_1s": (float(len(used)), len(want)),
+            "precision_1s": (float(len(used)), max(len(pred), 1)),
+            "count_exact": (float(len(pred) == len(want)), 1),
+            "exact": (float(out.text.strip() == case.target), 1)}
+
+
 def _has_reasoning(out, ctx: EvalContext) -> bool:
     # think markers are special tokens (dropped from text), so look at the ids; a trace written
     # without markers still shows its running "sum =" lines
@@ -235,6 +321,9 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("sums", _make_sum(True, "sums"), score_sum, "accuracy", 0.80),
     Task("sums_no_think", _make_sum(False, "sums_no_think"), score_sum, "with_reasoning", 0.0,
          lower_is_better=True),
+    # the apps' own questions: `nanovl extract --schema invoice|receipt` and `nanovl video captions`
+    Task("invoice_items", make_invoice_items, score_invoice_items, "items_exact", 0.90),
+    Task("dense_captions", make_dense_captions, score_dense_captions, "within_1s", 0.80),
 )}
 # fixed order: a task's seed block depends on its position, so new tasks go at the end
 TASK_NAMES = tuple(TASKS)

@@ -257,6 +257,19 @@ def invoice_fields(invoice: Invoice, *, with_items: bool = False) -> dict:
     return out
 
 
+def number_key(invoice: Invoice) -> str:
+    """The document number's key in the built-in extraction schema of its kind (apps/builtin_schemas)."""
+    return f"{invoice.kind}_number"
+
+
+def schema_fields(invoice: Invoice) -> dict:
+    """The fields as `nanovl extract --schema <kind>` returns them: the built-in schema of the document's
+    kind (invoice.json / receipt.json), in its key order, line items included; what the grammar-
+    constrained app writes for a perfect reading (compact JSON of this dict, see common.to_json)."""
+    out = invoice_fields(invoice, with_items=True)
+    return {number_key(invoice) if k == "invoice_number" else k: v for k, v in out.items()}
+
+
 def invoice_truth(invoice: Invoice, style: DocStyle) -> dict:
     """All ground truth of one rendered document."""
     truth = invoice_fields(invoice, with_items=True)
@@ -267,9 +280,12 @@ def invoice_truth(invoice: Invoice, style: DocStyle) -> dict:
 
 def _question(invoice: Invoice, kind: str) -> tuple[str, str]:
     doc = invoice.kind
-    if kind in ("json", "json_items"):
-        extra = ", including the line items" if kind == "json_items" else ""
-        return f"Extract the {doc} as JSON{extra}.", to_json(invoice_fields(invoice, with_items=kind == "json_items"))
+    if kind == "json":
+        return f"Extract the {doc} as JSON.", to_json(invoice_fields(invoice))
+    if kind == "json_items":
+        # the prompt and answer of `nanovl extract --schema <kind>` (apps.schemas.extraction_prompt of the
+        # built-in schema): a receipt's number is "receipt_number" there, as in receipt.json
+        return f"Extract the {doc} as JSON, including the line items.", to_json(schema_fields(invoice))
     answers = {
         "total": ("What is the total?", money(invoice.total_cents)),
         "vendor": ("Who is the vendor?", invoice.vendor),
