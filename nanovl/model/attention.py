@@ -6,7 +6,7 @@ from torch import nn
 
 from nanovl.config import TextConfig
 from nanovl.model.state import AttentionLayerState
-from nanovl.ops.attention import decode_attention, prefill_attention
+from nanovl.ops.attention import causal_attention, decode_attention, prefill_attention
 
 
 class Attention(nn.Module):
@@ -28,12 +28,17 @@ class Attention(nn.Module):
         return AttentionLayerState(torch.zeros(shape, dtype=dtype, device=device),
                                    torch.zeros(shape, dtype=dtype, device=device))
 
-    def forward(self, hidden: torch.Tensor, state: AttentionLayerState, start_pos: torch.Tensor) -> torch.Tensor:
-        """hidden: [B, T, D] (pre-normed); start_pos: [B] tokens already cached per row. Returns [B, T, D]."""
+    def forward(self, hidden: torch.Tensor, state: AttentionLayerState | None,
+                start_pos: torch.Tensor | None) -> torch.Tensor:
+        """hidden: [B, T, D] (pre-normed); start_pos: [B] tokens already cached per row. Returns [B, T, D].
+        state None: a whole sequence from position 0 with no cache (training)."""
         bsz, t_len, _ = hidden.shape
         q = self.q_proj(hidden).view(bsz, t_len, self.num_heads, self.head_dim)
         k = self.k_proj(hidden).view(bsz, t_len, self.num_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(hidden).view(bsz, t_len, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        if state is None:
+            o = causal_attention(q, k, v, self.scale)
+            return self.o_proj(o.reshape(bsz, t_len, self.num_heads * self.head_dim))
         state.write(k, v, start_pos)
         if t_len == 1:  # decode: one query per row; prefill: causal block of T queries
             o = decode_attention(q[:, 0], state.k, state.v, start_pos + 1, self.scale)[:, None]

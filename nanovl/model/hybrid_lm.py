@@ -39,7 +39,7 @@ class HybridBlock(nn.Module):
         self.norm = RMSNorm(config.hidden_size, config.layer_norm_epsilon)
         self.mixer = MIXERS[kind](config)
 
-    def forward(self, hidden: torch.Tensor, state: LayerState, start_pos: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, state: LayerState, start_pos: torch.Tensor | None) -> torch.Tensor:
         x = self.norm(hidden)
         if self.kind == "M":
             x = self.mixer(x, state)
@@ -92,7 +92,8 @@ class NemotronHForCausalLM(nn.Module):
         Args:
             input_ids: LongTensor [B, T], or None when `inputs_embeds` [B, T, D] is given.
             state: continue from this state and update it in place (rows may hold different
-                lengths); None starts from a fresh zero state that is then dropped.
+                lengths); None runs the rows from position 0 keeping no state (no KV cache
+                written: the training forward).
             logits_to_keep: if > 0, only the last that many positions get logits.
         Returns:
             logits [B, T, V] (or [B, logits_to_keep, V]) in the model dtype.
@@ -104,14 +105,19 @@ class NemotronHForCausalLM(nn.Module):
             raise ValueError(f"forward: expected input of shape [B, T>0] or [B, T>0, D], got {tuple(hidden.shape)}")
         bsz, t_len, _ = hidden.shape
         if state is None:
-            state = self.new_state(bsz, device=hidden.device)
-        elif state.batch_size != bsz or len(state.layers) != len(self.backbone.layers):
+            for block in self.backbone.layers:
+                hidden = block(hidden, None, None)
+            return self._logits(hidden, logits_to_keep)
+        if state.batch_size != bsz or len(state.layers) != len(self.backbone.layers):
             raise ValueError(f"forward: state holds {state.batch_size} rows x {len(state.layers)} layers, "
                              f"input has {bsz} rows for {len(self.backbone.layers)} layers")
         start_pos = state.seq_lens.clone()
         for block, layer_state in zip(self.backbone.layers, state.layers):
             hidden = block(hidden, layer_state, start_pos)
         state.seq_lens += t_len
+        return self._logits(hidden, logits_to_keep)
+
+    def _logits(self, hidden: torch.Tensor, logits_to_keep: int) -> torch.Tensor:
         if logits_to_keep > 0:
             hidden = hidden[:, -logits_to_keep:]
         return self.lm_head(self.backbone.norm_f(hidden))

@@ -67,24 +67,27 @@ class Mamba2Mixer(nn.Module):
             ssm=torch.zeros(batch_size, self.num_heads, self.head_dim, self.ssm_state_size,
                             dtype=torch.float32, device=device))
 
-    def forward(self, hidden: torch.Tensor, state: MambaLayerState) -> torch.Tensor:
-        """hidden: [B, T, D] (already pre-normed); state updated in place. Returns [B, T, D]."""
+    def forward(self, hidden: torch.Tensor, state: MambaLayerState | None) -> torch.Tensor:
+        """hidden: [B, T, D] (already pre-normed); state updated in place. Returns [B, T, D].
+        state None: a whole sequence from a zero state, nothing kept (training)."""
         bsz, t_len, _ = hidden.shape
         h, p, g, n = self.num_heads, self.head_dim, self.n_groups, self.ssm_state_size
         z, xbc, dt = self.in_proj(hidden).split([self.d_inner, self.conv_dim, h], dim=-1)
         A = -torch.exp(self.A_log.float())  # [H]
         w = self.conv1d.weight[:, 0]  # [conv_dim, K]
-        if t_len == 1:  # decode: one recurrent step; prefill: chunked scan over the prompt
+        if t_len == 1 and state is not None:  # decode: one recurrent step; prefill: chunked scan over the prompt
             xbc = causal_conv1d_update(xbc[:, 0], state.conv, w, self.conv1d.bias)  # [B, conv_dim]
             x, B, C = xbc.split([self.d_inner, g * n, g * n], dim=-1)
             y = ssd_state_update(state.ssm, x.view(bsz, h, p), dt[:, 0], A, B.view(bsz, g, n),
                                  C.view(bsz, g, n), self.D, self.dt_bias, self.dt_limit)
         else:
-            xbc = causal_conv1d(xbc.transpose(1, 2), w, self.conv1d.bias, state.conv).transpose(1, 2)
+            conv, ssm = (None, None) if state is None else (state.conv, state.ssm)
+            xbc = causal_conv1d(xbc.transpose(1, 2), w, self.conv1d.bias, conv).transpose(1, 2)
             x, B, C = xbc.split([self.d_inner, g * n, g * n], dim=-1)
             y, final = ssd_chunk_scan(x.reshape(bsz, t_len, h, p), dt, A, B.reshape(bsz, t_len, g, n),
                                       C.reshape(bsz, t_len, g, n), self.chunk_size, self.D, self.dt_bias,
-                                      state.ssm, self.dt_limit)
-            state.ssm.copy_(final)
+                                      ssm, self.dt_limit)
+            if state is not None:
+                state.ssm.copy_(final)
         y = self.norm(y.reshape(bsz, t_len, self.d_inner), z)
         return self.out_proj(y)

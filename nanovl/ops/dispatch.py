@@ -6,6 +6,11 @@ reference path is not forced (env `NANOVL_FORCE_REF=1` or `use_reference_ops()`)
 has not failed before in this process. A kernel that raises (a Triton compile error, say) is
 logged as a warning, recorded in `kernel_failures()`, and its op uses the reference from then on:
 a GPU run then degrades in speed, not in results. Tests assert that no kernel failed.
+
+Training (`use_training_ops()`): most of our Triton kernels are forward-only, so their outputs
+carry no `grad_fn` and would silently cut the gradient. In that mode an op leaves the reference
+only through its differentiable launcher (`train_launcher`, an autograd-capable kernel such as
+fla's chunk scan); ops without one run their reference.
 """
 from __future__ import annotations
 
@@ -47,6 +52,22 @@ def use_reference_ops(enabled: bool = True):
         _state.force_ref = prev
 
 
+def training_ops() -> bool:
+    """True inside `use_training_ops()`."""
+    return getattr(_state, "training", False)
+
+
+@contextlib.contextmanager
+def use_training_ops(enabled: bool = True):
+    """Inside the block only differentiable kernels run (see module docstring); the rest use the reference."""
+    prev = getattr(_state, "training", False)
+    _state.training = enabled
+    try:
+        yield
+    finally:
+        _state.training = prev
+
+
 @functools.cache
 def triton_available() -> bool:
     """True when CUDA is up and Triton imports (any import-time error counts as absent)."""
@@ -85,12 +106,18 @@ def use_kernel(op: str, *tensors: torch.Tensor | None) -> bool:
 
 
 def run_op(op: str, package: str, launcher: str, ref: Callable, args: tuple, tensors: tuple,
-           ready: str | None = None) -> object:
+           ready: str | None = None, train_launcher: str | None = None) -> object:
     """Call `<package>.kernel.<launcher>(*args)` when `use_kernel(op, *tensors)` (and the kernel
-    module's `ready()` function, if named, returns True), else `ref(*args)`.
+    module's `ready()` function, if named, returns True), else `ref(*args)`. Under
+    `use_training_ops()` the launcher is `train_launcher` (op key `<op>[train]`), and an op
+    without one runs `ref`.
 
     A kernel that raises is recorded (see module docstring) and the call is answered by the
     reference; our launchers raise before they write, so the inputs are still intact."""
+    if training_ops():
+        if train_launcher is None:
+            return ref(*args)
+        op, launcher = f"{op}[train]", train_launcher
     mod = kernel_module(package) if use_kernel(op, *tensors) else None
     if mod is not None and (ready is None or getattr(mod, ready)()):
         try:

@@ -86,8 +86,10 @@ def encode_media(model, batch: list[Example]) -> tuple[list[list[int]], list[tor
     return counts, rows
 
 
-def batch_loss(model, batch: list[Example], ids: MediaIds) -> dict[str, torch.Tensor]:
-    """Masked next-token loss over the completions of a batch (right-padded).
+def batch_loss(model, batch: list[Example], ids: MediaIds, *, kv_cache: bool = False) -> dict[str, torch.Tensor]:
+    """Masked next-token loss over the completions of a batch (right-padded). The LM runs without
+    state (causal SDPA, no KV cache); `kv_cache=True` runs it through a fresh LMState instead
+    (the inference path: cache-writing attention).
 
     Returns:
         {"loss": scalar, "correct": trained tokens predicted right, "tokens": trained tokens,
@@ -106,7 +108,9 @@ def batch_loss(model, batch: list[Example], ids: MediaIds) -> dict[str, torch.Te
     present = [r for r in rows if r is not None]
     image_embeds = torch.cat(present) if present else None
     embeds = model.embed_inputs(input_ids, image_embeds)
-    logits = model.language_model(inputs_embeds=embeds).float()
+    lm = model.language_model
+    state = lm.new_state(len(batch), device=device) if kv_cache else None
+    logits = lm(inputs_embeds=embeds, state=state).float()
     mask = labels != IGNORE
     loss = F.cross_entropy(logits[mask], labels[mask])
     with torch.no_grad():

@@ -13,6 +13,7 @@ continue from an exported checkpoint folder (`--init`), restarting only the opti
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -23,7 +24,7 @@ import torch
 
 from nanovl.model.presets import preset_config
 from nanovl.model.vlm import NemotronVL
-from nanovl.ops.dispatch import use_reference_ops
+from nanovl.ops.dispatch import use_reference_ops, use_training_ops
 from nanovl.testing.random_checkpoint import random_tensor
 from nanovl.train.collate import MediaIds, batch_loss
 from nanovl.train.dataset import CurriculumStream, StageSchedule
@@ -59,6 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-shard-mb", type=float, default=None, help="shard the export above this size")
     p.add_argument("--no-state", action="store_true", help="do not write state.pt (only the export)")
     p.add_argument("--repeat-batch", action="store_true", help="train on batch 0 only (smoke test)")
+    p.add_argument("--fast-ops", action=argparse.BooleanOptionalAction, default=None,
+                   help="training op mode (default on with CUDA): fla's differentiable SSD scan and "
+                        "cache-free SDPA attention; --no-fast-ops runs every op's reference through a KV cache")
     return p.parse_args(argv)
 
 
@@ -157,10 +161,17 @@ def main(argv: list[str] | None = None) -> dict:
     ids = media_ids(tok_dir)
     batches = _loader(args, tok_dir, cfg, step)
     use_amp = device.type == "cuda"
+    fast_ops = device.type == "cuda" if args.fast_ops is None else args.fast_ops
+    if fast_ops:
+        first = next(batches)
+        batches = itertools.chain([first], batches)
+        fast_ops = fast_ops_work(model, first, ids, use_amp)
+    print(f"ops: {'training mode (differentiable kernels, cache-free attention)' if fast_ops else 'reference'}",
+          flush=True)
     log = (out / "log.jsonl").open("a")
     t_call, step0, acc = time.time(), step, _Acc()
     record: dict = {}
-    with use_reference_ops():
+    with use_training_ops() if fast_ops else use_reference_ops():
         while step < args.steps:
             if args.time_limit is not None and time.time() - t_call > args.time_limit:
                 break
@@ -170,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
             for g in opt.param_groups:
                 g["lr"] = lr_at(args, step - step0, seconds) * g.get("lr_scale", 1.0)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                res = batch_loss(model, batch, ids)
+                res = batch_loss(model, batch, ids, kv_cache=not fast_ops)
             opt.zero_grad(set_to_none=True)
             res["loss"].backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -196,6 +207,25 @@ def main(argv: list[str] | None = None) -> dict:
                                                         "batch_size": args.batch_size}) + "\n")
     print(f"stopped at batch {step} after {seconds:.0f} s of training; exported {export}", flush=True)
     return record
+
+
+def fast_ops_work(model: NemotronVL, batch, ids: MediaIds, use_amp: bool) -> bool:
+    """One forward + backward in training op mode before the run. The dispatcher catches kernels
+    that fail in the forward; one failing in its backward (fla's Triton backward compiling on
+    first use) would stop the run, so it turns fast ops off instead."""
+    device = next(model.parameters()).device
+    try:
+        with use_training_ops(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            loss = batch_loss(model, batch, ids)["loss"]
+        loss.backward()
+        return True
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as e:
+        print(f"fast ops off: a training step failed with them ({type(e).__name__}: {e})", flush=True)
+        return False
+    finally:
+        model.zero_grad(set_to_none=True)
 
 
 def vit_spread(model: NemotronVL, batch, max_tiles: int = 32) -> float | None:

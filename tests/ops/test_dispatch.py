@@ -68,3 +68,26 @@ def test_kernel_module_that_fails_to_import_is_absent(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     assert dispatch.kernel_module("brokenpkg") is None
     assert dispatch.kernel_module("nanovl.ops.sampling") is None  # no kernel.py at all
+
+
+def test_training_mode_runs_only_differentiable_launchers(fake_kernels):
+    # forward-only launchers must not run in training: their outputs would carry no grad_fn
+    with dispatch.use_training_ops():
+        out = dispatch.run_op("fwd_only_op", "pkg", "good", _ref, (torch.zeros(2),), ())
+        assert fake_kernels == [] and torch.equal(out, torch.ones(2))
+        dispatch.run_op("trainable_op", "pkg", "bad", _ref, (torch.zeros(2),), (), train_launcher="good")
+        assert fake_kernels == ["kernel"]
+        with dispatch.use_reference_ops():
+            dispatch.run_op("trainable_op", "pkg", "bad", _ref, (torch.zeros(2),), (), train_launcher="good")
+        assert fake_kernels == ["kernel"]
+    # outside the block the ordinary launcher is back
+    dispatch.run_op("trainable_op", "pkg", "good", _ref, (torch.zeros(2),), (), train_launcher="bad")
+    assert fake_kernels == ["kernel", "kernel"]
+
+
+def test_failing_training_launcher_does_not_disable_the_inference_kernel(fake_kernels):
+    with dispatch.use_training_ops():
+        dispatch.run_op("op2", "pkg", "good", _ref, (torch.zeros(2),), (), train_launcher="bad")
+    assert "op2[train]" in dispatch.kernel_failures() and "op2" not in dispatch.kernel_failures()
+    dispatch.run_op("op2", "pkg", "good", _ref, (torch.zeros(2),), ())
+    assert fake_kernels == ["bad kernel", "kernel"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers import assert_close
-from nanovl.ops.attention import decode_attention, prefill_attention
+from nanovl.ops.attention import causal_attention, decode_attention, prefill_attention, prefill_attention_ref
 
 
 def _loop(q, k, v, start_pos, scale):
@@ -53,3 +53,23 @@ def test_attention_bad_heads():
     with pytest.raises(ValueError, match="kv heads"):
         prefill_attention(torch.randn(1, 2, 3, 4), torch.randn(1, 2, 5, 4), torch.randn(1, 2, 5, 4),
                           torch.tensor([0]), 0.5)
+
+
+@pytest.mark.parametrize("hq,hkv", [(4, 4), (4, 2), (6, 1)], ids=["mha", "gqa2", "mqa"])
+@pytest.mark.parametrize("t_len", [1, 7, 33])
+def test_causal_attention(hq, hkv, t_len):
+    # the cache-free training attention == the cache reference from position 0 (values and gradients)
+    bsz, dh = 2, 8
+    gen = torch.Generator().manual_seed(t_len)
+    q = torch.randn(bsz, t_len, hq, dh, generator=gen, requires_grad=True)
+    k = torch.randn(bsz, hkv, t_len, dh, generator=gen, requires_grad=True)
+    v = torch.randn(bsz, hkv, t_len, dh, generator=gen, requires_grad=True)
+    w = torch.randn(bsz, t_len, hq, dh, generator=gen)
+    out = causal_attention(q, k, v, dh ** -0.5)
+    ref = prefill_attention_ref(q, k, v, torch.zeros(bsz, dtype=torch.long), dh ** -0.5)
+    assert_close("out", ref, out, atol=1e-5, rtol=1e-5)
+    assert_close("out_loop", _loop(q, k, v, [0] * bsz, dh ** -0.5), out, atol=1e-5, rtol=1e-5)
+    grads = torch.autograd.grad((out * w).sum(), (q, k, v))
+    ref_grads = torch.autograd.grad((ref * w).sum(), (q, k, v))
+    for name, a, b in zip("qkv", ref_grads, grads):
+        assert_close(f"d{name}", a, b, atol=1e-5, rtol=1e-5)

@@ -59,3 +59,23 @@ def test_recipe_fits_exports_and_resumes(tmp_path):
     # a restarted run (fresh init, fresh Adam) would be back near the first loss
     assert log[3]["loss"] < 0.5 * log[0]["loss"]
     assert torch.load(out / "state.pt", map_location="cpu", weights_only=False)["step"] == 4
+
+
+def test_recipe_fast_ops_on_cpu(tmp_path, capsys):
+    # --fast-ops (the CUDA default) on CPU: training op mode + cache-free attention; loss still falls
+    assert recipe.parse_args(["--out", "x"]).fast_ops is None
+    assert recipe.parse_args(["--out", "x", "--no-fast-ops"]).fast_ops is False
+    out = tmp_path / "fast"
+    recipe.main(_args(out, 3) + ["--fast-ops", "--no-state"])
+    assert "ops: training mode" in capsys.readouterr().out
+    losses = [r["loss"] for r in _log(out)]
+    assert all(math.isfinite(x) for x in losses) and losses[-1] < 0.5 * losses[0], losses
+
+
+def test_fast_ops_turn_off_when_a_training_step_fails(monkeypatch, capsys):
+    def failing(*a, **k):
+        raise RuntimeError("simulated Triton backward failure")
+    monkeypatch.setattr(recipe, "batch_loss", failing)
+    model = torch.nn.Linear(2, 2)
+    assert recipe.fast_ops_work(model, [], None, use_amp=False) is False
+    assert "fast ops off" in capsys.readouterr().out

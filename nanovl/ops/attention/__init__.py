@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from nanovl.ops.attention.ref import decode_attention_ref, prefill_attention_ref
 from nanovl.ops.dispatch import run_op
@@ -21,4 +22,21 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
                   (q, k_cache, v_cache, seq_lens, scale), (q, k_cache, v_cache))
 
 
-__all__ = ["prefill_attention", "decode_attention", "prefill_attention_ref", "decode_attention_ref"]
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    """Causal GQA self-attention over a whole sequence with no cache (training, stateless forwards).
+
+    Plain torch SDPA, so it is differentiable everywhere (flash/efficient backward on GPU); the
+    twin of `prefill_attention_ref` with start_pos 0 and the cache holding exactly k, v.
+    Args:
+        q: [B, T, Hq, Dh]; k, v: [B, Hkv, T, Dh]; scale: softmax scale.
+    Returns:
+        [B, T, Hq, Dh] in q's dtype.
+    """
+    group = q.shape[2] // k.shape[1]
+    if group > 1:
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    o = F.scaled_dot_product_attention(q.transpose(1, 2), k, v, is_causal=True, scale=scale)  # [B, Hq, T, Dh]
+    return o.transpose(1, 2)
+
+
+__all__ = ["prefill_attention", "decode_attention", "causal_attention", "prefill_attention_ref", "decode_attention_ref"]

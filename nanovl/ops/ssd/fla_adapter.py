@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from nanovl.ops.ssd.ref import _dt
+from nanovl.ops.ssd.ref import _dt, _own_copy
 
 log = logging.getLogger("nanovl.ops")
 _ok: bool | None = None
@@ -44,9 +44,18 @@ def _tuner(kernel):
     return kernel
 
 
+def _keep_block_configs(tuner) -> None:
+    blocks = {(c.kwargs.get("BK"), c.kwargs.get("BV")) for c in tuner.configs}
+    block = (64, 64) if (64, 64) in blocks else min(blocks, key=lambda b: (b[0] or 0) * (b[1] or 0))
+    keep = [c for c in tuner.configs if (c.kwargs.get("BK"), c.kwargs.get("BV")) == block
+            and c.num_warps in (4, 8) and c.num_stages in (2, 3)]
+    tuner.configs = keep[:4] or tuner.configs[:4]
+
+
 def _trim_autotune() -> None:
     """Cut the autotune configs of fla's kernels on our path: the state kernel from 48 to 4
-    (BK = BV = 64 on Hopper, 4 or 8 warps, 2 or 3 stages), the cumsum from 4 to 1 (4 warps).
+    (BK = BV = 64 on Hopper, 4 or 8 warps, 2 or 3 stages), the cumsum from 4 to 1 (4 warps), and
+    for training the backward state kernel (same 48 configs) like the forward one.
     Autotuning all 48 costs about half a minute per new shape, more than a short run has.
     `NANOVL_FLA_FULL_AUTOTUNE=1` keeps them all."""
     if os.environ.get("NANOVL_FLA_FULL_AUTOTUNE", "0") == "1":
@@ -55,16 +64,17 @@ def _trim_autotune() -> None:
         from fla.ops.common import chunk_h
         from fla.ops.utils import cumsum
 
-        tuner = _tuner(chunk_h.chunk_fwd_kernel_h)
-        blocks = {(c.kwargs.get("BK"), c.kwargs.get("BV")) for c in tuner.configs}
-        block = (64, 64) if (64, 64) in blocks else min(blocks, key=lambda b: (b[0] or 0) * (b[1] or 0))
-        keep = [c for c in tuner.configs if (c.kwargs.get("BK"), c.kwargs.get("BV")) == block
-                and c.num_warps in (4, 8) and c.num_stages in (2, 3)]
-        tuner.configs = keep[:4] or tuner.configs[:4]
+        _keep_block_configs(_tuner(chunk_h.chunk_fwd_kernel_h))
         tuner = _tuner(cumsum.chunk_local_cumsum_scalar_kernel)
         tuner.configs = [c for c in tuner.configs if c.num_warps == 4][:1] or tuner.configs[:1]
     except Exception as e:  # a different fla layout: keep its full autotune
         log.warning("could not trim fla's autotune configs (%s: %s)", type(e).__name__, e)
+    try:
+        from fla.ops.common import chunk_h
+
+        _keep_block_configs(_tuner(chunk_h.chunk_bwd_kernel_dh))
+    except Exception as e:
+        log.warning("could not trim the autotune configs of fla's backward (%s: %s)", type(e).__name__, e)
 
 
 def simple_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor,
@@ -81,7 +91,8 @@ def simple_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tenso
         raise RuntimeError("ssd chunk scan: flash-linear-attention (fla) is not importable")
     from fla.ops.simple_gla import chunk_simple_gla
 
-    h0 = None if initial_state is None else initial_state.float().contiguous()
+    # fla saves h0 for its backward and callers overwrite their state in place afterwards (_own_copy)
+    h0 = None if initial_state is None else _own_copy(initial_state).contiguous()
     y, final = chunk_simple_gla(q, k, v, g=g, scale=1.0, initial_state=h0, output_final_state=True,
                                 state_v_first=True)
     return y.to(v.dtype).contiguous(), final

@@ -184,3 +184,15 @@ def ssd_chunk_scan_triton(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B:
     if D is not None:
         _ssd_scan_skip_kernel[grid](y, x, D, n_heads, p, x_r, x_h, BLOCK_H=block_h, BLOCK_P=block_p, num_warps=4)
     return y, final
+
+
+def ssd_chunk_scan_autograd(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                            chunk_size: int, D: torch.Tensor | None = None, dt_bias: torch.Tensor | None = None,
+                            initial_state: torch.Tensor | None = None,
+                            dt_limit: tuple[float, float] = (0.0, math.inf)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable twin of `ssd_chunk_scan_triton` (the training launcher): the dt/v/g preparation
+    and the D skip in plain torch, the scan in fla's `chunk_simple_gla` (an autograd Function with a
+    Triton backward). Same shapes; chunk_size is ignored."""
+    from nanovl.ops.ssd import fla_adapter
+
+    return fla_adapter.ssd_chunk_scan_fla(x, dt, A, B, C, D, dt_bias, initial_state, dt_limit)
