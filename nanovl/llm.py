@@ -88,8 +88,16 @@ class LLM:
         Closing the iterator early aborts the request.
         """
         params = sampling_params or SamplingParams()
-        req_id = self.engine.add_request(self._process(messages, params, chat_template_kwargs, tools), params,
-                                         prefix=prefix)
+        return self._stream(self._process(messages, params, chat_template_kwargs, tools), params, prefix)
+
+    def stream(self, prompt: str | Sequence[int], sampling_params: SamplingParams | None = None, *,
+               prefix: PrefixHandle | None = None) -> Iterator[RequestOutput]:
+        """`stream_chat` for a raw prompt (a string or token ids, no chat template)."""
+        return self._stream(prompt, sampling_params or SamplingParams(), prefix)
+
+    def _stream(self, prompt, params: SamplingParams, prefix: PrefixHandle | None) -> Iterator[RequestOutput]:
+        # the request joins the engine at the first next(): a stream made and dropped unread leaves nothing behind
+        req_id = self.engine.add_request(prompt, params, prefix=prefix)
         self._outbox[req_id] = deque()
         done = False
         try:

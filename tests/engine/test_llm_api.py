@@ -69,6 +69,16 @@ def test_chat_batch_and_stream(llm):
     assert [len(c.token_ids) for c in chunks] == list(range(1, 7))
 
 
+def test_raw_prompt_stream_equals_generate(llm):
+    final = llm.generate("the quick brown fox", GREEDY)[0]
+    chunks = list(llm.stream("the quick brown fox", GREEDY))
+    assert chunks[-1].finished and not any(c.finished for c in chunks[:-1])
+    assert "".join(c.delta for c in chunks) == final.text and chunks[-1].token_ids == final.token_ids
+    unread = llm.stream("never read", GREEDY)  # made but never iterated: nothing enters the engine
+    del unread
+    assert not llm.engine.has_unfinished_requests()
+
+
 def test_closing_a_stream_aborts(llm):
     stream = llm.stream_chat(user("hello"), SamplingParams(temperature=0, max_tokens=50, ignore_eos=True))
     next(stream), next(stream)
