@@ -42,14 +42,19 @@ def _forced_ref() -> bool:
 
 
 @contextlib.contextmanager
-def use_reference_ops(enabled: bool = True):
-    """Force the plain-PyTorch reference ops inside the block (tests run both paths)."""
-    prev = getattr(_state, "force_ref", False)
-    _state.force_ref = enabled
+def _thread_flag(name: str, enabled: bool):
+    """Set a per-thread dispatch flag for the block, restoring the outer value after."""
+    prev = getattr(_state, name, False)
+    setattr(_state, name, enabled)
     try:
         yield
     finally:
-        _state.force_ref = prev
+        setattr(_state, name, prev)
+
+
+def use_reference_ops(enabled: bool = True):
+    """Force the plain-PyTorch reference ops inside the block (tests run both paths)."""
+    return _thread_flag("force_ref", enabled)
 
 
 def training_ops() -> bool:
@@ -57,15 +62,9 @@ def training_ops() -> bool:
     return getattr(_state, "training", False)
 
 
-@contextlib.contextmanager
 def use_training_ops(enabled: bool = True):
     """Inside the block only differentiable kernels run (see module docstring); the rest use the reference."""
-    prev = getattr(_state, "training", False)
-    _state.training = enabled
-    try:
-        yield
-    finally:
-        _state.training = prev
+    return _thread_flag("training", enabled)
 
 
 @functools.cache

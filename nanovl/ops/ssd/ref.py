@@ -36,6 +36,15 @@ def _check(x: torch.Tensor, B: torch.Tensor, n_heads: int) -> int:
     return n_groups
 
 
+def _scan_setup(x, dt, B, chunk_size, dt_bias, dt_limit):
+    """Checks shared by both chunk-scan references; returns (n_groups, state size N, heads per
+    group, dt after bias, softplus and clamp)."""
+    n_groups = _check(x, B, x.shape[2])
+    if chunk_size <= 0:
+        raise ValueError(f"ssd_chunk_scan: chunk_size must be positive, got {chunk_size}")
+    return n_groups, B.shape[-1], x.shape[2] // n_groups, _dt(dt, dt_bias, dt_limit)
+
+
 def ssd_chunk_scan_ref(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                        chunk_size: int, D: torch.Tensor | None = None, dt_bias: torch.Tensor | None = None,
                        initial_state: torch.Tensor | None = None,
@@ -51,12 +60,7 @@ def ssd_chunk_scan_ref(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: to
         y: [B, T, H, P] in x's dtype; final_state: [B, H, P, N] fp32.
     """
     bsz, t_len, n_heads, p = x.shape
-    n_groups = _check(x, B, n_heads)
-    n = B.shape[-1]
-    rep = n_heads // n_groups
-    if chunk_size <= 0:
-        raise ValueError(f"ssd_chunk_scan: chunk_size must be positive, got {chunk_size}")
-    dt = _dt(dt, dt_bias, dt_limit)  # [B, T, H]
+    n_groups, n, rep, dt = _scan_setup(x, dt, B, chunk_size, dt_bias, dt_limit)  # dt: [B, T, H]
     a = dt * A.float()  # [B, T, H] log-decay per step
     xg = x.float().view(bsz, t_len, n_groups, rep, p)
     xdt = xg * dt.view(bsz, t_len, n_groups, rep, 1)
@@ -123,12 +127,7 @@ def ssd_chunk_scan_batched_ref(x: torch.Tensor, dt: torch.Tensor, A: torch.Tenso
     ~3x fewer ops forward and backward). Same shapes and math; the rounding differs at fp32 noise
     level, so inference keeps the per-chunk loop and its bit-for-bit history."""
     bsz, t_len, n_heads, p = x.shape
-    n_groups = _check(x, B, n_heads)
-    n = B.shape[-1]
-    rep = n_heads // n_groups
-    if chunk_size <= 0:
-        raise ValueError(f"ssd_chunk_scan: chunk_size must be positive, got {chunk_size}")
-    dt = _dt(dt, dt_bias, dt_limit)  # [B, T, H]
+    n_groups, n, rep, dt = _scan_setup(x, dt, B, chunk_size, dt_bias, dt_limit)  # dt: [B, T, H]
     a = (dt * A.float()).view(bsz, t_len, n_groups, rep)  # log-decay per step
     xdt = (x.float() * dt[..., None]).view(bsz, t_len, n_groups, rep, p)
     Bf, Cf = B.float(), C.float()
