@@ -107,6 +107,30 @@ def test_training_ops_keep_every_gradient(fake_gpu):
         assert_close(name, ref_grads[name], g, atol=1e-5, rtol=1e-3)
 
 
+def test_a_refused_fla_backward_falls_back_before_the_forward(fake_gpu, monkeypatch):
+    # fla 0.6 refuses its backward on Hopper with Triton < 3.7.1 (the lent H200 has 3.6): the scan
+    # must fall back in the forward, not fail later inside backward()
+    monkeypatch.setattr(fla_adapter, "backward_refusal", lambda: "fla backward refused (test)")
+    model, batch = _model_and_batch()
+    with dispatch.use_reference_ops():
+        ref_loss, ref_grads = _step(model, batch)
+    with dispatch.use_training_ops():
+        loss, grads = _step(model, batch)
+    assert "refused" in dispatch.kernel_failures().get("ssd_chunk_scan[train]", "")
+    assert _missing(grads) == []
+    assert_close("loss", ref_loss, loss, atol=1e-5, rtol=1e-5)
+    # inference (no grad) still takes fla's forward
+    with torch.no_grad():
+        fla_adapter.ssd_chunk_scan_fla(*_scan_inputs())
+
+
+def _scan_inputs():
+    gen = torch.Generator().manual_seed(1)
+    b, t, h, p, g, n = 1, 8, 2, 4, 1, 4
+    return (torch.randn(b, t, h, p, generator=gen), torch.randn(b, t, h, generator=gen), -torch.rand(h, generator=gen),
+            torch.randn(b, t, g, n, generator=gen), torch.randn(b, t, g, n, generator=gen))
+
+
 def test_forward_only_kernels_would_cut_gradients(fake_gpu):
     # the check above has teeth: with every (simulated) kernel on, parameters lose their gradient
     model, batch = _model_and_batch()
@@ -151,6 +175,12 @@ def test_stateless_forward_equals_the_cached_forward():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_training_ops_on_gpu_match_the_reference(dtype):
     # run before a GPU training run: fla's scan trains (forward and Triton backward) like the reference
+    from nanovl.ops.ssd import fla_adapter
+
+    if not fla_adapter.available():
+        pytest.skip("fla is not importable")
+    if fla_adapter.backward_refusal():
+        pytest.skip(fla_adapter.backward_refusal())
     model, batch = _model_and_batch()
     model = model.cuda()
     batch = tuple(t.cuda() for t in batch)

@@ -38,6 +38,23 @@ def available() -> bool:
     return _ok
 
 
+def backward_refusal() -> str | None:
+    """Why fla's simple-GLA backward would refuse to run here, or None. fla 0.6 raises in its
+    backward (chunk_bwd_dqkwg) on Hopper GPUs with Triton >= 3.4 and < 3.7.1 (miscompiled results,
+    fla issue #640) unless tilelang serves that function instead. Seen on the lent H200 (Triton
+    3.6): knowing it before the forward lets the op fall back at once instead of failing in
+    `backward()` after the forward has run."""
+    try:
+        from fla.utils import IS_NVIDIA_HOPPER, TRITON_ABOVE_3_4_0, TRITON_ABOVE_3_7_1
+    except Exception:  # an fla without these flags has no such guard
+        return None
+    if IS_NVIDIA_HOPPER and TRITON_ABOVE_3_4_0 and not TRITON_ABOVE_3_7_1 \
+            and importlib.util.find_spec("tilelang") is None:
+        return ("fla's simple-GLA backward refuses Hopper GPUs with Triton >= 3.4, < 3.7.1 "
+                "(fla issue #640); install Triton >= 3.7.1 or tilelang to train on it")
+    return None
+
+
 def _tuner(kernel):
     while not hasattr(kernel, "configs") and hasattr(kernel, "fn"):
         kernel = kernel.fn  # unwrap @triton.heuristics
@@ -103,7 +120,11 @@ def ssd_chunk_scan_fla(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: to
                        initial_state: torch.Tensor | None = None,
                        dt_limit: tuple[float, float] = (0.0, math.inf)) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunked SSD via fla with the input preparation in plain torch (the unfused twin of
-    `ssd_chunk_scan_triton`). Shapes as `ssd_chunk_scan_ref`."""
+    `ssd_chunk_scan_triton`). Shapes as `ssd_chunk_scan_ref`. With grad enabled it raises before any
+    work where fla's backward is known to refuse (`backward_refusal`)."""
+    reason = backward_refusal() if torch.is_grad_enabled() else None
+    if reason:
+        raise RuntimeError(reason)
     rep = x.shape[2] // B.shape[2]
     dt = _dt(dt, dt_bias, dt_limit)  # [B, T, H] fp32
     v = (x.float() * dt[..., None]).to(x.dtype)  # [B, T, H, P]

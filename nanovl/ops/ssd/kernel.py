@@ -192,7 +192,8 @@ def ssd_chunk_scan_autograd(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, 
                             dt_limit: tuple[float, float] = (0.0, math.inf)) -> tuple[torch.Tensor, torch.Tensor]:
     """Differentiable twin of `ssd_chunk_scan_triton` (the training launcher): the dt/v/g preparation
     and the D skip in plain torch, the scan in fla's `chunk_simple_gla` (an autograd Function with a
-    Triton backward). Same shapes; chunk_size is ignored."""
+    Triton backward). Same shapes; chunk_size is ignored. Raises before any work where fla's
+    backward is known to refuse (the dispatcher then answers with the reference)."""
     from nanovl.ops.ssd import fla_adapter
 
     return fla_adapter.ssd_chunk_scan_fla(x, dt, A, B, C, D, dt_bias, initial_state, dt_limit)
