@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One training call on the lent GPU, chained across calls (run from the repo root):
+#   TRAIN_S=430 GPU_TESTS=1 bash nanovl/train/device_train.sh   # then again with TRAIN_S=540
+# Continues /tmp/nvrun/state.pt when the machine is still warm (weights + optimizer), else the
+# export carried in .run_init/ (--init: weights only), else starts fresh. Every call exports the
+# checkpoint into $OUT (bf16 shards < 16 MiB, the json/jinja files in one meta.tar) with the log,
+# so a cold machine loses nothing but the optimizer. RECIPE_ARGS are added to the recipe's flags.
+set -u
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/nanovl_out}
+TRAIN_S=${TRAIN_S:-430}
+RUN=/tmp/nvrun
+mkdir -p "$OUT" "$RUN"
+
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || echo "wheel install failed: the scan trains on its reference"
+fi
+export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | tee "$OUT/env.txt"
+
+if [ "${GPU_TESTS:-0}" = 1 ]; then
+  # fla's Triton backward against the reference gradients: the one thing training mode trusts
+  timeout -k 5 100 python3 -m pytest -q -m gpu tests/train/test_training_ops.py -p no:cacheprovider 2>&1 \
+    | tee "$OUT/gpu_tests.log"
+fi
+
+from=()
+if [ -f "$RUN/state.pt" ]; then
+  echo "warm machine: resuming $RUN/state.pt"
+elif [ -f .run_init/config.json ]; then
+  from=(--init .run_init)
+else
+  echo "fresh run"
+fi
+# `${RECIPE_ARGS}` unquoted on purpose: it is a list of flags
+# shellcheck disable=SC2086
+python3 -m nanovl.train.recipe --out "$RUN" --tokenizer nanovl/assets/tiny --export "$RUN/export" \
+  --max-shard-mb 12 --time-limit "$TRAIN_S" --threads 1 "${from[@]}" ${RECIPE_ARGS:-} 2>&1 | tee "$OUT/train.log"
+
+cp "$RUN"/export/*.safetensors "$OUT"/ 2>/dev/null
+(cd "$RUN/export" && tar cf "$OUT/meta.tar" --exclude='*.safetensors' .)
+cp "$RUN/log.jsonl" "$OUT/log.jsonl" 2>/dev/null
+ls -la "$OUT"
