@@ -117,12 +117,16 @@ def _encode(tokenizer, text: str) -> list[int]:
 
 @dataclass(frozen=True)
 class StageSchedule:
-    """Batch index -> curriculum stage: stage 1 for the first `stage1_batches`, then stage 2."""
+    """Batch index -> curriculum stage: stage 0 (text tiles) for the first `stage0_batches`, stage 1
+    for the next `stage1_batches`, then stage 2."""
 
     stage1_batches: int
+    stage0_batches: int = 0
 
     def __call__(self, b: int) -> int:
-        return 1 if b < self.stage1_batches else 2
+        if b < self.stage0_batches:
+            return 0
+        return 1 if b < self.stage0_batches + self.stage1_batches else 2
 
 
 class CurriculumStream(torch.utils.data.IterableDataset):
@@ -134,8 +138,11 @@ class CurriculumStream(torch.utils.data.IterableDataset):
     """
 
     def __init__(self, tokenizer_dir: str, *, seed: int, batch_size: int, start: int, stage_of: StageSchedule,
-                 image_size: int, max_tiles: int, mean, std, evs_rates=(0.0, 0.0, 0.3, 0.5, 0.7)):
+                 image_size: int, max_tiles: int, mean, std, evs_rates=(0.0, 0.0, 0.3, 0.5, 0.7),
+                 stage0_batch_size: int | None = None):
         self.tokenizer_dir, self.seed, self.batch_size, self.start = tokenizer_dir, seed, batch_size, start
+        # stage-0 examples are single tiles, ~10x cheaper than a page: larger batches keep the GPU busy
+        self.stage0_batch_size = stage0_batch_size or batch_size
         self.stage_of = stage_of
         self.image_size, self.max_tiles, self.mean, self.std = image_size, max_tiles, mean, std
         self.evs_rates = evs_rates
@@ -156,8 +163,11 @@ class CurriculumStream(torch.utils.data.IterableDataset):
         """Batch `b` of the stream."""
         stage = self.stage_of(b)
         out = []
-        for i in range(self.batch_size):
-            seed = (self.seed << _INDEX_BITS) + b * self.batch_size + i
+        size = self.stage0_batch_size if stage == 0 else self.batch_size
+        for i in range(size):
+            # stage-0 seeds live in the upper half of the index range, apart from the other stages'
+            first = (1 << (_INDEX_BITS - 1)) + b * size if stage == 0 else b * self.batch_size
+            seed = (self.seed << _INDEX_BITS) + first + i
             ts = draw_sample(seed, stage)
             rate = self.evs_rates[seed % len(self.evs_rates)]
             out.append(build_example(ts, tok, image_size=self.image_size, max_tiles=self.max_tiles,

@@ -30,6 +30,7 @@ from nanovl.train.data.charts import make_chart_sample
 from nanovl.train.data.documents import make_document_sample
 from nanovl.train.data.multi_image import make_multi_image_sample
 from nanovl.train.data.reasoning import make_reasoning_sample
+from nanovl.train.data.text_tiles import make_text_tile_sample
 from nanovl.train.samples import RENDER_SCALE, TrainSample, render_video_sample
 
 # training example seeds are (dataset seed << 32) + index (recipe --seed, data.mixture seeds), so
@@ -132,6 +133,12 @@ def make_pair(seed: int, ctx: EvalContext) -> Case:
                 {"pair": s.truth["pair"]}, TrainSample(s, ctx.thinking))
 
 
+def make_text_tile(seed: int, ctx: EvalContext) -> Case:
+    s = make_text_tile_sample(seed)
+    return Case("text_tile", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.target, s.truth,
+                TrainSample(s, ctx.thinking))
+
+
 def _video_messages(seed: int, ctx: EvalContext, question: str,
                     speech: list[tuple[float, float, str]]) -> list[dict[str, Any]]:
     # the mp4 of the same clip: render_video_sample draws its script first from Random(seed);
@@ -211,6 +218,12 @@ def score_invoice(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, i
         hits[name] = ok
     return {**{k: (float(v), 1) for k, v in hits.items()}, "all_fields": (float(all(hits.values())), 1),
             "valid_json": (float(bool(got)), 1)}
+
+
+def score_text_tile(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
+    want, got = case.truth["lines"], out.text.strip().split("\n")
+    right = sum(a == b for a, b in zip(want, got))
+    return {"exact": (float(got == want), 1), "lines_exact": (float(right), len(want))}
 
 
 def score_chart(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
@@ -324,6 +337,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     # the apps' own questions: `nanovl extract --schema invoice|receipt` and `nanovl video captions`
     Task("invoice_items", make_invoice_items, score_invoice_items, "items_exact", 0.90),
     Task("dense_captions", make_dense_captions, score_dense_captions, "within_1s", 0.80),
+    # diagnostic, no issue target: can the model read the strings on one tile (training's stage 0)?
+    Task("text_tile", make_text_tile, score_text_tile, "exact", 0.90),
 )}
 # fixed order: a task's seed block depends on its position, so new tasks go at the end
 TASK_NAMES = tuple(TASKS)

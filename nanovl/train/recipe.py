@@ -1,6 +1,7 @@
-"""`nanovl train`: the two-stage recipe of the shipped tiny model.
+"""`nanovl train`: the staged recipe of the shipped tiny model.
 
-Stage 1 (vision-language alignment) asks single fields of documents, chart values and video
+Stage 0 (optional, `--stage0-steps`) reads the strings on single text tiles; stage 1
+(vision-language alignment) reads documents (every line, or single fields), chart values and video
 timings; stage 2 is supervised fine-tuning on the whole mixture (documents, charts, image pairs,
 videos with EVS at a random rate and transcript lines, sums with reasoning on and off). Every
 parameter trains in both stages: the tiny model starts from scratch, so there is no language
@@ -41,6 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=100_000, help="stop after this many batches in total")
     p.add_argument("--time-budget", type=float, default=1080.0, help="training seconds the LR schedule spans")
     p.add_argument("--time-limit", type=float, default=None, help="stop this call after so many seconds")
+    p.add_argument("--stage0-steps", type=int, default=0,
+                   help="batches of text tiles (reading single 128 px tiles) before stage 1")
+    p.add_argument("--stage0-batch-size", type=int, default=None,
+                   help="stage-0 batch size (default 4x --batch-size: a tile costs ~1/10 of a page)")
     p.add_argument("--stage1-steps", type=int, default=600)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4, help="peak LR (1.5e-3 left small-text reading at chance)")
@@ -116,7 +121,9 @@ def lr_at(args, step_in_call: int, seconds: float) -> float:
 
 def _loader(args, tok_dir: Path, cfg, start: int):
     stream = CurriculumStream(str(tok_dir), seed=args.seed, batch_size=args.batch_size, start=start,
-                              stage_of=StageSchedule(args.stage1_steps), image_size=cfg.force_image_size,
+                              stage_of=StageSchedule(args.stage1_steps, args.stage0_steps),
+                              stage0_batch_size=args.stage0_batch_size or 4 * args.batch_size,
+                              image_size=cfg.force_image_size,
                               max_tiles=cfg.max_num_tiles, mean=cfg.norm_mean, std=cfg.norm_std)
     if args.workers <= 0 or args.repeat_batch:
         from tokenizers import Tokenizer
@@ -196,7 +203,8 @@ def main(argv: list[str] | None = None) -> dict:
             seconds += time.time() - t0
             acc.add(res, batch, t_data, float(gnorm))
             if step % args.log_every == 0 or step == args.steps:
-                record = acc.record(step, seconds, opt.param_groups[0]["lr"], args.stage1_steps)
+                record = acc.record(step, seconds, opt.param_groups[0]["lr"],
+                                    StageSchedule(args.stage1_steps, args.stage0_steps)(step - 1))
                 record.update(image_spreads(model, batch))
                 print(json.dumps(record), flush=True)
                 log.write(json.dumps(record) + "\n")
@@ -272,9 +280,9 @@ class _Acc:
         for ex in batch:
             self.tasks[ex.task] = self.tasks.get(ex.task, 0) + 1
 
-    def record(self, step, seconds, lr, stage1_steps) -> dict:
+    def record(self, step, seconds, lr, stage: int) -> dict:
         n = max(1, self.n)
-        return {"step": step, "stage": 1 if step <= stage1_steps else 2, "seconds": round(seconds, 1),
+        return {"step": step, "stage": stage, "seconds": round(seconds, 1),
                 "loss": round(self.loss / n, 4), "token_acc": round(self.correct / max(1, self.tokens), 4),
                 "exact": round(self.exact / max(1, self.examples), 4), "lr": round(lr, 6),
                 "grad_norm": round(self.gnorm / n, 3), "data_wait_s": round(self.t_data / n, 3),

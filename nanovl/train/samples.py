@@ -24,6 +24,7 @@ from nanovl.train.data.common import Sample, chat
 from nanovl.train.data.documents import make_document_sample
 from nanovl.train.data.multi_image import make_multi_image_sample
 from nanovl.train.data.reasoning import make_reasoning_sample
+from nanovl.train.data.text_tiles import make_text_tile_sample
 
 # documents/charts/pairs are drawn at this render scale (fonts grow with it)
 RENDER_SCALE = 2
@@ -32,8 +33,10 @@ VIDEO_FPS = 2.0
 _SPEECH_S_PER_CHAR = 0.075
 
 STAGE_TASKS = {
-    # stage 1: read single fields off documents and charts (vision-language alignment)
-    1: {"document": 3.0, "chart": 2.0, "video": 1.0},
+    # stage 0: read the strings on single 128 px tiles (data.text_tiles), the densest reading signal
+    0: {"text_tile": 1.0},
+    # stage 1: read documents (every line, or single fields) and charts (vision-language alignment)
+    1: {"text_tile": 1.5, "document": 3.0, "chart": 2.0, "video": 1.0},
     # stage 2: the whole mixture
     2: {"document": 3.0, "chart": 2.0, "multi_image": 1.5, "video": 2.0, "reasoning": 2.5},
 }
@@ -42,9 +45,15 @@ STAGE_TASKS = {
 # grounded summary (timed events as JSON). Both answers are long (~80 tokens against ~40 for "json"),
 # so modest sample weights already give them ~30 % and ~15 % of stage 2's target tokens (the loss is a
 # token mean); "json" keeps its header-only form for the eval's invoice task and shares its prefix.
-DOC_QUESTIONS = {1: {"total": 2, "vendor": 1, "number": 1, "date": 1, "currency": 1},
-                 2: {"json": 2, "json_items": 3, "total": 1, "vendor": 1, "number": 1, "date": 1, "currency": 1}}
-CHART_QUESTIONS = {1: {"value": 1}, 2: {"value": 4, "largest": 1, "smallest": 1, "json": 1}}
+# "read" (every printed line, top to bottom) is the dense reading target: a single field is ~5 answer
+# tokens that the answer prior half-predicts, so the first GPU runs learned to ignore the image (a
+# swapped image left their loss unchanged to 4 digits, docs/TRAINING_NOTES.md section 7); a page's
+# ~60 line tokens can only be predicted by reading. Chart "json" (every label and value) is the same
+# for charts.
+DOC_QUESTIONS = {1: {"read": 4, "total": 2, "vendor": 1, "number": 1, "date": 1, "currency": 1},
+                 2: {"read": 1, "json": 2, "json_items": 3, "total": 1, "vendor": 1, "number": 1, "date": 1,
+                     "currency": 1}}
+CHART_QUESTIONS = {1: {"value": 1, "json": 1}, 2: {"value": 4, "largest": 1, "smallest": 1, "json": 1}}
 VIDEO_QUESTIONS = {1: {"appear": 3, "disappear": 1, "narration": 1, "count": 1},
                    2: {"appear": 4, "disappear": 2, "interval": 1, "count": 1, "narration": 2, "speech": 1,
                        "dense": 3}}
@@ -107,11 +116,13 @@ def render_video_sample(seed: int, question: str | None = None) -> tuple[Sample,
 
 
 def draw_sample(seed: int, stage: int) -> TrainSample:
-    """One training sample of `stage` (1 or 2) from `seed`: task, question kind and thinking drawn from it."""
+    """One training sample of `stage` (0, 1 or 2) from `seed`: task, question kind and thinking drawn from it."""
     rng = random.Random(seed ^ 0x5EED)
     task = _pick(rng, STAGE_TASKS[stage])
     # non-reasoning answers are trained both behind an empty thought and with thinking off
     thinking = rng.random() < 0.5
+    if task == "text_tile":
+        return TrainSample(make_text_tile_sample(seed), thinking)
     if task == "document":
         s = make_document_sample(seed, scale=RENDER_SCALE, question=_pick(rng, DOC_QUESTIONS[stage]))
     elif task == "chart":

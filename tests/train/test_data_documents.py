@@ -105,3 +105,21 @@ def test_augment_rotates_at_most_two_degrees():
 def test_random_style_covers_all_layouts():
     rng = random.Random(0)
     assert {random_style(rng).layout for _ in range(60)} == set(LAYOUTS)
+
+
+def test_read_target_is_every_printed_line_in_reading_order():
+    for seed in SEEDS:
+        read = make_document_sample(seed, scale=2, question="read")
+        other = make_document_sample(seed, scale=2, question="vendor")
+        # the dense reading question leaves the seed's page untouched
+        assert read.images[0].tobytes() == other.images[0].tobytes()
+        lines, truth = read.target.split("\n"), read.truth
+        assert lines[0] == truth["vendor"]  # the vendor heads every layout
+        assert truth["invoice_number"] in lines[1]
+        # items in order, each on its own line below the header
+        rows = [next(i for i, line in enumerate(lines) if item["description"] in line.split(" ")) for item in truth["items"]]
+        assert rows == sorted(rows) and rows[0] > 1
+        if truth["printed_total"]:
+            assert truth["printed_total"] in lines[-1]
+        else:
+            assert truth["items"][-1]["description"] in lines[-1]

@@ -18,6 +18,10 @@ DATE_STYLES = ("iso", "dmy", "mdy")
 CURRENCIES = {"USD": "$", "EUR": "€", "GBP": "£"}
 QUESTION_KINDS = ("json", "json_items", "total", "vendor", "number", "date", "currency")
 _QUESTION_WEIGHTS = (3, 2, 2, 1, 1, 1, 1)
+# asked only when forced (training's reading stage); not in the seed's draw above, so every seed keeps
+# the question kind (and image) it always had
+READ_KIND = "read"
+READ_QUESTION = "Read all the text in this document, line by line."
 _VENDOR_NAMES = ("Acme", "Bluebird", "Cedar", "Delta", "Ember", "Falcon", "Granite", "Harbor", "Iris", "Juniper",
                  "Kestrel", "Lotus", "Maple", "Nova", "Orchid", "Pine", "Quartz", "Raven", "Summit", "Zenith")
 _VENDOR_KINDS = ("Books", "Cafe", "Foods", "Market", "Print", "Supply", "Tools", "Labs")
@@ -120,9 +124,11 @@ def total_text(invoice: Invoice, style: DocStyle) -> str:
 class _Pen:
     """Draws in base (scale 1) coordinates; every position and font size is multiplied by `scale`."""
 
-    def __init__(self, image: Image.Image, family: str, scale: int):
+    def __init__(self, image: Image.Image, family: str, scale: int, record: list | None = None):
         self.draw = ImageDraw.Draw(image)
         self.family, self.scale = family, scale
+        # (top y, left x, text) of every string drawn, in base coordinates, when a list is given
+        self.record = record
 
     def font(self, size: int, bold: bool = False):
         return load_font(self.family, size * self.scale, bold)
@@ -130,6 +136,10 @@ class _Pen:
     def text(self, x: float, y: float, s: str, size: int, *, bold=False, anchor="la", fill=_INK) -> None:
         k = self.scale
         self.draw.text((x * k, y * k), s, font=self.font(size, bold), fill=fill, anchor=anchor)
+        if self.record is not None:
+            w = self.width(s, size, bold)
+            left = x - w if anchor[0] == "r" else x - w / 2 if anchor[0] == "m" else x
+            self.record.append((y, left, s))
 
     def width(self, s: str, size: int, bold: bool = False) -> float:
         return self.draw.textlength(s, font=self.font(size, bold)) / self.scale
@@ -227,12 +237,13 @@ def _draw_receipt(pen: _Pen, inv: Invoice, style: DocStyle, w: float) -> None:
 
 
 def render_invoice(invoice: Invoice, style: DocStyle, *, size: tuple[int, int] = DEFAULT_SIZE,
-                   scale: int = 1) -> Image.Image:
+                   scale: int = 1, record: list | None = None) -> Image.Image:
     """Draw `invoice` in `style` on a white page.
 
     Args:
         size: (width, height) of the page at scale 1; 256x256 holds three items.
         scale: integer upscale of page and fonts, e.g. 3 for a crisp README sample.
+        record: if given, receives (top y, left x, text) of every string drawn (see `text_lines`).
     Returns:
         RGB image of (width * scale, height * scale).
     """
@@ -242,9 +253,17 @@ def render_invoice(invoice: Invoice, style: DocStyle, *, size: tuple[int, int] =
     if w < 200 or h < 200:
         raise ValueError(f"page size must be at least 200x200 to fit the table, got {size}")
     image = Image.new("RGB", (w * scale, h * scale), _PAPER)
-    pen = _Pen(image, style.family, scale)
+    pen = _Pen(image, style.family, scale, record)
     (_draw_receipt if style.layout == "receipt" else _draw_boxed)(pen, invoice, style, w)
     return image
+
+
+def text_lines(record: list[tuple[float, float, str]]) -> list[str]:
+    """The drawn strings as printed lines, top to bottom: strings drawn at one y form a line, left to right."""
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for y, x, text in record:
+        rows.setdefault(y, []).append((x, text))
+    return [" ".join(t for _, t in sorted(parts)) for _, parts in sorted(rows.items())]
 
 
 def invoice_fields(invoice: Invoice, *, with_items: bool = False) -> dict:
@@ -307,15 +326,19 @@ def make_document_sample(seed: int, *, size: tuple[int, int] = DEFAULT_SIZE, sca
         size: page size at scale 1.
         scale: render upscale (fonts included) for large samples.
         augment: rotate (<= 2 degrees) and add noise.
-        question: one of QUESTION_KINDS; drawn from the seed when None.
+        question: one of QUESTION_KINDS or READ_KIND (every printed line); drawn from the seed when None.
     """
     rng = random.Random(seed)
     invoice, style = random_invoice(rng), random_style(rng)
     # always draw the kind so a forced question leaves the image of that seed unchanged
     kind = rng.choices(QUESTION_KINDS, weights=_QUESTION_WEIGHTS)[0]
     kind = question or kind
-    text, target = _question(invoice, kind)
-    image = render_invoice(invoice, style, size=size, scale=scale)
+    record: list = []
+    image = render_invoice(invoice, style, size=size, scale=scale, record=record)
+    if kind == READ_KIND:
+        text, target = READ_QUESTION, "\n".join(text_lines(record))
+    else:
+        text, target = _question(invoice, kind)
     if augment:
         image = augment_image(image, rng)
     truth = invoice_truth(invoice, style) | {"question_kind": kind}

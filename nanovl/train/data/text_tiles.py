@@ -1,0 +1,75 @@
+"""Text tiles: one 128 px tile holding a few strings an invoice prints, and those strings as the answer.
+
+The densest, cheapest reading signal in the curriculum: one tile (16 image tokens) whose every answer
+token must come from the image. The strings are the ones a random invoice or receipt draws (vendor,
+title and number, date, item rows split into cells, totals) at the size document text has after
+tiling (a 512 px page cut into 3x3 tiles of 128 px: 13-20 px base fonts -> ~19-30 px).
+"""
+from __future__ import annotations
+
+import random
+
+from PIL import Image, ImageDraw
+
+from .common import FAMILIES, Sample, augment, chat, load_font
+from .documents import random_invoice, random_style, render_invoice, text_lines
+
+TILE = 128
+QUESTION = "Read the text in this image, line by line."
+_MARGIN = 4
+
+
+def invoice_strings(rng: random.Random) -> list[str]:
+    """The printed lines of a random document (`text_lines`), top to bottom, with each line's cells
+    after it: a tile shows a whole line where it fits and single cells (a number, a date) otherwise."""
+    record: list = []
+    # drawn at scale 1: only the record is used, the pixels are thrown away
+    render_invoice(random_invoice(rng), random_style(rng), size=(256, 256), scale=1, record=record)
+    out = []
+    for line in text_lines(record):
+        out.append(line)
+        cells = [text for _, _, text in sorted(record, key=lambda r: (r[0], r[1])) if text in line]
+        out.extend(c for c in cells if c != line)
+    return out
+
+
+def make_text_tile_sample(seed: int, *, max_lines: int = 4) -> Sample:
+    """A white tile with 1..max_lines strings at random places, one under the other; answer = the strings.
+
+    Args:
+        seed: reproduces the sample exactly.
+        max_lines: most strings on the tile (fewer when they do not fit).
+    """
+    rng = random.Random(seed)
+    strings = invoice_strings(rng)
+    start = rng.randrange(len(strings))
+    family, bold = rng.choice(FAMILIES), rng.random() < 0.3
+    image = Image.new("RGB", (TILE, TILE), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    y, lines, want = rng.randint(0, 12), [], rng.randint(1, max_lines)
+    base = rng.randint(17, 28)
+    for text in strings[start:]:
+        if len(lines) == want:
+            break
+        size = base
+        font = load_font(family, size, bold)
+        # long strings shrink (down to 16 px) rather than run off the tile; one that still does not
+        # fit is skipped (its cells follow it in `strings`); no room below ends the tile
+        while size > 16 and draw.textlength(text, font=font) > TILE - 2 * _MARGIN:
+            size -= 1
+            font = load_font(family, size, bold)
+        width = draw.textlength(text, font=font)
+        if width > TILE - 2 * _MARGIN:
+            continue
+        if y + size > TILE - _MARGIN:
+            break
+        x = rng.uniform(_MARGIN, TILE - _MARGIN - width)
+        draw.text((x, y), text, font=font, fill=(0, 0, 0))
+        lines.append(text)
+        y += size + rng.randint(4, 14)
+    if not lines:  # nothing fitted (the last strings were all too long): the next seed instead
+        return make_text_tile_sample(seed + 1 if seed < 2 ** 63 else seed - 1, max_lines=max_lines)
+    image = augment(image, rng, max_angle=1.5, max_noise=5.0)
+    target = "\n".join(lines)
+    return Sample("text_tile", chat(QUESTION, target, num_images=1), target, {"lines": lines}, images=[image],
+                  seed=seed)
