@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from nanovl.model.presets import preset_config
+from nanovl.model.projector import shuffle_and_project
 from nanovl.model.vlm import NemotronVL
 from nanovl.ops.dispatch import use_reference_ops, use_training_ops
 from nanovl.testing.random_checkpoint import random_tensor
@@ -119,9 +120,13 @@ def lr_at(args, step_in_call: int, seconds: float) -> float:
     return args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def _schedule(args) -> StageSchedule:
+    return StageSchedule(args.stage1_steps, args.stage0_steps)
+
+
 def _loader(args, tok_dir: Path, cfg, start: int):
     stream = CurriculumStream(str(tok_dir), seed=args.seed, batch_size=args.batch_size, start=start,
-                              stage_of=StageSchedule(args.stage1_steps, args.stage0_steps),
+                              stage_of=_schedule(args),
                               stage0_batch_size=args.stage0_batch_size or 4 * args.batch_size,
                               image_size=cfg.force_image_size,
                               max_tiles=cfg.max_num_tiles, mean=cfg.norm_mean, std=cfg.norm_std)
@@ -203,8 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
             seconds += time.time() - t0
             acc.add(res, batch, t_data, float(gnorm))
             if step % args.log_every == 0 or step == args.steps:
-                record = acc.record(step, seconds, opt.param_groups[0]["lr"],
-                                    StageSchedule(args.stage1_steps, args.stage0_steps)(step - 1))
+                record = acc.record(step, seconds, opt.param_groups[0]["lr"], _schedule(args)(step - 1))
                 record.update(image_spreads(model, batch))
                 print(json.dumps(record), flush=True)
                 log.write(json.dumps(record) + "\n")
@@ -245,9 +249,9 @@ def fast_ops_work(model: NemotronVL, batch, ids: MediaIds, use_amp: bool) -> boo
 def image_spreads(model: NemotronVL, batch, max_tiles: int = 32) -> dict[str, float]:
     """How image-dependent the vision path is on this batch's first image tiles: `vit_spread`, the
     between-tile std of the ViT features over their RMS (~0.2 at init), and `proj_spread`, the
-    between-token std of the projected image tokens over their RMS (~0.6 at init). Near 0 means that
-    stage collapsed to one image-independent output. The shipped v1 and the first v2 candidate ended at
-    proj_spread ~0.06 with vit_spread ~0.2: the projector, not the ViT, had switched the image off."""
+    between-token std of the projected image tokens over their RMS (0.4-0.7 at init). Near 0 means
+    that stage collapsed to one image-independent output: the second GPU run (2026-12-02) ended at
+    proj_spread 0.02-0.06 with vit_spread 0.1-0.2, its projector had switched the image off."""
     tiles = [m.pixel_values for ex in batch for m in ex.media if m.kind == "image"]
     if not tiles:
         return {}
@@ -255,8 +259,10 @@ def image_spreads(model: NemotronVL, batch, max_tiles: int = 32) -> dict[str, fl
     if x.shape[0] < 2:
         return {}
     with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.is_cuda):
-        f = model.vision_model(x).float()
-        e = model.encode_images(x).float().flatten(0, 1)
+        f = model.vision_model(x)
+        p = model.config.vision.patch_size
+        e = shuffle_and_project(f, x.shape[-2] // p, x.shape[-1] // p, model.mlp1).float().flatten(0, 1)
+        f = f.float()
     return {"vit_spread": round(float(f.std(0).mean() / f.pow(2).mean().sqrt()), 4),
             "proj_spread": round(float(e.std(0).pow(2).mean().sqrt() / e.pow(2).mean().sqrt()), 4)}
 
