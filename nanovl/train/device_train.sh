@@ -4,7 +4,8 @@
 # Continues /tmp/nvrun/state.pt when the machine is still warm (weights + optimizer), else the
 # export carried in .run_init/ (--init: weights only), else starts fresh. Every call exports the
 # checkpoint into $OUT (bf16 shards < 16 MiB, the json/jinja files in one meta.tar) with the log,
-# so a cold machine loses nothing but the optimizer. RECIPE_ARGS are added to the recipe's flags.
+# so a cold machine loses nothing but the optimizer. RECIPE_ARGS are added to the recipe's flags;
+# EVAL_TASKS (default text_tile,invoice; empty: none) are scored on EVAL_N held-out cases at the end.
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/nanovl_out}
@@ -37,6 +38,12 @@ fi
 # shellcheck disable=SC2086
 python3 -m nanovl.train.recipe --out "$RUN" --tokenizer nanovl/assets/tiny --export "$RUN/export" \
   --max-shard-mb 12 --time-limit "$TRAIN_S" --threads 1 "${from[@]}" ${RECIPE_ARGS:-} 2>&1 | tee "$OUT/train.log"
+
+# a quick held-out check on the GPU, so the next call can be steered without a CPU eval first
+if [ -n "${EVAL_TASKS:-text_tile,invoice}" ] && [ -f "$RUN/export/config.json" ]; then
+  timeout -k 5 "${EVAL_S:-90}" python3 -m nanovl.train.evaluate --model "$RUN/export" --device "${EVAL_DEVICE:-cuda}" \
+    --tasks "${EVAL_TASKS:-text_tile,invoice}" --n "${EVAL_N:-30}" 2>&1 | tee "$OUT/eval.txt"
+fi
 
 cp "$RUN"/export/*.safetensors "$OUT"/ 2>/dev/null
 (cd "$RUN/export" && tar cf "$OUT/meta.tar" --exclude='*.safetensors' .)
