@@ -258,12 +258,17 @@ def render_invoice(invoice: Invoice, style: DocStyle, *, size: tuple[int, int] =
     return image
 
 
-def text_lines(record: list[tuple[float, float, str]]) -> list[str]:
-    """The drawn strings as printed lines, top to bottom: strings drawn at one y form a line, left to right."""
+def text_rows(record: list[tuple[float, float, str]]) -> list[list[str]]:
+    """The drawn strings as printed rows, top to bottom: strings drawn at one y form a row, left to right."""
     rows: dict[float, list[tuple[float, str]]] = {}
     for y, x, text in record:
         rows.setdefault(y, []).append((x, text))
-    return [" ".join(t for _, t in sorted(parts)) for _, parts in sorted(rows.items())]
+    return [[t for _, t in sorted(parts)] for _, parts in sorted(rows.items())]
+
+
+def text_lines(record: list[tuple[float, float, str]]) -> list[str]:
+    """The printed lines (`text_rows` joined by spaces)."""
+    return [" ".join(row) for row in text_rows(record)]
 
 
 def invoice_fields(invoice: Invoice, *, with_items: bool = False) -> dict:
@@ -333,7 +338,7 @@ def make_document_sample(seed: int, *, size: tuple[int, int] = DEFAULT_SIZE, sca
     # always draw the kind so a forced question leaves the image of that seed unchanged
     kind = rng.choices(QUESTION_KINDS, weights=_QUESTION_WEIGHTS)[0]
     kind = question or kind
-    record: list = []
+    record: list | None = [] if kind == READ_KIND else None
     image = render_invoice(invoice, style, size=size, scale=scale, record=record)
     if kind == READ_KIND:
         text, target = READ_QUESTION, "\n".join(text_lines(record))

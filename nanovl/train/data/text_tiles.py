@@ -12,7 +12,7 @@ import random
 from PIL import Image, ImageDraw
 
 from .common import FAMILIES, Sample, augment, chat, load_font
-from .documents import random_invoice, random_style, render_invoice, text_lines
+from .documents import random_invoice, random_style, render_invoice, text_rows
 
 TILE = 128
 QUESTION = "Read the text in this image, line by line."
@@ -20,16 +20,16 @@ _MARGIN = 4
 
 
 def invoice_strings(rng: random.Random) -> list[str]:
-    """The printed lines of a random document (`text_lines`), top to bottom, with each line's cells
-    after it: a tile shows a whole line where it fits and single cells (a number, a date) otherwise."""
+    """The printed lines of a random document, top to bottom, each followed by its cells when it has
+    several: a tile shows a whole line where it fits and single cells (a number, a date) otherwise."""
     record: list = []
     # drawn at scale 1: only the record is used, the pixels are thrown away
     render_invoice(random_invoice(rng), random_style(rng), size=(256, 256), scale=1, record=record)
     out = []
-    for line in text_lines(record):
-        out.append(line)
-        cells = [text for _, _, text in sorted(record, key=lambda r: (r[0], r[1])) if text in line]
-        out.extend(c for c in cells if c != line)
+    for row in text_rows(record):
+        out.append(" ".join(row))
+        if len(row) > 1:
+            out.extend(row)
     return out
 
 
