@@ -2,8 +2,9 @@
 
 The densest, cheapest reading signal in the curriculum: one tile (16 image tokens) whose every answer
 token must come from the image. The strings are the ones a random invoice or receipt draws (vendor,
-title and number, date, item rows split into cells, totals) at the size document text has after
-tiling (a 512 px page cut into 3x3 tiles of 128 px: 13-20 px base fonts -> ~19-30 px).
+title and number, date, item rows split into cells, totals), drawn at 16-28 px: about the size
+document text has after tiling (13-20 px base fonts at scale 2 on a 512 px page, cut into 3x3
+tiles of ~170 px resized to 128: ~19-30 px).
 """
 from __future__ import annotations
 
