@@ -164,9 +164,9 @@ class CurriculumStream(torch.utils.data.IterableDataset):
         stage = self.stage_of(b)
         out = []
         size = self.stage0_batch_size if stage == 0 else self.batch_size
+        # stage-0 seeds live in the upper half of the index range, apart from the other stages'
+        first = (1 << (_INDEX_BITS - 1)) + b * size if stage == 0 else b * self.batch_size
         for i in range(size):
-            # stage-0 seeds live in the upper half of the index range, apart from the other stages'
-            first = (1 << (_INDEX_BITS - 1)) + b * size if stage == 0 else b * self.batch_size
             seed = (self.seed << _INDEX_BITS) + first + i
             ts = draw_sample(seed, stage)
             rate = self.evs_rates[seed % len(self.evs_rates)]

@@ -10,6 +10,7 @@ set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/nanovl_out}
 TRAIN_S=${TRAIN_S:-430}
+EVAL_TASKS=${EVAL_TASKS-text_tile,invoice}  # set but empty: no eval
 RUN=/tmp/nvrun
 mkdir -p "$OUT" "$RUN"
 
@@ -40,9 +41,9 @@ python3 -m nanovl.train.recipe --out "$RUN" --tokenizer nanovl/assets/tiny --exp
   --max-shard-mb 12 --time-limit "$TRAIN_S" --threads 1 "${from[@]}" ${RECIPE_ARGS:-} 2>&1 | tee "$OUT/train.log"
 
 # a quick held-out check on the GPU, so the next call can be steered without a CPU eval first
-if [ -n "${EVAL_TASKS:-text_tile,invoice}" ] && [ -f "$RUN/export/config.json" ]; then
+if [ -n "$EVAL_TASKS" ] && [ -f "$RUN/export/config.json" ]; then
   timeout -k 5 "${EVAL_S:-90}" python3 -m nanovl.train.evaluate --model "$RUN/export" --device "${EVAL_DEVICE:-cuda}" \
-    --tasks "${EVAL_TASKS:-text_tile,invoice}" --n "${EVAL_N:-30}" 2>&1 | tee "$OUT/eval.txt"
+    --tasks "$EVAL_TASKS" --n "${EVAL_N:-30}" 2>&1 | tee "$OUT/eval.txt"
 fi
 
 cp "$RUN"/export/*.safetensors "$OUT"/ 2>/dev/null
