@@ -13,13 +13,19 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterator, NamedTuple, Optional, Sequence, Union
 
-import av
 import numpy as np
 import torch
 
 from nanovl.inputs.errors import MediaError
 from nanovl.inputs.image import (CLIP_MEAN, CLIP_STD, DEFAULT_MAX_PIXELS, MediaSource, as_file,
                                  media_name, normalize, resize_bicubic)
+
+try:
+    import av
+    _FFmpegError = av.FFmpegError
+except ImportError:  # images and text work without PyAV (the lent GPU's image lacks it)
+    av = None
+    _FFmpegError = ()  # an empty tuple: `except` catches nothing
 
 DEFAULT_FPS = 2.0
 DEFAULT_MAX_FRAMES = 128
@@ -136,11 +142,13 @@ def _guard(name: str) -> Iterator[None]:
     # PyAV errors subclass OSError/ValueError; none may leak out as anything but MediaError
     try:
         yield
-    except av.FFmpegError as e:
+    except _FFmpegError as e:
         raise MediaError(name, f"corrupt or unreadable video ({type(e).__name__}: {e})") from None
 
 
 def _open(fp: Union[str, io.BytesIO], name: str):
+    if av is None:
+        raise MediaError(name, "reading videos needs PyAV: pip install av")
     if isinstance(fp, io.BytesIO):
         fp.seek(0)
     try:
@@ -223,7 +231,7 @@ def _decode_packets(container, stream) -> Iterator[av.VideoFrame]:
     for packet in container.demux(stream):
         try:
             frames = packet.decode()
-        except av.FFmpegError:
+        except _FFmpegError:
             continue
         yield from frames
 
@@ -246,7 +254,7 @@ def _pick_frames(container, stream, times: list[float]) -> Iterator[_Frame]:
         if can_seek and timed and t - position > SEEK_GAP_S:
             try:
                 container.seek(int((stream.start_time or 0) + t / stream.time_base), stream=stream)
-            except av.FFmpegError:
+            except _FFmpegError:
                 can_seek = False
             else:
                 frames, prev = _decoded(container, stream), None

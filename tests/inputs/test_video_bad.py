@@ -79,3 +79,19 @@ def test_corrupt_and_wrong_files(fn, tmp_path):
 
 def test_pixel_limit_checked_from_header():
     _raises(load_video, encode(), "64x48", "limit of 3000", max_pixels=3000)
+
+
+def test_without_pyav_the_engine_imports_and_a_video_is_a_media_error():
+    # the lent GPU's Python has no PyAV: image and text work (the GPU eval) must still import,
+    # and a video must fail as a MediaError that says what to install, not as an ImportError
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['av'] = None\n"
+            "import nanovl.llm\n"
+            "from nanovl.inputs.errors import MediaError\n"
+            "from nanovl.inputs.video import probe_video\n"
+            "try:\n    probe_video(b'\\x00' * 64, name='clip.mp4')\n"
+            "except MediaError as e:\n    print('MediaError', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "MediaError" in out.stdout and "pip install av" in out.stdout, out.stdout
