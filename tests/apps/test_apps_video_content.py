@@ -49,8 +49,8 @@ def test_summary_uses_frames_and_narration(clips, sessions, seed):
     assert any(p in text for p in _event_phrases(truth)), (text, _event_phrases(truth))
 
 
-@needs_reading_model
-@pytest.mark.parametrize("seed", SEEDS[:2])
+# the shipped model (2026-12-02, 3114 steps) hears "banana" and "63" but answers 63 for "81"
+@pytest.mark.parametrize("seed", [pytest.param(SEEDS[0], marks=needs_reading_model), *SEEDS[1:]])
 def test_followup_answers_from_the_narration(clips, sessions, seed):
     narration = clips[seed].truth["narration"]
     # the first follow-up after the summary, as `--ask` gives it
