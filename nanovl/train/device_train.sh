@@ -6,16 +6,24 @@
 # checkpoint into $OUT (bf16 shards < 16 MiB, the json/jinja files in one meta.tar) with the log,
 # so a cold machine loses nothing but the optimizer. RECIPE_ARGS are added to the recipe's flags;
 # EVAL_TASKS (default text_tile,invoice; empty: none) are scored on EVAL_N held-out cases at the end.
+# TOKENIZER (default the shipped one) set but empty: the recipe builds one into the run folder
+# (with RECIPE_ARGS="--split-digits ...": one token per digit); it travels in the export.
 set -u
 export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/nanovl_out}
+OUT=${OUT:-/tmp/nanovl_out}  # the device tool sets it
 TRAIN_S=${TRAIN_S:-430}
 EVAL_TASKS=${EVAL_TASKS-text_tile,invoice}  # set but empty: no eval
-RUN=/tmp/nvrun
+RUN=${RUN:-/tmp/nvrun}
+INIT=${INIT:-.run_init}  # the carried export of an earlier call (the machine went cold)
+WHEELS=${WHEELS:-.whl}
+TOKENIZER=${TOKENIZER-nanovl/assets/tiny}
+tok=(--tokenizer "${TOKENIZER:-$RUN/tokenizer}")
+# a carried export brings its own tokenizer: the weights' ids must match it
+[ -f "$INIT/tokenizer.json" ] && tok=(--tokenizer "$INIT")
 mkdir -p "$OUT" "$RUN"
 
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl \
     || echo "wheel install failed: the scan trains on its reference"
 fi
 export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
@@ -30,14 +38,14 @@ fi
 from=()
 if [ -f "$RUN/state.pt" ]; then
   echo "warm machine: resuming $RUN/state.pt"
-elif [ -f .run_init/config.json ]; then
-  from=(--init .run_init)
+elif [ -f "$INIT/config.json" ]; then
+  from=(--init "$INIT")
 else
   echo "fresh run"
 fi
 # `${RECIPE_ARGS}` unquoted on purpose: it is a list of flags
 # shellcheck disable=SC2086
-python3 -m nanovl.train.recipe --out "$RUN" --tokenizer nanovl/assets/tiny --export "$RUN/export" \
+python3 -m nanovl.train.recipe --out "$RUN" "${tok[@]}" --export "$RUN/export" \
   --max-shard-mb 12 --time-limit "$TRAIN_S" --threads 1 "${from[@]}" ${RECIPE_ARGS:-} 2>&1 | tee "$OUT/train.log"
 
 # a quick held-out check on the GPU, so the next call can be steered without a CPU eval first

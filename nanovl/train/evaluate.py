@@ -223,7 +223,13 @@ def score_invoice(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, i
 def score_text_tile(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
     want, got = case.truth["lines"], out.text.strip().split("\n")
     right = sum(a == b for a, b in zip(want, got))
-    return {"exact": (float(got == want), 1), "lines_exact": (float(right), len(want))}
+    # glyph-level progress under the whole-line figures: each target digit / letter counts when
+    # the answer has the same character at the same place of the same line
+    pairs = [(w, g) for a, b in zip(want, got) for w, g in zip(a, b)]
+    chars = [c for line in want for c in line]
+    return {"exact": (float(got == want), 1), "lines_exact": (float(right), len(want)),
+            "digits": (float(sum(w == g for w, g in pairs if w.isdigit())), sum(c.isdigit() for c in chars)),
+            "letters": (float(sum(w == g for w, g in pairs if w.isalpha())), sum(c.isalpha() for c in chars))}
 
 
 def score_chart(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
@@ -367,7 +373,7 @@ def run_task(llm, task: str, n: int, *, seed_base: int, ctx: EvalContext) -> dic
             acc[0] += hit
             acc[1] += total
         records.append({"seed": case.seed, "target": case.target, "output": out.text,
-                        "reasoning": out.reasoning_content, "scores": {k: v[0] / v[1] for k, v in scores.items()}})
+                        "reasoning": out.reasoning_content, "scores": {k: v[0] / v[1] for k, v in scores.items() if v[1]}})
     metrics = {k: h / t for k, (h, t) in sums.items() if t}
     value = spec.headline_value(metrics) if metrics else float("nan")
     gen = sum(o.num_generated_tokens for o in outs)

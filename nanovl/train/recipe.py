@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="nanovl train", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="run folder: state.pt, log.jsonl, export/")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (built into OUT/tokenizer if absent)")
+    p.add_argument("--split-digits", action="store_true",
+                   help="a tokenizer built here gives every digit its own token (v1/v2 merged digit pairs)")
     p.add_argument("--preset", default=PRESET)
     p.add_argument("--steps", type=int, default=100_000, help="stop after this many batches in total")
     p.add_argument("--time-budget", type=float, default=1080.0, help="training seconds the LR schedule spans")
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not (tok_dir / "tokenizer.json").exists():
         from nanovl.train.vocab import build_curriculum_tokenizer
 
-        build_curriculum_tokenizer(tok_dir)
+        build_curriculum_tokenizer(tok_dir, split_digits=args.split_digits)
     cfg = preset_config(args.preset)
     device = torch.device(args.device)
     # the data workers own the other cores; an oversubscribed main process launches GPU work late

@@ -66,13 +66,15 @@ def _json_value(rng: random.Random):
 
 
 def build_tiny_tokenizer(out_dir: str | Path, *, vocab_size: int = 512,
-                         corpus: Iterable[str] | None = None) -> Path:
+                         corpus: Iterable[str] | None = None, split_digits: bool = False) -> Path:
     """Train the tiny tokenizer and write it into `out_dir` (created if missing).
 
     Args:
         out_dir: folder that receives tokenizer.json, tokenizer_config.json, chat_template.jinja.
         vocab_size: total number of ids, reserved and added tokens included.
         corpus: training text; None uses the built-in corpus.
+        split_digits: every digit its own token (no merges across digits), so a number is read
+            and written one glyph at a time: 10 classes per glyph instead of ~100 per digit pair.
     Returns:
         the output folder as a Path.
     """
@@ -80,7 +82,9 @@ def build_tiny_tokenizer(out_dir: str | Path, *, vocab_size: int = 512,
         raise ValueError(f"vocab_size must be >= {MIN_VOCAB} (specials + 256 bytes + merges), got {vocab_size}")
     texts = list(_builtin_corpus() if corpus is None else corpus)
     tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+                         if split_digits else byte_level)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - len(EXTRA_TOKENS), special_tokens=RESERVED, min_frequency=2,

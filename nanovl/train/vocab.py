@@ -34,7 +34,10 @@ def curriculum_corpus(n_per_stage: int = 300) -> list[str]:
 
 
 def build_curriculum_tokenizer(out_dir: str | Path, *, vocab_size: int = DEFAULT_VOCAB,
-                               n_per_stage: int = 300) -> Path:
-    """Write tokenizer.json, tokenizer_config.json and chat_template.jinja into `out_dir`."""
+                               n_per_stage: int = 300, split_digits: bool = False) -> Path:
+    """Write tokenizer.json, tokenizer_config.json and chat_template.jinja into `out_dir`.
+
+    split_digits: one token per digit (see `build_tiny_tokenizer`); v1 and v2 merged digit pairs.
+    """
     corpus = curriculum_corpus(n_per_stage) + _builtin_corpus()
-    return build_tiny_tokenizer(out_dir, vocab_size=vocab_size, corpus=corpus)
+    return build_tiny_tokenizer(out_dir, vocab_size=vocab_size, corpus=corpus, split_digits=split_digits)

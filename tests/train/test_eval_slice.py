@@ -93,7 +93,8 @@ def test_reference_answers_score_full_marks(tmp_path):
     ctx = _ctx(tok, tmp_path)
     for task, spec in E.TASKS.items():
         for case in E.make_cases(task, 3, E.DEFAULT_SEED_BASE, ctx):
-            metrics = {k: h / t for k, (h, t) in spec.score(case, _perfect(case, tok.token_to_id("</think>")), ctx).items()}
+            scores = spec.score(case, _perfect(case, tok.token_to_id("</think>")), ctx)
+            metrics = {k: h / t for k, (h, t) in scores.items() if t}  # t = 0: a tile without digits
             if task == "sums":
                 assert metrics == {"accuracy": 1.0, "with_reasoning": 1.0}
             elif task == "sums_no_think":
@@ -121,6 +122,25 @@ def test_wrong_answers_score_zero(tmp_path):
     (s,) = E.make_cases("sums_no_think", 1, E.DEFAULT_SEED_BASE, ctx)
     sneaky = SimpleNamespace(text=s.target, reasoning_content=None, token_ids=[think, 5])
     assert E.score_sum(s, sneaky, ctx)["with_reasoning"][0] == 1.0
+
+
+def test_text_tile_scores_glyphs_at_their_place(tmp_path):
+    tok = Tokenizer.from_dir(TOKENIZER_DIR)
+    ctx = _ctx(tok, tmp_path)
+    case = next(c for c in E.make_cases("text_tile", 40, E.DEFAULT_SEED_BASE, ctx)
+                if any(ch.isdigit() for ch in c.truth["lines"][0]) and any(ch.isalpha() for ch in "".join(c.truth["lines"])))
+    lines = list(case.truth["lines"])
+    first = lines[0]
+    k = next(i for i, ch in enumerate(first) if ch.isdigit())
+    lines[0] = first[:k] + str((int(first[k]) + 1) % 10) + first[k + 1:]  # one digit misread
+    m = E.score_text_tile(case, SimpleNamespace(text="\n".join(lines), token_ids=[]), ctx)
+    n_digits = sum(ch.isdigit() for ch in "".join(case.truth["lines"]))
+    assert m["digits"] == (n_digits - 1, n_digits)
+    assert m["letters"][0] == m["letters"][1] > 0
+    assert m["exact"] == (0.0, 1) and m["lines_exact"] == (len(lines) - 1, len(lines))
+    # a dropped first line shifts every later line: nothing counts at the wrong place
+    shifted = E.score_text_tile(case, SimpleNamespace(text="\n".join(case.truth["lines"][1:]), token_ids=[]), ctx)
+    assert shifted["digits"][0] < n_digits
 
 
 def test_held_out_seeds_are_disjoint_from_training():
