@@ -227,9 +227,12 @@ def score_text_tile(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float,
     # the answer has the same character at the same place of the same line
     pairs = [(w, g) for a, b in zip(want, got) for w, g in zip(a, b)]
     chars = [c for line in want for c in line]
+
+    def in_place(kind) -> tuple[float, int]:
+        return float(sum(w == g for w, g in pairs if kind(w))), sum(map(kind, chars))
+
     return {"exact": (float(got == want), 1), "lines_exact": (float(right), len(want)),
-            "digits": (float(sum(w == g for w, g in pairs if w.isdigit())), sum(c.isdigit() for c in chars)),
-            "letters": (float(sum(w == g for w, g in pairs if w.isalpha())), sum(c.isalpha() for c in chars))}
+            "digits": in_place(str.isdigit), "letters": in_place(str.isalpha)}
 
 
 def score_chart(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
