@@ -154,6 +154,14 @@ def main(argv: list[str] | None = None) -> dict:
         from nanovl.train.vocab import build_curriculum_tokenizer
 
         build_curriculum_tokenizer(tok_dir, split_digits=args.split_digits)
+    elif args.split_digits:
+        from nanovl.train.vocab import splits_digits
+
+        # the flag only shapes a tokenizer built here; on an existing pair-merging one it would be
+        # silently ignored and a whole run trained on the tokenizer it meant to replace
+        if not splits_digits(tok_dir):
+            raise SystemExit(f"--split-digits: {tok_dir} holds a tokenizer that merges digits; "
+                             "drop --tokenizer (one is built into OUT/tokenizer) or point it at a digit-splitting one")
     cfg = preset_config(args.preset)
     device = torch.device(args.device)
     # the data workers own the other cores; an oversubscribed main process launches GPU work late

@@ -6,6 +6,7 @@ so the ~1k-token vocabulary spends its merges on what the model actually reads a
 """
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -41,3 +42,10 @@ def build_curriculum_tokenizer(out_dir: str | Path, *, vocab_size: int = DEFAULT
     """
     corpus = curriculum_corpus(n_per_stage) + _builtin_corpus()
     return build_tiny_tokenizer(out_dir, vocab_size=vocab_size, corpus=corpus, split_digits=split_digits)
+
+
+def splits_digits(tok_dir: str | Path) -> bool:
+    """Whether the tokenizer in `tok_dir` gives every digit its own token (built with split_digits)."""
+    pre = json.loads((Path(tok_dir) / "tokenizer.json").read_text()).get("pre_tokenizer") or {}
+    parts = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    return any(p.get("type") == "Digits" and p.get("individual_digits") for p in parts)

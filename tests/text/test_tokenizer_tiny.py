@@ -142,3 +142,16 @@ def test_split_digits_gives_one_token_per_digit_and_round_trips(tmp_path, tok):
     assert digits == [c for c in text if c.isdigit()]
     # the default (what v1 and v2 ship) merges digits, so the option is what makes the difference
     assert any(len([c for c in tok.decode([i]) if c.isdigit()]) > 1 for i in tok.encode(text))
+
+
+def test_recipe_refuses_split_digits_on_a_pair_merging_tokenizer(tmp_path, tiny_dir):
+    # the flag shapes only a tokenizer the recipe builds; on an existing merging one it must not be
+    # ignored silently (a GPU run would train on the tokenizer it meant to replace)
+    from nanovl.train import recipe
+    from nanovl.train.vocab import splits_digits
+
+    split_dir = build_tiny_tokenizer(tmp_path / "split", split_digits=True)
+    assert splits_digits(split_dir) and not splits_digits(tiny_dir)
+    with pytest.raises(SystemExit, match="merges digits"):
+        recipe.main(["--out", str(tmp_path / "run"), "--tokenizer", str(tiny_dir), "--split-digits",
+                     "--steps", "1", "--device", "cpu"])
