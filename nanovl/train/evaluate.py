@@ -30,6 +30,7 @@ from nanovl.train.data.charts import make_chart_sample
 from nanovl.train.data.documents import make_document_sample
 from nanovl.train.data.multi_image import make_multi_image_sample
 from nanovl.train.data.reasoning import make_reasoning_sample
+from nanovl.train.data.scene_tiles import make_scene_tile_sample
 from nanovl.train.data.text_tiles import make_text_tile_sample
 from nanovl.train.samples import RENDER_SCALE, TrainSample, render_video_sample
 
@@ -139,6 +140,12 @@ def make_text_tile(seed: int, ctx: EvalContext) -> Case:
                 TrainSample(s, ctx.thinking))
 
 
+def make_scene_tile(seed: int, ctx: EvalContext) -> Case:
+    s = make_scene_tile_sample(seed)
+    return Case("scene_tile", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.target, s.truth,
+                TrainSample(s, ctx.thinking))
+
+
 def _video_messages(seed: int, ctx: EvalContext, question: str,
                     speech: list[tuple[float, float, str]]) -> list[dict[str, Any]]:
     # the mp4 of the same clip: render_video_sample draws its script first from Random(seed);
@@ -233,6 +240,20 @@ def score_text_tile(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float,
 
     return {"exact": (float(got == want), 1), "lines_exact": (float(right), len(want)),
             "digits": in_place(str.isdigit), "letters": in_place(str.isalpha)}
+
+
+def score_scene_tile(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
+    """Objects named right in place (line for line), and by part: a shape's colour, its shape."""
+    got = out.text.strip().split("\n")
+    objects = case.truth["objects"]
+    right = sum(a == b for a, b in zip(case.truth["lines"], got))
+    shapes = [(o, g) for o, g in zip(objects, got) if o["kind"] == "shape"]
+    n_shapes = sum(o["kind"] == "shape" for o in objects)
+    words = lambda g: g.split()  # noqa: E731  "a red circle" -> ["a", "red", "circle"]
+    colour = sum(len(words(g)) == 3 and words(g)[1] == o["color"] for o, g in shapes)
+    shape = sum(len(words(g)) == 3 and words(g)[2] == o["name"] for o, g in shapes)
+    return {"exact": (float(got == case.truth["lines"]), 1), "objects": (float(right), len(objects)),
+            "colours": (float(colour), n_shapes), "shapes": (float(shape), n_shapes)}
 
 
 def score_chart(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
@@ -348,6 +369,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("dense_captions", make_dense_captions, score_dense_captions, "within_1s", 0.80),
     # diagnostic, no issue target: can the model read the strings on one tile (training's stage 0)?
     Task("text_tile", make_text_tile, score_text_tile, "exact", 0.90),
+    # diagnostic: can it name the objects of one video frame (colour and shape)?
+    Task("scene_tile", make_scene_tile, score_scene_tile, "exact", 0.90),
 )}
 # fixed order: a task's seed block depends on its position, so new tasks go at the end
 TASK_NAMES = tuple(TASKS)

@@ -24,6 +24,7 @@ from nanovl.train.data.common import Sample, chat
 from nanovl.train.data.documents import make_document_sample
 from nanovl.train.data.multi_image import make_multi_image_sample
 from nanovl.train.data.reasoning import make_reasoning_sample
+from nanovl.train.data.scene_tiles import make_scene_tile_sample
 from nanovl.train.data.text_tiles import make_text_tile_sample
 
 # documents/charts/pairs are drawn at this render scale (fonts grow with it)
@@ -33,13 +34,16 @@ VIDEO_FPS = 2.0
 _SPEECH_S_PER_CHAR = 0.075
 
 STAGE_TASKS = {
-    # stage 0: read the strings on single 128 px tiles (data.text_tiles), the densest reading signal
-    0: {"text_tile": 1.0},
+    # stage 0: read the strings on single 128 px tiles (data.text_tiles), the densest reading signal,
+    # and name the objects of single video frames (data.scene_tiles): v3, trained without them, said
+    # "a yellow circle" for every shape although its image tokens separate colours and shapes
+    0: {"text_tile": 1.0, "scene_tile": 0.1},
     # stage 1: read documents (every line, or single fields) and charts (vision-language alignment)
-    1: {"text_tile": 1.5, "document": 3.0, "chart": 2.0, "video": 1.0},
+    1: {"text_tile": 1.5, "scene_tile": 0.5, "document": 3.0, "chart": 2.0, "video": 1.0},
     # stage 2: the whole mixture, tiles kept so reading is not traded for the new tasks (v2 had none
     # here: its tiles fell from 10 % / 30.6 % of lines / 39.0 % of digits to 6 % / 26.6 % / 35.4 %)
-    2: {"text_tile": 1.0, "document": 3.0, "chart": 2.0, "multi_image": 1.5, "video": 2.0, "reasoning": 2.5},
+    2: {"text_tile": 1.0, "scene_tile": 0.3, "document": 3.0, "chart": 2.0, "multi_image": 1.5, "video": 2.0,
+        "reasoning": 2.5},
 }
 # stage 2 also trains the forms the apps ask, word for word: "json_items" is `nanovl extract --schema
 # invoice|receipt` (line items, the schema's own keys), "dense" is `nanovl video captions` and the
@@ -55,7 +59,9 @@ DOC_QUESTIONS = {1: {"read": 4, "total": 2, "vendor": 1, "number": 1, "date": 1,
                  2: {"read": 1, "json": 2, "json_items": 3, "total": 1, "vendor": 1, "number": 1, "date": 1,
                      "currency": 1}}
 CHART_QUESTIONS = {1: {"value": 1, "json": 1}, 2: {"value": 4, "largest": 1, "smallest": 1, "json": 1}}
-VIDEO_QUESTIONS = {1: {"appear": 3, "disappear": 1, "narration": 1, "count": 1},
+# stage 1 asks for dense captions too: the other questions name the object they ask about, so only
+# these and "count" make the model say what a clip shows
+VIDEO_QUESTIONS = {1: {"appear": 3, "disappear": 1, "narration": 1, "count": 1, "dense": 1},
                    2: {"appear": 4, "disappear": 2, "interval": 1, "count": 1, "narration": 2, "speech": 1,
                        "dense": 3}}
 
@@ -124,6 +130,8 @@ def draw_sample(seed: int, stage: int) -> TrainSample:
     thinking = rng.random() < 0.5
     if task == "text_tile":
         return TrainSample(make_text_tile_sample(seed), thinking)
+    if task == "scene_tile":
+        return TrainSample(make_scene_tile_sample(seed), thinking)
     if task == "document":
         s = make_document_sample(seed, scale=RENDER_SCALE, question=_pick(rng, DOC_QUESTIONS[stage]))
     elif task == "chart":

@@ -148,6 +148,27 @@ def test_text_tile_scores_glyphs_at_their_place(tmp_path):
     assert shifted["digits"][0] < n_digits
 
 
+def test_scene_tile_scores_colour_and_shape_apart(tmp_path):
+    tok = Tokenizer.from_dir(TOKENIZER_DIR)
+    ctx = _ctx(tok, tmp_path)
+    case = next(c for c in E.make_cases("scene_tile", 60, E.DEFAULT_SEED_BASE, ctx)
+                if len(c.truth["objects"]) >= 2 and c.truth["objects"][0]["kind"] == "shape")
+    objs, lines = case.truth["objects"], list(case.truth["lines"])
+    n_shapes = sum(o["kind"] == "shape" for o in objs)
+    right = E.score_scene_tile(case, SimpleNamespace(text="\n".join(lines), token_ids=[]), ctx)
+    assert right == {"exact": (1.0, 1), "objects": (len(objs), len(objs)), "colours": (n_shapes, n_shapes),
+                     "shapes": (n_shapes, n_shapes)}
+    # the first shape's colour wrong, its shape right
+    other = next(c for c in ("red", "green", "blue", "yellow") if c != objs[0]["color"])
+    lines[0] = f"a {other} {objs[0]['name']}"
+    m = E.score_scene_tile(case, SimpleNamespace(text="\n".join(lines), token_ids=[]), ctx)
+    assert m["exact"] == (0.0, 1) and m["objects"] == (len(objs) - 1, len(objs))
+    assert m["colours"] == (n_shapes - 1, n_shapes) and m["shapes"] == (n_shapes, n_shapes)
+    # one line for two objects: only the first can count
+    m = E.score_scene_tile(case, SimpleNamespace(text=case.truth["lines"][0], token_ids=[]), ctx)
+    assert m["objects"] == (1, len(objs))
+
+
 def test_held_out_seeds_are_disjoint_from_training():
     # training draws (dataset seed << 32) + index; any dataset seed below 2**32 stays under 2**64
     from nanovl.train.data.mixture import HELD_OUT_SEED_OFFSET, example_seed

@@ -26,11 +26,24 @@ def test_stage0_batches_are_single_tiles_with_their_own_size_and_seeds():
                               std=cfg.norm_std, stage0_batch_size=6)
     b0, b1, b2 = stream.batch(0, tok), stream.batch(1, tok), stream.batch(2, tok)
     assert len(b0) == len(b1) == 6 and len(b2) == 2
-    assert {e.task for e in b0 + b1} == {"text_tile"}
+    # stage 0: single tiles only, text tiles (most) and scene tiles
+    assert {e.task for e in b0 + b1} <= {"text_tile", "scene_tile"} and "text_tile" in {e.task for e in b0 + b1}
     assert all(len(e.media) == 1 and e.media[0].pixel_values.shape[0] == 1 for e in b0)
     # 12 different tiles (no seed repeats across stage-0 batches)
     assert len({e.media[0].pixel_values.sum().item() for e in b0 + b1}) == 12
-    assert any(e.task != "text_tile" for b in range(2, 12) for e in stream.batch(b, tok))
+    assert any(e.task not in ("text_tile", "scene_tile") for b in range(2, 12) for e in stream.batch(b, tok))
+
+
+def test_every_stage_names_the_objects_of_video_frames():
+    # v3 had no scene tiles and named every shape of a clip "a yellow circle" (TRAINING_NOTES §9)
+    from nanovl.train.samples import STAGE_TASKS, VIDEO_QUESTIONS, draw_sample
+
+    for stage in (0, 1, 2):
+        assert STAGE_TASKS[stage].get("scene_tile", 0) > 0, stage
+    tasks = [draw_sample(seed, 1).sample.task for seed in range(200)]  # deterministic: fixed seeds
+    assert "scene_tile" in tasks
+    # both video stages ask for dense captions, the question that makes the model name what it sees
+    assert all(VIDEO_QUESTIONS[stage].get("dense", 0) > 0 for stage in (1, 2))
 
 
 def test_every_later_stage_keeps_text_tiles_in_its_mix():
