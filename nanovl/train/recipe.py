@@ -58,6 +58,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--projector-lr-scale", type=float, default=1.0,
                    help="the projector's (mlp1) LR is this times --lr")
     p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--decay-fraction", type=float, default=1.0,
+                   help="the LR holds its peak, then falls (cosine, to 5%%) over this last fraction of the "
+                        "time budget; 1.0 is a cosine over the whole budget. v3's cosine left its last "
+                        "stage at LR <= 1e-4 (docs/TRAINING_NOTES.md section 9)")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--seed", type=int, default=0)
@@ -116,9 +120,11 @@ def make_optimizer(model: NemotronVL, lr: float, weight_decay: float,
 
 
 def lr_at(args, step_in_call: int, seconds: float) -> float:
-    """Warmup over the first steps of each call (fresh or restarted optimizer), cosine over time to 5%."""
+    """Warmup over the first steps of each call (fresh or restarted optimizer); then the peak until
+    the last `decay_fraction` of the time budget, and a cosine to 5% over that last part."""
     warm = min(1.0, (step_in_call + 1) / max(1, args.warmup))
-    progress = min(1.0, seconds / args.time_budget)
+    frac = min(1.0, max(1e-6, getattr(args, "decay_fraction", 1.0)))
+    progress = min(1.0, max(0.0, seconds / args.time_budget - (1.0 - frac)) / frac)
     return args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
