@@ -74,8 +74,9 @@ def test_stage2_trains_the_app_forms_and_keeps_the_old_ones(monkeypatch):
         assert DOC_QUESTIONS[2][old] > 0
     for old in ("appear", "disappear", "interval", "count", "narration", "speech"):
         assert VIDEO_QUESTIONS[2][old] > 0
-    # stage 1 stays single-field
-    assert "json_items" not in DOC_QUESTIONS[1] and "dense" not in VIDEO_QUESTIONS[1]
+    # stage 1's documents stay single-field; its videos ask for dense captions too, the one form that
+    # makes the model name what a clip shows (v3 without it: "a yellow circle" for every shape)
+    assert "json_items" not in DOC_QUESTIONS[1] and VIDEO_QUESTIONS[1]["dense"] > 0
     # which question draw_sample asks, without rendering: the generators stubbed to echo it
     drawn: list[tuple[str, str]] = []
 
