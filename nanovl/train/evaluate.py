@@ -27,9 +27,10 @@ from typing import Any, Callable
 from nanovl.sampling_params import SamplingParams
 from nanovl.train.data import videos as V
 from nanovl.train.data.charts import make_chart_sample
-from nanovl.train.data.documents import make_document_sample
+from nanovl.train.data.documents import make_document_sample, money
 from nanovl.train.data.multi_image import make_multi_image_sample
 from nanovl.train.data.reasoning import make_reasoning_sample
+from nanovl.train.data.arithmetic import make_arithmetic_sample
 from nanovl.train.data.scene_tiles import make_scene_tile_sample
 from nanovl.train.data.text_tiles import make_text_tile_sample
 from nanovl.train.samples import RENDER_SCALE, TrainSample, render_video_sample
@@ -146,6 +147,13 @@ def make_scene_tile(seed: int, ctx: EvalContext) -> Case:
                 TrainSample(s, ctx.thinking))
 
 
+def make_arithmetic(seed: int, ctx: EvalContext) -> Case:
+    s = make_arithmetic_sample(seed)
+    truth = {"answer": s.truth["answer"], "products": [f"{q} x {money(c)} = {money(q * c)}" for _, q, c in s.truth["items"]]}
+    return Case("arithmetic", seed, _image_messages(s), _params(ctx, s.target, True), s.target, truth,
+                TrainSample(s, True))
+
+
 def _video_messages(seed: int, ctx: EvalContext, question: str,
                     speech: list[tuple[float, float, str]]) -> list[dict[str, Any]]:
     # the mp4 of the same clip: render_video_sample draws its script first from Random(seed);
@@ -254,6 +262,14 @@ def score_scene_tile(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float
     shape = sum(len(words(g)) == 3 and words(g)[2] == o["name"] for o, g in shapes)
     return {"exact": (float(got == case.truth["lines"]), 1), "objects": (float(right), len(objects)),
             "colours": (float(colour), n_shapes), "shapes": (float(shape), n_shapes)}
+
+
+def score_arithmetic(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
+    """The answer, and how many of the trace's products ("4 x 77.54 = 310.16") are written right."""
+    trace = out.reasoning_content or ""
+    products = case.truth["products"]
+    return {"accuracy": (float(out.text.strip() == case.truth["answer"]), 1),
+            "products": (float(sum(p in trace for p in products)), len(products))}
 
 
 def score_chart(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
@@ -371,6 +387,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("text_tile", make_text_tile, score_text_tile, "exact", 0.90),
     # diagnostic: can it name the objects of one video frame (colour and shape)?
     Task("scene_tile", make_scene_tile, score_scene_tile, "exact", 0.90),
+    # diagnostic: the sums' arithmetic alone, the items given as text (no reading involved)
+    Task("arithmetic", make_arithmetic, score_arithmetic, "accuracy", 0.80),
 )}
 # fixed order: a task's seed block depends on its position, so new tasks go at the end
 TASK_NAMES = tuple(TASKS)

@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image
 
 from nanovl.train.data import videos as V
+from nanovl.train.data.arithmetic import make_arithmetic_sample
 from nanovl.train.data.charts import make_chart_sample
 from nanovl.train.data.common import Sample, chat
 from nanovl.train.data.documents import make_document_sample
@@ -132,6 +133,9 @@ def draw_sample(seed: int, stage: int) -> TrainSample:
         return TrainSample(make_text_tile_sample(seed), thinking)
     if task == "scene_tile":
         return TrainSample(make_scene_tile_sample(seed), thinking)
+    if task == "arithmetic":
+        s = make_arithmetic_sample(seed)
+        return TrainSample(s, s.thinking)
     if task == "document":
         s = make_document_sample(seed, scale=RENDER_SCALE, question=_pick(rng, DOC_QUESTIONS[stage]))
     elif task == "chart":

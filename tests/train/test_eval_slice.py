@@ -70,7 +70,7 @@ def test_eval_prompt_is_training_prompt(task, thinking, tmp_path):
     got = proc.process_chat(case.messages, enable_thinking=case.params.enable_thinking)
     ex = build_example(case.train, proc.tokenizer, image_size=cfg.force_image_size, max_tiles=cfg.max_num_tiles,
                        mean=cfg.norm_mean, std=cfg.norm_std, with_target=False)
-    items = got.mm_input.items
+    items = got.mm_input.items if got.mm_input is not None else []  # text-only tasks have no media
     counts = [n for it in items for n in ([it.num_embeds] if it.kind == "image"
                                           else [it.num_embeds // len(it.frame_prefix_ids)] * len(it.frame_prefix_ids))]
     want, _ = assemble(ex, counts, ids)
@@ -87,7 +87,7 @@ def test_eval_prompt_is_training_prompt(task, thinking, tmp_path):
 
 
 def _perfect(case: E.Case, think_id: int) -> SimpleNamespace:
-    if case.task == "sums":
+    if case.task in ("sums", "arithmetic"):
         trace, answer = case.target.removeprefix("<think>\n").split("\n</think>\n")
         return SimpleNamespace(text=answer, reasoning_content=trace, token_ids=[think_id])
     return SimpleNamespace(text=case.target, reasoning_content=None, token_ids=[])
@@ -167,6 +167,23 @@ def test_scene_tile_scores_colour_and_shape_apart(tmp_path):
     # one line for two objects: only the first can count
     m = E.score_scene_tile(case, SimpleNamespace(text=case.truth["lines"][0], token_ids=[]), ctx)
     assert m["objects"] == (1, len(objs))
+
+
+def test_arithmetic_scores_the_answer_and_each_product(tmp_path):
+    tok = Tokenizer.from_dir(TOKENIZER_DIR)
+    ctx = _ctx(tok, tmp_path, thinking=True)
+    (case,) = E.make_cases("arithmetic", 1, E.DEFAULT_SEED_BASE, ctx)
+    trace = case.target.split("<think>\n")[1].split("\n</think>")[0]
+    n = len(case.truth["products"])
+    right = E.score_arithmetic(case, SimpleNamespace(text=case.truth["answer"], reasoning_content=trace,
+                                                     token_ids=[]), ctx)
+    assert right == {"accuracy": (1.0, 1), "products": (n, n)}
+    # the first product wrong by a cent: one product and (here) the answer lost
+    first = case.truth["products"][0]
+    wrong = first[:-1] + str((int(first[-1]) + 1) % 10)
+    m = E.score_arithmetic(case, SimpleNamespace(text="0.00", reasoning_content=trace.replace(first, wrong),
+                                                 token_ids=[]), ctx)
+    assert m == {"accuracy": (0.0, 1), "products": (n - 1, n)}
 
 
 def test_held_out_seeds_are_disjoint_from_training():

@@ -1,0 +1,40 @@
+"""Arithmetic drills: text-only, the items of a random invoice, and the sum trace the image task trains.
+
+    pytest tests/train/test_data_arithmetic.py -q
+"""
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from nanovl.train.data.arithmetic import QUESTION, make_arithmetic_sample
+from nanovl.train.data.reasoning import make_reasoning_sample
+
+
+def test_same_seed_same_drill_and_no_image():
+    a, b = make_arithmetic_sample(11), make_arithmetic_sample(11)
+    assert a.target == b.target and a.messages == b.messages
+    assert a.images == [] and [p["type"] for p in a.messages[0]["content"]] == ["text"]
+    assert a.thinking and a.question.endswith(QUESTION)
+
+
+def test_trace_multiplies_and_adds_the_listed_items():
+    for seed in range(40):
+        s = make_arithmetic_sample(seed)
+        listed = re.findall(r"^(\w+): (\d+) at (\d+\.\d\d)$", s.question, flags=re.M)
+        lines = s.reasoning.split("\n")
+        assert len(listed) == len(lines) == len(s.truth["items"]) >= 2
+        running = Decimal(0)
+        for (name, qty, price), line in zip(listed, lines):
+            amount = int(qty) * Decimal(price)
+            running += amount
+            assert line == f"{name}: {qty} x {price} = {amount:.2f}; sum = {running:.2f}"
+        assert s.truth["answer"] == f"{running:.2f}" and s.target.endswith("</think>\n" + s.truth["answer"])
+
+
+def test_trace_format_is_the_image_tasks():
+    # the drill teaches the very lines the reasoning task's trace writes
+    pic = make_reasoning_sample(5, thinking=True, question="sum", augment=False)
+    pattern = r"^\w+: \d+ x \d+\.\d\d = \d+\.\d\d; sum = \d+\.\d\d$"
+    assert all(re.match(pattern, line) for line in pic.reasoning.split("\n"))
+    assert all(re.match(pattern, line) for line in make_arithmetic_sample(5).reasoning.split("\n"))
