@@ -28,6 +28,8 @@ from nanovl.train.data.reasoning import make_reasoning_sample
 from nanovl.train.data.scene_tiles import make_scene_tile_sample
 from nanovl.train.data.text_tiles import make_text_tile_sample
 
+# tasks whose targets hold a "<think>\n...\n</think>\n" trace (with thinking on)
+TRACED_TASKS = ("reasoning", "arithmetic")
 # documents/charts/pairs are drawn at this render scale (fonts grow with it)
 RENDER_SCALE = 2
 VIDEO_FPS = 2.0
@@ -156,10 +158,11 @@ def draw_sample(seed: int, stage: int) -> TrainSample:
 def completion_text(ts: TrainSample) -> str:
     """The trained completion after the template's generation prompt (end-of-turn added by the caller)."""
     s = ts.sample
-    if s.task == "reasoning" or not ts.thinking:
+    traced = s.task in TRACED_TASKS  # targets that carry their own <think> trace when thinking is on
+    if traced or not ts.thinking:
         from nanovl.train.data.reasoning import prompt_split
 
-        return prompt_split(s.target, ts.thinking)[1] if s.task == "reasoning" else s.target
+        return prompt_split(s.target, ts.thinking)[1] if traced else s.target
     # the prompt already opened "<think>\n"; an empty thought closes it
     return "\n</think>\n" + s.target
 

@@ -38,3 +38,14 @@ def test_trace_format_is_the_image_tasks():
     pattern = r"^\w+: \d+ x \d+\.\d\d = \d+\.\d\d; sum = \d+\.\d\d$"
     assert all(re.match(pattern, line) for line in pic.reasoning.split("\n"))
     assert all(re.match(pattern, line) for line in make_arithmetic_sample(5).reasoning.split("\n"))
+
+
+def test_drill_trains_its_trace_as_the_thought():
+    # the template's generation prompt already opened "<think>\n": the completion is the trace, then
+    # the answer; not an empty thought followed by a second "<think>" (the first wiring's bug)
+    from nanovl.train.samples import TrainSample, completion_text
+
+    s = make_arithmetic_sample(2)
+    text = completion_text(TrainSample(s, True))
+    assert text == f"{s.reasoning}\n</think>\n{s.truth['answer']}"
+    assert "<think>" not in text
