@@ -7,14 +7,14 @@
 # so a cold machine loses nothing but the optimizer. Either way the LR schedule and the stage
 # boundaries continue from the batch and seconds already trained: --time-budget, --stage0-steps and
 # --stage1-steps always describe the whole run, not this call. RECIPE_ARGS are added to the recipe's flags;
-# EVAL_TASKS (default text_tile,invoice; empty: none) are scored on EVAL_N held-out cases at the end.
+# EVAL_TASKS (default text_tile,scene_tile,invoice; empty: none) are scored on EVAL_N held-out cases at the end.
 # TOKENIZER (default the shipped one) set but empty: the recipe builds one into the run folder
 # (with RECIPE_ARGS="--split-digits ...": one token per digit); it travels in the export.
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/nanovl_out}  # the device tool sets it
 TRAIN_S=${TRAIN_S:-430}
-EVAL_TASKS=${EVAL_TASKS-text_tile,invoice}  # set but empty: no eval
+EVAL_TASKS=${EVAL_TASKS-text_tile,scene_tile,invoice}  # set but empty: no eval
 RUN=${RUN:-/tmp/nvrun}
 INIT=${INIT:-.run_init}  # the carried export of an earlier call (the machine went cold)
 WHEELS=${WHEELS:-.whl}
