@@ -91,8 +91,8 @@ def profile_decode(model, batch: int, prompt_len: int, steps: int) -> dict:
     state = lm.new_state(batch)
     ids = torch.randint(0, lm.config.vocab_size, (batch, prompt_len), device=dev)
     tok = lm(ids, state=state, logits_to_keep=1)[:, -1].argmax(-1)
-    mode = "eager"
-    step = lambda t: lm(t[:, None], state=state, logits_to_keep=1)[:, -1]  # noqa: E731
+    eager = lambda t: lm(t[:, None], state=state, logits_to_keep=1)[:, -1]  # noqa: E731
+    step, mode = eager, "eager"
     if dev.type == "cuda":
         runner = DecodeCudaGraphs(lm, state, max_seq_len=prompt_len + 4 * steps + 16, buckets=(batch,))
         runner.capture()
@@ -119,7 +119,6 @@ def profile_decode(model, batch: int, prompt_len: int, steps: int) -> dict:
     events, profiled_mode = profiled(step), mode
     if not events and mode == "cuda_graphs":
         # this profiler did not trace inside graph replays: profile eager steps instead
-        eager = lambda t: lm(t[:, None], state=state, logits_to_keep=1)[:, -1]  # noqa: E731
         events, profiled_mode = profiled(eager), "eager"
     summary = summarize_events(events, steps)
     return {"batch": batch, "prompt": prompt_len, "steps": steps, "timed_mode": mode,
@@ -149,16 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     bandwidth = args.bandwidth or rl.measure_device(dev, dtype)["copy_bytes_per_s"]
     model = our_bench.build_model(preset, dev, dtype)
     cfg = model.language_model.config
+    run = {"preset": preset, "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+           "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
+           "date": time.strftime("%Y-%m-%d", time.gmtime()), "bandwidth": bandwidth}
     results = []
     for batch in (int(b) for b in args.batch.split(",")):
         res = profile_decode(model, batch, args.prompt, args.steps)
         res["bytes_per_step"] = rl.lm_decode_bytes(cfg, batch, args.prompt + args.steps,
                                                    dtype_bytes=torch.finfo(dtype).bits // 8)
-        res["bandwidth"] = bandwidth
         res["roofline_us"] = res["bytes_per_step"] / bandwidth * 1e6
-        res.update(preset=preset, device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-                   dtype=str(dtype).removeprefix("torch."), torch=torch.__version__,
-                   date=time.strftime("%Y-%m-%d", time.gmtime()))
+        res.update(run)
         print(format_table(res, args.top) + "\n", flush=True)
         results.append(res)
         if args.out:  # rewritten after each batch size, so a run cut short keeps what it measured

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from nanovl.sampling_params import SamplingParams
 from nanovl.train.data import videos as V
 from nanovl.train.data.charts import make_chart_sample
-from nanovl.train.data.documents import make_document_sample, money
+from nanovl.train.data.documents import make_document_sample
 from nanovl.train.data.multi_image import make_multi_image_sample
 from nanovl.train.data.reasoning import make_reasoning_sample
 from nanovl.train.data.arithmetic import make_arithmetic_sample
@@ -135,22 +135,18 @@ def make_pair(seed: int, ctx: EvalContext) -> Case:
                 {"pair": s.truth["pair"]}, TrainSample(s, ctx.thinking))
 
 
-def make_text_tile(seed: int, ctx: EvalContext) -> Case:
-    s = make_text_tile_sample(seed)
-    return Case("text_tile", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.target, s.truth,
-                TrainSample(s, ctx.thinking))
-
-
-def make_scene_tile(seed: int, ctx: EvalContext) -> Case:
-    s = make_scene_tile_sample(seed)
-    return Case("scene_tile", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.target, s.truth,
-                TrainSample(s, ctx.thinking))
+def _make_tile(make_sample: Callable[[int], Any]) -> Callable[[int, EvalContext], Case]:
+    """A one-tile task (text or scene tile): the generator's own truth, the eval's thinking switch."""
+    def make(seed: int, ctx: EvalContext) -> Case:
+        s = make_sample(seed)
+        return Case(s.task, seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.target, s.truth,
+                    TrainSample(s, ctx.thinking))
+    return make
 
 
 def make_arithmetic(seed: int, ctx: EvalContext) -> Case:
     s = make_arithmetic_sample(seed)
-    truth = {"answer": s.truth["answer"], "products": [f"{q} x {money(c)} = {money(q * c)}" for _, q, c in s.truth["items"]]}
-    return Case("arithmetic", seed, _image_messages(s), _params(ctx, s.target, True), s.target, truth,
+    return Case("arithmetic", seed, _image_messages(s), _params(ctx, s.target, True), s.target, s.truth,
                 TrainSample(s, True))
 
 
@@ -255,11 +251,11 @@ def score_scene_tile(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float
     got = out.text.strip().split("\n")
     objects = case.truth["objects"]
     right = sum(a == b for a, b in zip(case.truth["lines"], got))
-    shapes = [(o, g) for o, g in zip(objects, got) if o["kind"] == "shape"]
     n_shapes = sum(o["kind"] == "shape" for o in objects)
-    words = lambda g: g.split()  # noqa: E731  "a red circle" -> ["a", "red", "circle"]
-    colour = sum(len(words(g)) == 3 and words(g)[1] == o["color"] for o, g in shapes)
-    shape = sum(len(words(g)) == 3 and words(g)[2] == o["name"] for o, g in shapes)
+    # each shape beside the words of its line: "a red circle" -> ["a", "red", "circle"]
+    named = [(o, g.split()) for o, g in zip(objects, got) if o["kind"] == "shape"]
+    colour = sum(len(w) == 3 and w[1] == o["color"] for o, w in named)
+    shape = sum(len(w) == 3 and w[2] == o["name"] for o, w in named)
     return {"exact": (float(got == case.truth["lines"]), 1), "objects": (float(right), len(objects)),
             "colours": (float(colour), n_shapes), "shapes": (float(shape), n_shapes)}
 
@@ -384,9 +380,9 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("invoice_items", make_invoice_items, score_invoice_items, "items_exact", 0.90),
     Task("dense_captions", make_dense_captions, score_dense_captions, "within_1s", 0.80),
     # diagnostic, no issue target: can the model read the strings on one tile (training's stage 0)?
-    Task("text_tile", make_text_tile, score_text_tile, "exact", 0.90),
+    Task("text_tile", _make_tile(make_text_tile_sample), score_text_tile, "exact", 0.90),
     # diagnostic: can it name the objects of one video frame (colour and shape)?
-    Task("scene_tile", make_scene_tile, score_scene_tile, "exact", 0.90),
+    Task("scene_tile", _make_tile(make_scene_tile_sample), score_scene_tile, "exact", 0.90),
     # diagnostic: the sums' arithmetic alone, the items given as text (no reading involved)
     Task("arithmetic", make_arithmetic, score_arithmetic, "accuracy", 0.80),
 )}

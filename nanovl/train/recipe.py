@@ -123,7 +123,7 @@ def lr_at(args, step_in_call: int, seconds: float) -> float:
     """Warmup over the first steps of each call (fresh or restarted optimizer); then the peak until
     the last `decay_fraction` of the time budget, and a cosine to 5% over that last part."""
     warm = min(1.0, (step_in_call + 1) / max(1, args.warmup))
-    frac = min(1.0, max(1e-6, getattr(args, "decay_fraction", 1.0)))
+    frac = min(1.0, max(1e-6, args.decay_fraction))
     progress = min(1.0, max(0.0, seconds / args.time_budget - (1.0 - frac)) / frac)
     return args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 

@@ -25,10 +25,11 @@ def test_trace_multiplies_and_adds_the_listed_items():
         lines = s.reasoning.split("\n")
         assert len(listed) == len(lines) == len(s.truth["items"]) >= 2
         running = Decimal(0)
-        for (name, qty, price), line in zip(listed, lines):
+        for (name, qty, price), line, product in zip(listed, lines, s.truth["products"]):
             amount = int(qty) * Decimal(price)
             running += amount
             assert line == f"{name}: {qty} x {price} = {amount:.2f}; sum = {running:.2f}"
+            assert product == f"{qty} x {price} = {amount:.2f}"  # what the eval looks for in a trace
         assert s.truth["answer"] == f"{running:.2f}" and s.target.endswith("</think>\n" + s.truth["answer"])
 
 

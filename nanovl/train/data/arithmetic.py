@@ -25,6 +25,9 @@ def make_arithmetic_sample(seed: int) -> Sample:
     listed = "\n".join(f"{item.description}: {item.qty} at {money(item.unit_cents)}" for item in invoice.items)
     trace, answer = sum_trace(invoice)
     target = format_target(trace, answer, True)
-    truth = {"answer": answer, "items": [(i.description, i.qty, i.unit_cents) for i in invoice.items]}
+    # each trace line is "Name: q x price = amount; sum = running": its product is the middle part
+    products = [line.split(": ", 1)[1].split(";", 1)[0] for line in trace.split("\n")]
+    truth = {"answer": answer, "products": products,
+             "items": [(i.description, i.qty, i.unit_cents) for i in invoice.items]}
     return Sample("arithmetic", chat(f"{listed}\n{QUESTION}", target), target, truth, thinking=True,
                   reasoning=trace, seed=seed)
