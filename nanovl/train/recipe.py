@@ -119,10 +119,11 @@ def make_optimizer(model: NemotronVL, lr: float, weight_decay: float,
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8)
 
 
-def lr_at(args, step_in_call: int, seconds: float) -> float:
-    """Warmup over the first steps of each call (fresh or restarted optimizer); then the peak until
-    the last `decay_fraction` of the time budget, and a cosine to 5% over that last part."""
-    warm = min(1.0, (step_in_call + 1) / max(1, args.warmup))
+def lr_at(args, steps_since_optimizer_start: int, seconds: float) -> float:
+    """Warmup over the first steps of a fresh optimizer (a new run or `--init`; a state.pt resume
+    keeps Adam's moments, so it needs none); then the peak until the last `decay_fraction` of the
+    time budget, and a cosine to 5% over that last part."""
+    warm = min(1.0, (steps_since_optimizer_start + 1) / max(1, args.warmup))
     frac = min(1.0, max(1e-6, args.decay_fraction))
     progress = min(1.0, max(0.0, seconds / args.time_budget - (1.0 - frac)) / frac)
     return args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
@@ -177,12 +178,15 @@ def main(argv: list[str] | None = None) -> dict:
     init_weights(model, args.seed)
     opt = make_optimizer(model, args.lr, args.weight_decay, args.vision_lr_scale, args.projector_lr_scale)
     step, seconds = 0, 0.0
+    optimizer_start = None  # the batch at which this Adam began: its warmup counts from there
     state_path = out / "state.pt"
     if state_path.exists():
         st = torch.load(state_path, map_location="cpu", weights_only=False)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         step, seconds = st["step"], st["seconds"]
+        # states written before this key existed warm up again, as they always did
+        optimizer_start = st.get("optimizer_start", step)
         print(f"resumed from {state_path} at batch {step} ({seconds:.0f} s trained)", flush=True)
     elif args.init:
         load_into(model, args.init)
@@ -190,6 +194,8 @@ def main(argv: list[str] | None = None) -> dict:
             Path(args.init) / "train_meta.json").exists() else {}
         step, seconds = meta.get("step", 0), meta.get("seconds", 0.0)
         print(f"continuing from {args.init} at batch {step} ({seconds:.0f} s trained), fresh optimizer", flush=True)
+    if optimizer_start is None:
+        optimizer_start = step
     model.to(device).train()
     _move_optimizer(opt, device)
     ids = media_ids(tok_dir)
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"ops: {'training mode (differentiable kernels, cache-free attention)' if fast_ops else 'reference'}",
           flush=True)
     log = (out / "log.jsonl").open("a")
-    t_call, step0, acc = time.time(), step, _Acc()
+    t_call, acc = time.time(), _Acc()
     record: dict = {}
     with use_training_ops() if fast_ops else use_reference_ops():
         while step < args.steps:
@@ -213,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
             batch = next(batches)
             t_data = time.time() - t0
             for g in opt.param_groups:
-                g["lr"] = lr_at(args, step - step0, seconds) * g.get("lr_scale", 1.0)
+                g["lr"] = lr_at(args, step - optimizer_start, seconds) * g.get("lr_scale", 1.0)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 res = batch_loss(model, batch, ids, kv_cache=not fast_ops)
             opt.zero_grad(set_to_none=True)
@@ -231,9 +237,9 @@ def main(argv: list[str] | None = None) -> dict:
                 log.flush()
                 acc = _Acc()
             if step % args.save_every == 0 and not args.no_state:
-                _save_state(state_path, model, opt, step, seconds)
+                _save_state(state_path, model, opt, step, seconds, optimizer_start)
     if not args.no_state:
-        _save_state(state_path, model, opt, step, seconds)
+        _save_state(state_path, model, opt, step, seconds, optimizer_start)
     export = Path(args.export) if args.export else out / "export"
     max_bytes = int(args.max_shard_mb * 2 ** 20) if args.max_shard_mb else None
     export_checkpoint(model, export, preset=args.preset, tokenizer_dir=tok_dir, max_shard_bytes=max_bytes)
@@ -318,9 +324,10 @@ def _move_optimizer(opt: torch.optim.Optimizer, device: torch.device) -> None:
                 st[k] = v.to(device)
 
 
-def _save_state(path: Path, model, opt, step: int, seconds: float) -> None:
+def _save_state(path: Path, model, opt, step: int, seconds: float, optimizer_start: int) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "seconds": seconds}, tmp)
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "seconds": seconds,
+                "optimizer_start": optimizer_start}, tmp)
     os.replace(tmp, path)
 
 

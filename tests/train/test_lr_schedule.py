@@ -31,7 +31,7 @@ def test_decay_fraction_holds_the_peak_then_falls_over_the_last_part():
     assert all(lr_at(a, 100, t) >= lr_at(_args(), 100, t) - 1e-12 for t in range(0, 101, 5))
 
 
-def test_warmup_scales_each_call_start():
+def test_warmup_scales_a_fresh_optimizers_first_steps():
     a = _args(decay_fraction=0.3)
     assert lr_at(a, 0, 50.0) == pytest.approx(0.1) and lr_at(a, 4, 50.0) == pytest.approx(0.5)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import torch
 from PIL import Image
 
@@ -51,10 +52,13 @@ def test_recipe_fits_exports_and_resumes(tmp_path):
     assert 1 <= res.num_generated_tokens <= 3 and res.finished
     # 3) resume from state.pt: the step count and training time continue, weights and optimizer restored
     state = torch.load(out / "state.pt", map_location="cpu", weights_only=False)
-    assert state["step"] == 3 and state["optimizer"]["state"]
-    recipe.main(_args(out, 4))
+    assert state["step"] == 3 and state["optimizer"]["state"] and state["optimizer_start"] == 0
+    # a longer warmup on resume tells the two schedules apart: Adam's moments came back, so the
+    # warmup counts from the run's first batch (4/10 of the peak), not from this call's (1/10)
+    recipe.main(_args(out, 4) + ["--warmup", "10"])
     log = _log(out)
     assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert log[3]["lr"] == pytest.approx(2e-3 * 4 / 10, rel=0.01)
     assert log[3]["seconds"] > log[2]["seconds"]
     # a restarted run (fresh init, fresh Adam) would be back near the first loss
     assert log[3]["loss"] < 0.5 * log[0]["loss"]
