@@ -13,7 +13,7 @@ from nanovl.model.attention import Attention
 from nanovl.model.mamba2 import Mamba2Mixer
 from nanovl.model.mlp import MLP
 from nanovl.model.state import LayerState, LMState
-from nanovl.ops.norm import rms_norm
+from nanovl.ops.norm import add_rms_norm, rms_norm
 
 MIXERS = {"M": Mamba2Mixer, "*": Attention, "-": MLP}
 
@@ -29,9 +29,18 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return rms_norm(x, self.weight, self.eps)
 
+    def add_and_norm(self, x: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(norm(residual + x), residual + x) in one op."""
+        return add_rms_norm(x, residual, self.weight, self.eps)
+
 
 class HybridBlock(nn.Module):
-    """h = h + mixer(norm(h)); `kind` is the pattern character."""
+    """h = h + mixer(norm(h)); `kind` is the pattern character.
+
+    The residual add is deferred: a block returns its mixer output and the next block (or norm_f)
+    adds it inside its own norm's kernel, which saves one launch per layer at decode (62 of a 12B
+    step's ~640 kernels). The arithmetic is unchanged: the sum rounds to the stream's dtype first.
+    """
 
     def __init__(self, config: TextConfig, kind: str):
         super().__init__()
@@ -39,15 +48,21 @@ class HybridBlock(nn.Module):
         self.norm = RMSNorm(config.hidden_size, config.layer_norm_epsilon)
         self.mixer = MIXERS[kind](config)
 
-    def forward(self, hidden: torch.Tensor, state: LayerState, start_pos: torch.Tensor | None) -> torch.Tensor:
-        x = self.norm(hidden)
+    def forward(self, hidden: torch.Tensor, pending: torch.Tensor | None, state: LayerState,
+                start_pos: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """hidden: the residual stream [B, T, D] without `pending`, the previous block's output (None
+        for the first block). Returns (stream with `pending` added, this block's output)."""
+        if pending is None:
+            x = self.norm(hidden)
+        else:
+            x, hidden = self.norm.add_and_norm(pending, hidden)
         if self.kind == "M":
             x = self.mixer(x, state)
         elif self.kind == "*":
             x = self.mixer(x, state, start_pos)
         else:
             x = self.mixer(x)
-        return hidden + x
+        return hidden, x
 
 
 class Backbone(nn.Module):
@@ -104,20 +119,25 @@ class NemotronHForCausalLM(nn.Module):
         if hidden.dim() != 3 or hidden.shape[1] == 0:
             raise ValueError(f"forward: expected input of shape [B, T>0] or [B, T>0, D], got {tuple(hidden.shape)}")
         bsz, t_len, _ = hidden.shape
+        pending = None
         if state is None:
             for block in self.backbone.layers:
-                hidden = block(hidden, None, None)
-            return self._logits(hidden, logits_to_keep)
+                hidden, pending = block(hidden, pending, None, None)
+            return self._logits(hidden, pending, logits_to_keep)
         if state.batch_size != bsz or len(state.layers) != len(self.backbone.layers):
             raise ValueError(f"forward: state holds {state.batch_size} rows x {len(state.layers)} layers, "
                              f"input has {bsz} rows for {len(self.backbone.layers)} layers")
         start_pos = state.seq_lens.clone()
         for block, layer_state in zip(self.backbone.layers, state.layers):
-            hidden = block(hidden, layer_state, start_pos)
+            hidden, pending = block(hidden, pending, layer_state, start_pos)
         state.seq_lens += t_len
-        return self._logits(hidden, logits_to_keep)
+        return self._logits(hidden, pending, logits_to_keep)
 
-    def _logits(self, hidden: torch.Tensor, logits_to_keep: int) -> torch.Tensor:
+    def _logits(self, hidden: torch.Tensor, pending: torch.Tensor | None, logits_to_keep: int) -> torch.Tensor:
+        """lm_head(norm_f(hidden + pending)) at the last `logits_to_keep` positions (all if 0)."""
         if logits_to_keep > 0:
             hidden = hidden[:, -logits_to_keep:]
-        return self.lm_head(self.backbone.norm_f(hidden))
+            pending = None if pending is None else pending[:, -logits_to_keep:]
+        if pending is None:
+            return self.lm_head(self.backbone.norm_f(hidden))
+        return self.lm_head(self.backbone.norm_f.add_and_norm(pending, hidden)[0])

@@ -44,6 +44,7 @@ class Mamba2Mixer(nn.Module):
         self.D = nn.Parameter(torch.empty(self.num_heads))
         self.norm = GatedRMSNorm(self.d_inner, c.n_groups, c.layer_norm_epsilon)
         self.out_proj = nn.Linear(self.d_inner, c.hidden_size, bias=c.mamba_proj_bias)
+        self._decay_cache: tuple[tuple, torch.Tensor] | None = None
         self.reset_ssm_parameters()
 
     @torch.no_grad()
@@ -59,6 +60,27 @@ class Mamba2Mixer(nn.Module):
         # inverse of softplus, so that softplus(dt_bias) == dt
         self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
 
+    def decay_rates(self) -> torch.Tensor:
+        """A = -exp(A_log) in fp32, [H].
+
+        Without autograd it comes from a cache keyed on A_log's version, device and storage (so a
+        load, `.to()` or in-place edit refreshes it): recomputed, it costs three tiny kernels per
+        Mamba layer per decode step (84 of a 12B step's ~640). CUDA-graph capture runs an eager
+        warm-up first, so the cache is filled before any capture reads it."""
+        a_log = self.A_log
+        if torch.is_grad_enabled() and a_log.requires_grad:
+            return -torch.exp(a_log.float())
+        # an inference tensor (built under inference_mode) keeps no version counter: its key is
+        # storage alone, which every load and `.to()` changes (it is written in place only by a load
+        # into the same storage before any forward)
+        version = None if a_log.is_inference() else a_log._version
+        key = (version, a_log.device, a_log.data_ptr(), a_log.dtype)
+        if self._decay_cache is None or self._decay_cache[0] != key:
+            # an ordinary tensor even under inference_mode, so later autograd-enabled calls may read it
+            with torch.inference_mode(False), torch.no_grad():
+                self._decay_cache = (key, -torch.exp(a_log.detach().float()))
+        return self._decay_cache[1]
+
     def allocate_state(self, batch_size: int, *, dtype: torch.dtype, device) -> MambaLayerState:
         """Zero state: conv [B, conv_dim, K-1] in `dtype`, ssm [B, H, P, N] fp32."""
         k = self.conv1d.kernel_size[0]
@@ -73,7 +95,7 @@ class Mamba2Mixer(nn.Module):
         bsz, t_len, _ = hidden.shape
         h, p, g, n = self.num_heads, self.head_dim, self.n_groups, self.ssm_state_size
         z, xbc, dt = self.in_proj(hidden).split([self.d_inner, self.conv_dim, h], dim=-1)
-        A = -torch.exp(self.A_log.float())  # [H]
+        A = self.decay_rates()  # [H]
         w = self.conv1d.weight[:, 0]  # [conv_dim, K]
         if t_len == 1 and state is not None:  # decode: one recurrent step; prefill: chunked scan over the prompt
             xbc = causal_conv1d_update(xbc[:, 0], state.conv, w, self.conv1d.bias)  # [B, conv_dim]

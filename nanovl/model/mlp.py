@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from nanovl.config import TextConfig
+from nanovl.ops.activation import relu_square
 
 
 class MLP(nn.Module):
@@ -21,4 +22,4 @@ class MLP(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden: [B, T, D] -> [B, T, D]."""
-        return self.down_proj(torch.relu(self.up_proj(hidden)).square())
+        return self.down_proj(relu_square(self.up_proj(hidden)))

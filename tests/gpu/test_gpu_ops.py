@@ -13,9 +13,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from nanovl.ops.activation.ref import relu_square_ref  # noqa: E402
 from nanovl.ops.attention.ref import decode_attention_ref, prefill_attention_ref  # noqa: E402
 from nanovl.ops.conv1d.ref import causal_conv1d_ref, causal_conv1d_update_ref  # noqa: E402
-from nanovl.ops.norm.ref import gated_rms_norm_ref, rms_norm_ref  # noqa: E402
+from nanovl.ops.norm.ref import add_rms_norm_ref, gated_rms_norm_ref, rms_norm_ref  # noqa: E402
 from nanovl.ops.ssd.ref import ssd_chunk_scan_ref, ssd_state_update_ref  # noqa: E402
 
 pytestmark = pytest.mark.gpu
@@ -62,7 +63,7 @@ def run_conv(device, dtype, b=2, c=300, t=37, k=4):
 
 
 def run_norm(device, dtype, rows=5, d=96, groups=4):
-    from nanovl.ops.norm.kernel import gated_rms_norm_triton, rms_norm_triton
+    from nanovl.ops.norm.kernel import add_rms_norm_triton, gated_rms_norm_triton, rms_norm_triton
 
     x, z = torch.randn(rows, 2, d, device=device, dtype=dtype), torch.randn(rows, 2, d, device=device, dtype=dtype)
     w = torch.randn(d, device=device, dtype=dtype)
@@ -70,7 +71,21 @@ def run_norm(device, dtype, rows=5, d=96, groups=4):
     wide = torch.randn(rows, 3 * d, device=device, dtype=dtype)  # z as a strided column slice
     e2 = check("gated_rms_norm", gated_rms_norm_ref(wide[:, :d], wide[:, d:2 * d], w, groups, 1e-5),
                gated_rms_norm_triton(wide[:, :d], wide[:, d:2 * d], w, groups, 1e-5), TOL[dtype])
-    return max(e1, e2)
+    res = torch.randn(rows, 2, d, device=device, dtype=dtype) * 3
+    (n_ref, s_ref), (n_k, s_k) = add_rms_norm_ref(x, res, w, 1e-5), add_rms_norm_triton(x, res, w, 1e-5)
+    # the sum is one rounded add either way: bit-equal; the norm of it as tight as rms_norm's
+    assert torch.equal(s_ref, s_k), "add_rms_norm: the residual sum differs"
+    e3 = check("add_rms_norm", n_ref, n_k, TOL[dtype])
+    return max(e1, e2, e3)
+
+
+def run_relu_square(device, dtype, n=10_007):
+    from nanovl.ops.activation.kernel import relu_square_triton
+
+    x = torch.randn(3, n, device=device, dtype=dtype)[:, 1:]  # strided rows: the launcher makes them contiguous
+    out = relu_square_triton(x)
+    assert torch.equal(out, relu_square_ref(x)), "relu_square: differs from relu then square"
+    return 0.0
 
 
 def _ssd_inputs(device, dtype, b, t, h, p, g, n):
@@ -133,6 +148,11 @@ def test_rms_norms(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
+def test_relu_square(dtype):
+    run_relu_square("cuda", dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
 def test_state_update(dtype):
     run_state_update("cuda", dtype)
     run_state_update("cuda", dtype, b=4, h=128, p=80, g=8, n=128, limit=(0.01, 0.5))
@@ -177,7 +197,7 @@ def _interpreter_main() -> None:
     dtypes = DTYPES if dev == "cuda" else [torch.float32, torch.float16]
     torch.manual_seed(0)
     scan = dict(b=2, t=70, h=4, p=80, g=2, n=32)  # the interpreter is slow: a small scan
-    cases = [(run_conv, {}), (run_norm, {}), (run_state_update, {}), (run_attention, {}),
+    cases = [(run_conv, {}), (run_norm, {}), (run_relu_square, {}), (run_state_update, {}), (run_attention, {}),
              (run_chunk_scan, scan), (run_chunk_scan, dict(scan, with_state=False))]
     for fn, kw in cases:
         for dt in dtypes:

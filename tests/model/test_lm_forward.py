@@ -161,3 +161,23 @@ def test_forward_rejects_bad_inputs(model):
         model(_ids(2, 3), state=model.new_state(1))
     with pytest.raises(ValueError, match="integer"):
         model(torch.zeros(1, 3))
+
+
+def test_decay_rates_cache_follows_A_log_and_keeps_gradients():
+    mixer = _tiny().backbone.layers[0].mixer
+    with torch.no_grad():
+        first = mixer.decay_rates()
+        assert mixer.decay_rates() is first  # cached: no kernels at decode
+        assert torch.equal(first, -torch.exp(mixer.A_log.float()))
+        mixer.A_log.add_(0.5)  # an in-place edit (a weight load does the same) bumps the version
+        assert torch.allclose(mixer.decay_rates(), -torch.exp(mixer.A_log.float()))
+    mixer.A_log.data = mixer.A_log.data.clone()  # new storage (a `.to()`): refreshed
+    with torch.inference_mode():
+        cached = mixer.decay_rates()
+    assert cached is not first and not cached.is_inference()  # usable outside inference mode too
+    with torch.inference_mode():  # a model built under inference_mode: no version counter to key on
+        built = _tiny().backbone.layers[0].mixer
+        assert torch.equal(built.decay_rates(), -torch.exp(built.A_log.float()))
+    # training: computed afresh so the loss reaches A_log
+    mixer.decay_rates().sum().backward()
+    assert mixer.A_log.grad is not None and mixer.A_log.grad.abs().sum() > 0

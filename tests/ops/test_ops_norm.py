@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers import assert_close
-from nanovl.ops.norm import gated_rms_norm, rms_norm
+from nanovl.ops.norm import add_rms_norm, gated_rms_norm, rms_norm
 
 
 def test_rms_norm():
@@ -39,3 +39,11 @@ def test_gated_rms_norm_groups_matter():
 def test_gated_rms_norm_bad_groups():
     with pytest.raises(ValueError, match="n_groups"):
         gated_rms_norm(torch.randn(2, 10), torch.randn(2, 10), torch.ones(10), 3, 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_add_rms_norm_equals_the_add_then_the_norm(dtype):
+    x, res, w = torch.randn(3, 4, 32, dtype=dtype), torch.randn(3, 4, 32, dtype=dtype), torch.randn(32)
+    normed, summed = add_rms_norm(x, res, w, 1e-5)
+    assert torch.equal(summed, res + x)
+    assert torch.equal(normed, rms_norm(res + x, w, 1e-5))

@@ -20,6 +20,21 @@ def rms_norm_ref(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Ten
     return (weight.float() * x32).to(x.dtype)
 
 
+def add_rms_norm_ref(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
+                     eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pre-norm block's residual add and the next norm: s = residual + x; (rms_norm(s), s).
+
+    Args:
+        x: [..., D] a block's output; residual: [..., D] the stream it adds to (same dtype).
+        weight: [D]; eps: added to the mean square.
+    Returns:
+        (normed [..., D], s [..., D]), both in x's dtype; the norm reads s as rounded to that dtype,
+        so the pair equals the unfused `s = residual + x; rms_norm_ref(s)` exactly.
+    """
+    summed = residual + x
+    return rms_norm_ref(summed, weight, eps), summed
+
+
 def gated_rms_norm_ref(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, n_groups: int,
                        eps: float) -> torch.Tensor:
     """Gate then normalize per group: u = x * silu(z); u_g /= rms(u_g); out = weight * u.
