@@ -58,6 +58,7 @@ def test_linear_kernel_only_for_float_inputs_of_one_dtype(fake_kernel):
     w = torch.randn(7, 5)
     linear(torch.randn(2, 5, dtype=torch.float16), w.half(), torch.randn(7).half())
     linear(torch.randn(2, 5, dtype=torch.float64), w.double())
+    linear(torch.randn(2, 5), torch.randn(5, 7).T)  # transposed weight
     # mixed dtypes raise the reference's error, not a kernel's
     with pytest.raises(RuntimeError):
         linear(torch.randn(2, 5, dtype=torch.bfloat16), w)

@@ -24,6 +24,8 @@ def _fits_skinny(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         return False
     if x.dtype not in _KERNEL_DTYPES or weight.dtype != x.dtype:
         return False
+    if weight.stride(1) != 1:  # a transposed weight: cuBLAS reads it in place, the kernel would copy it
+        return False
     if bias is not None and (bias.dtype != x.dtype or bias.shape != weight.shape[:1]):
         return False
     return 0 < x.shape[:-1].numel() <= MAX_ROWS

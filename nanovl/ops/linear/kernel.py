@@ -3,8 +3,9 @@
 Same signature and shapes as `ref.py`. Each program owns BLOCK_N output features and loops over K in
 BLOCK_K chunks with an fp32 accumulator. One row (the batch-1 decode step) multiplies and sums on the
 CUDA cores; 2..16 rows pad to a 16-row tile and use tl.dot, since at 16 rows the CUDA cores could not
-keep up with the weight stream. The first call per (N, K, dtypes) autotunes, which synchronises: make
-it before CUDA-graph capture (the model's warm-up step does); later calls only launch.
+keep up with the weight stream. The first call per (one row or several, N, K, dtypes) autotunes, which
+synchronises: make it before CUDA-graph capture (an eager warm-up step per batch size does); later calls
+only launch.
 """
 from __future__ import annotations
 
