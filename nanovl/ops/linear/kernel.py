@@ -1,0 +1,137 @@
+"""Triton skinny GEMM for decode: y = x @ weight.T (+ bias) for 1..16 rows of x, streaming the weight once.
+
+Same signature and shapes as `ref.py`. Each program owns BLOCK_N output features and loops over K in
+BLOCK_K chunks with an fp32 accumulator. One row (the batch-1 decode step) multiplies and sums on the
+CUDA cores; 2..16 rows pad to a 16-row tile and use tl.dot, since at 16 rows the CUDA cores could not
+keep up with the weight stream. The first call per (one row or several, N, K, dtypes) autotunes, which
+synchronises: make it before CUDA-graph capture (an eager warm-up step per batch size does); later calls
+only launch.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+from nanovl.ops.linear import MAX_ROWS
+
+
+def _configs(table: list[tuple[int, int, int, int]]) -> list[triton.Config]:
+    return [triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=w, num_stages=s) for n, k, w, s in table]
+
+
+def _bench(fn, quantiles):
+    # shorter than the autotuner's default (25 ms warm-up, 100 ms timing per config): ~10 shapes tune in seconds
+    return triton.testing.do_bench(fn, warmup=5, rep=25, quantiles=quantiles)
+
+
+# (BLOCK_N, BLOCK_K, num_warps, num_stages). Small BLOCK_N gives more programs (N=1024 still fills
+# the SMs at 8); the fp32 accumulator tile is BLOCK_N * BLOCK_K / (32 * num_warps) registers a thread.
+_GEMV_CONFIGS = _configs([(8, 512, 4, 2), (16, 512, 4, 2), (32, 256, 4, 2), (16, 1024, 8, 2), (64, 256, 8, 2)])
+# shared memory is (16 + BLOCK_N) * BLOCK_K * itemsize per stage: every entry fits fp32 inputs too
+_DOT_CONFIGS = _configs([(16, 512, 4, 3), (32, 256, 4, 4), (32, 512, 4, 2), (64, 256, 8, 2)])
+
+
+@triton.autotune(configs=_GEMV_CONFIGS, key=["N", "K"], do_bench=_bench)
+@triton.jit
+def _gemv_fwd_kernel(x, w, b, out, N, K, stride_wn,
+                     HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # one row: multiply into a [BLOCK_N, BLOCK_K] fp32 tile, reduce over K once at the end
+    pid = tl.program_id(0)
+    offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    mask_n = offs_n < N
+    w_ptrs = w + offs_n.to(tl.int64)[:, None] * stride_wn + offs_k[None, :]
+    acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        mask_k = offs_k < K - k0
+        wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
+        xt = tl.load(x + k0 + offs_k, mask=mask_k, other=0.0)
+        acc += wt.to(tl.float32) * xt.to(tl.float32)[None, :]
+        w_ptrs += BLOCK_K
+    y = tl.sum(acc, axis=1)  # [BLOCK_N]
+    if HAS_BIAS:
+        y += tl.load(b + offs_n, mask=mask_n, other=0.0).to(tl.float32)
+    tl.store(out + offs_n, y.to(out.dtype.element_ty), mask=mask_n)
+
+
+@triton.autotune(configs=_DOT_CONFIGS, key=["N", "K"], do_bench=_bench)
+@triton.jit(do_not_specialize=["M"])  # one binary for every M in 2..16 (16 would get its own)
+def _skinny_dot_fwd_kernel(x, w, b, out, M, N, K, stride_xm, stride_wn, stride_om,
+                           HAS_BIAS: tl.constexpr, IS_FP32: tl.constexpr, BLOCK_M: tl.constexpr,
+                           BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # M <= BLOCK_M rows: rows past M load as zeros and are not stored
+    pid = tl.program_id(0)
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    mask_m, mask_n = offs_m < M, offs_n < N
+    x_ptrs = x + offs_m[:, None] * stride_xm + offs_k[None, :]
+    w_ptrs = w + offs_n.to(tl.int64)[:, None] * stride_wn + offs_k[None, :]
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        mask_k = offs_k < K - k0
+        xt = tl.load(x_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+        wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
+        if IS_FP32:
+            # full fp32 products, as F.linear computes them (tf32 would lose ~3 digits)
+            acc = tl.dot(xt, tl.trans(wt), acc, input_precision="ieee")
+        else:
+            acc = tl.dot(xt, tl.trans(wt), acc)
+        x_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K
+    if HAS_BIAS:
+        acc += tl.load(b + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    out_ptrs = out + offs_m[:, None] * stride_om + offs_n[None, :]
+    tl.store(out_ptrs, acc.to(out.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+
+def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor,
+            config: triton.Config | None = None) -> None:
+    """Write x2 @ weight.T (+ bias) into out; `config` pins one autotune entry (tests check each)."""
+    (m, k), n = x2.shape, weight.shape[0]
+    kernel = _gemv_fwd_kernel if m == 1 else _skinny_dot_fwd_kernel
+    meta = {}
+    if config is None and os.environ.get("TRITON_INTERPRET", "0") == "1":
+        config = kernel.configs[0]  # the CPU interpreter cannot time configs
+    if config is not None:
+        kernel, meta = kernel.fn, config.all_kwargs()
+    b = bias if bias is not None else weight  # never read without HAS_BIAS
+
+    def grid(args):
+        return (triton.cdiv(n, args["BLOCK_N"]),)
+
+    if m == 1:
+        kernel[grid](x2, weight, b, out, n, k, weight.stride(0), HAS_BIAS=bias is not None, **meta)
+    else:
+        kernel[grid](x2, weight, b, out, m, n, k, x2.stride(0), weight.stride(0), out.stride(0),
+                     HAS_BIAS=bias is not None, IS_FP32=x2.dtype == torch.float32, BLOCK_M=MAX_ROWS, **meta)
+
+
+def skinny_linear_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """y = x @ weight.T + bias, as `nn.Linear` computes it, for at most 16 rows of x (fp32 accumulation).
+
+    Args:
+        x: [..., K] bf16, fp16 or fp32, with prod(x.shape[:-1]) <= 16.
+        weight: [N, K] (nn.Linear layout), same dtype as x.
+        bias: [N] or None, same dtype as x.
+    Returns:
+        [..., N] in x's dtype.
+    """
+    n, k = weight.shape
+    bad_bias = bias is not None and (bias.shape != (n,) or bias.dtype != x.dtype)
+    if x.shape[-1] != k or x.dtype != weight.dtype or bad_bias:
+        raise ValueError(f"skinny_linear: x {tuple(x.shape)} {x.dtype}, weight {tuple(weight.shape)} "
+                         f"{weight.dtype}, bias {None if bias is None else tuple(bias.shape)} do not fit")
+    x2 = x.reshape(x.shape[:-1].numel(), k)
+    if x2.shape[0] > MAX_ROWS:
+        raise ValueError(f"skinny_linear: {x2.shape[0]} rows of x, at most {MAX_ROWS}")
+    x2 = x2 if x2.stride(-1) == 1 else x2.contiguous()
+    weight = weight if weight.stride(-1) == 1 else weight.contiguous()
+    bias = bias if bias is None or bias.stride(0) == 1 else bias.contiguous()
+    out = torch.empty((x2.shape[0], n), dtype=x.dtype, device=x.device)
+    if x2.shape[0] and n:
+        _launch(x2, weight, bias, out, None)
+    return out.view(*x.shape[:-1], n)
