@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from nanovl.config import TextConfig
+from nanovl.model.linear import Linear
 from nanovl.model.state import AttentionLayerState
 from nanovl.ops.attention import causal_attention, decode_attention, prefill_attention
 
@@ -17,10 +18,10 @@ class Attention(nn.Module):
         c = config
         self.num_heads, self.num_kv_heads, self.head_dim = c.num_attention_heads, c.num_key_value_heads, c.head_dim
         self.scale = c.head_dim ** -0.5
-        self.q_proj = nn.Linear(c.hidden_size, self.num_heads * c.head_dim, bias=c.attention_bias)
-        self.k_proj = nn.Linear(c.hidden_size, self.num_kv_heads * c.head_dim, bias=c.attention_bias)
-        self.v_proj = nn.Linear(c.hidden_size, self.num_kv_heads * c.head_dim, bias=c.attention_bias)
-        self.o_proj = nn.Linear(self.num_heads * c.head_dim, c.hidden_size, bias=c.attention_bias)
+        self.q_proj = Linear(c.hidden_size, self.num_heads * c.head_dim, bias=c.attention_bias)
+        self.k_proj = Linear(c.hidden_size, self.num_kv_heads * c.head_dim, bias=c.attention_bias)
+        self.v_proj = Linear(c.hidden_size, self.num_kv_heads * c.head_dim, bias=c.attention_bias)
+        self.o_proj = Linear(self.num_heads * c.head_dim, c.hidden_size, bias=c.attention_bias)
 
     def allocate_state(self, batch_size: int, *, dtype: torch.dtype, device) -> AttentionLayerState:
         """Empty KV cache [B, Hkv, 0, Dh]; it grows on the first write."""

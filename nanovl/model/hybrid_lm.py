@@ -10,6 +10,7 @@ from torch import nn
 
 from nanovl.config import TextConfig
 from nanovl.model.attention import Attention
+from nanovl.model.linear import Linear
 from nanovl.model.mamba2 import Mamba2Mixer
 from nanovl.model.mlp import MLP
 from nanovl.model.state import LayerState, LMState
@@ -82,7 +83,7 @@ class NemotronHForCausalLM(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = Backbone(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.backbone.embeddings.weight
 

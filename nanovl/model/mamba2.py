@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from nanovl.config import TextConfig
+from nanovl.model.linear import Linear
 from nanovl.model.state import MambaLayerState
 from nanovl.ops.conv1d import causal_conv1d, causal_conv1d_update
 from nanovl.ops.norm import gated_rms_norm
@@ -36,14 +37,14 @@ class Mamba2Mixer(nn.Module):
         self.d_inner, self.conv_dim, self.chunk_size = c.d_inner, c.conv_dim, c.chunk_size
         self.dt_limit = c.time_step_limit
         # order: [z, xBC, dt]
-        self.in_proj = nn.Linear(c.hidden_size, c.in_proj_dim, bias=c.mamba_proj_bias)
+        self.in_proj = Linear(c.hidden_size, c.in_proj_dim, bias=c.mamba_proj_bias)
         self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, c.conv_kernel, groups=self.conv_dim,
                                 padding=c.conv_kernel - 1, bias=c.use_conv_bias)
         self.dt_bias = nn.Parameter(torch.empty(self.num_heads))
         self.A_log = nn.Parameter(torch.empty(self.num_heads))
         self.D = nn.Parameter(torch.empty(self.num_heads))
         self.norm = GatedRMSNorm(self.d_inner, c.n_groups, c.layer_norm_epsilon)
-        self.out_proj = nn.Linear(self.d_inner, c.hidden_size, bias=c.mamba_proj_bias)
+        self.out_proj = Linear(self.d_inner, c.hidden_size, bias=c.mamba_proj_bias)
         self._decay_cache: tuple[tuple, torch.Tensor] | None = None
         self.reset_ssm_parameters()
 

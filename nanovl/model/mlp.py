@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from nanovl.config import TextConfig
+from nanovl.model.linear import Linear
 from nanovl.ops.activation import relu_square
 
 
@@ -13,8 +14,8 @@ class MLP(nn.Module):
 
     def __init__(self, config: TextConfig):
         super().__init__()
-        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=config.mlp_bias)
-        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
+        self.up_proj = Linear(config.hidden_size, config.intermediate_size, bias=config.mlp_bias)
+        self.down_proj = Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
 
     def allocate_state(self, batch_size: int, *, dtype: torch.dtype, device) -> None:
         """MLP layers keep no inference state."""
