@@ -23,27 +23,30 @@ from nanovl.train.ship import hf_config
 
 TOKENIZER_DIR = BUNDLED_MODEL
 # the CI slice: 20 invoices and a few of each other task, ~1 minute on 2 CPU cores
-SLICE = {"invoice": 20, "chart": 6, "multi_image": 6, "video": 4, "sums": 4, "sums_no_think": 4, "text_tile": 12}
-# SLICE FLOORS on (task, metric), a little under what the shipped checkpoint (v3: 2496 GPU steps with
-# one token per digit, 2026-12-02) measured on this slice: invoice valid_json 1.0, vendor 0.60,
-# number 0.55, date 0.30, currency 0.40, total 0.25; multi_image 0.833 (5 of 6); video start within
-# 1 s 0.75; sums with a trace when reasoning is on 1.0; text tiles 0.083 exact (1 of 12), 0.414 of
-# lines, 0.417 of digits, 0.701 of letters. Chart values (1 of 6) get no floor: one case is noise.
+SLICE = {"invoice": 20, "chart": 6, "multi_image": 6, "video": 4, "sums": 4, "sums_no_think": 4, "text_tile": 12,
+         "scene_tile": 6}
+# SLICE FLOORS on (task, metric), a little under what the shipped checkpoint (v4: 3300 GPU steps with
+# scene tiles, 2026-12-02) measured on this slice: invoice valid_json 1.0, vendor 0.45, number 0.60,
+# date 0.60, currency 0.20, total 0.45; multi_image 0.5 (3 of 6: chance, as on the n=50 eval, so its
+# floor only catches a model that answers one way); video start within 1 s 0.75; sums with a trace
+# when reasoning is on 1.0; text tiles 0.083 exact (1 of 12), 0.448 of lines, 0.521 of digits,
+# 0.655 of letters; scene tiles 1.0 (6 of 6). Chart values (1 of 6) get no floor: one case is noise.
 # Sums score 0, and a floor of 0 could never fail, so they get none until a checkpoint scores above it.
 FLOORS = {
     ("invoice", "valid_json"): 0.95,
-    ("invoice", "vendor"): 0.45,
-    ("invoice", "invoice_number"): 0.4,
-    ("invoice", "date"): 0.2,
-    ("invoice", "currency"): 0.3,
-    ("invoice", "total"): 0.15,
-    ("multi_image", "accuracy"): 0.6,
+    ("invoice", "vendor"): 0.4,
+    ("invoice", "invoice_number"): 0.5,
+    ("invoice", "date"): 0.5,
+    ("invoice", "currency"): 0.15,
+    ("invoice", "total"): 0.35,
+    ("multi_image", "accuracy"): 0.3,
     ("video", "start_within_1s"): 0.5,
     ("sums", "with_reasoning"): 0.95,
     ("text_tile", "exact"): 0.08,
-    ("text_tile", "lines_exact"): 0.35,
-    ("text_tile", "digits"): 0.33,
+    ("text_tile", "lines_exact"): 0.4,
+    ("text_tile", "digits"): 0.45,
     ("text_tile", "letters"): 0.6,
+    ("scene_tile", "exact"): 0.8,
 }
 # ceilings: with /no_think there must be no reasoning at all
 CEILINGS = {("sums_no_think", "with_reasoning"): 0.0}
