@@ -9,10 +9,12 @@ follow (the video part's "transcript" option). A video whose frames and transcri
 context is split into segments (long_video.py); each segment is asked alone and the answers are
 merged (by time, or by one more text-only call for free-form answers).
 
-Summaries come in two styles. "grounded" (the default) asks two questions the tiny model was
-trained on, the timed events ("Describe the events with timestamps.", schema-constrained JSON)
-and the narration ("What does the narrator say?"), and lays their answers out as time-ordered
-bullets; segments need no model merge. "free" asks for N bullets in one prompt and merges
+Summaries come in two styles. "grounded" (the default) asks the question the tiny model was
+trained on for the frames, the timed events ("Describe the events with timestamps.",
+schema-constrained JSON), quotes what the narrator says from the transcript itself, and lays
+both out as time-ordered bullets; segments need no model merge. (It used to ask the model "What
+does the narrator say?": the tiny model answered with the sentence's form and another value,
+"the room number is 12" for "81". Repeating a transcript adds only errors, so it is quoted.) "free" asks for N bullets in one prompt and merges
 segment summaries with a text-only call, which suits large instruction-tuned checkpoints.
 """
 from __future__ import annotations
@@ -34,7 +36,6 @@ from nanovl.sampling_params import SamplingParams
 
 SUMMARY_PROMPT = "Summarize the video in {n} bullet points, using both what is shown and what is said."
 # the curriculum's "speech" question (nanovl/train/data/videos.py); the events question is captions.CAPTION_PROMPT
-SPEECH_PROMPT = "What does the narrator say?"
 SUMMARY_STYLES = ("grounded", "free")
 # tokens kept free for the question, the chat template and earlier turns of a conversation
 QUESTION_RESERVE = 64
@@ -180,7 +181,7 @@ class VideoSession:
         return points, Answer(text, parts, outs, prefix_s, answer_s, sum(o.num_cached_tokens for o in outs))
 
     def _grounded_summary(self, bullets: int) -> tuple[list[str], Answer]:
-        """Timed events of every segment plus what the narrator says where there is speech, by time.
+        """Timed events of every segment plus its transcript lines, quoted, by time.
 
         The narration is kept first when there are more points than `bullets` (it is the one
         source the frames cannot stand in for), then the earliest events.
@@ -193,15 +194,12 @@ class VideoSession:
             # an event joined across a cut is listed under the segment where it starts
             i = next(i for i, seg in enumerate(self.segments) if c.start < seg.end or seg is self.segments[-1])
             timed.append((c.start, 1, f"{c.start:.1f}-{c.end:.1f} s: {c.caption}", i))
-        spoken = [seg for seg in self.segments if seg.part.get("transcript")]
-        if spoken:
-            s_outs, s_prefix, s_answer = self.ask_segments(SPEECH_PROMPT, segments=spoken, remember=False)
-            prefix_s, answer_s, outs = prefix_s + s_prefix, answer_s + s_answer, outs + s_outs
-            for seg, out in zip(spoken, s_outs):
-                said = " ".join(out.text.split())
-                if said:
-                    heard = seg.part["transcript"][0]["start"] + seg.offset
-                    timed.append((heard, 0, f"{heard:.1f} s, narration: {said}", self.segments.index(seg)))
+        for i, seg in enumerate(self.segments):
+            lines = seg.part.get("transcript")
+            if lines:  # one bullet per segment, as many events as bullets allow beside it
+                heard = lines[0]["start"] + seg.offset
+                said = " ".join(" ".join(line["text"].split()) for line in lines)
+                timed.append((heard, 0, f"{heard:.1f} s, narration: {said}", i))
         chosen = pick_points(timed, bullets)
         points = [b for _, _, b, _ in chosen]
         parts = [(seg.start, seg.end, "\n".join(f"- {b}" for _, _, b, j in chosen if j == i))

@@ -123,12 +123,18 @@ def test_asr_model_flag(random_llm, fixture_video, tmp_path):
     from nanovl.apps.cli_apps import main
 
     folder = str(bundled_model()[1])
-    # a model folder given explicitly: the speech reaches the grounded summary's narration question
+    # a model folder given explicitly: the speech reaches the grounded summary, quoted in its
+    # narration bullet (whatever the random model says about the frames)
     out, err = io.StringIO(), io.StringIO()
     code = main(["video", "summarize", fixture_video[0], "--asr-model", folder, "--fps", "1", "--max-tokens", "48",
                  "--no-progress"], llm=random_llm, stdout=out, stderr=err)
     assert code == 0, err.getvalue()
     assert "video prefix:" in err.getvalue()
+    narration = [line for line in out.getvalue().splitlines() if "narration:" in line]
+    assert narration, out.getvalue()
+    said = set(_words(" ".join(narration)))
+    first = _words(fixture_video[1][0][1])
+    assert sum(w in said for w in first) >= len(first) / 2, (narration, first)
     # a folder without a Whisper model is refused in one line that names it
     empty = tmp_path / "not_a_model"
     empty.mkdir()
