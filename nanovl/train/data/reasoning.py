@@ -26,6 +26,45 @@ def sum_trace(invoice: Invoice) -> tuple[str, str]:
     return "\n".join(lines), money(running)
 
 
+def mul_steps(qty: int, price: str) -> str:
+    """qty x price one printed digit at a time from the right: "d:TU" where TU = qty * d + carry and the
+    carry is the previous step's T. 5 x "24.65" -> "5:25 6:32 4:23 2:12" (product 123.25)."""
+    steps, carry = [], 0
+    for d in reversed(price.replace(".", "")):
+        t = qty * int(d) + carry
+        steps.append(f"{d}:{t:02d}")
+        carry = t // 10
+    return " ".join(steps)
+
+
+def add_steps(a: str, b: str) -> str:
+    """a + b (printed money) one digit column at a time from the right: "xy:TU" where TU = x + y + carry
+    and the carry is the previous step's T. "334.10" + "123.25" -> "05:05 12:03 43:07 ..." (457.35)."""
+    a, b = a.replace(".", ""), b.replace(".", "")
+    width = max(len(a), len(b))
+    steps, carry = [], 0
+    for x, y in zip(reversed(a.rjust(width, "0")), reversed(b.rjust(width, "0"))):
+        t = int(x) + int(y) + carry
+        steps.append(f"{x}{y}:{t:02d}")
+        carry = t // 10
+    return " ".join(steps)
+
+
+def stepwise_sum_trace(invoice: Invoice) -> tuple[str, str]:
+    """(trace, answer) like `sum_trace`, with every product and running sum worked digit by digit from
+    the right before it is written out (a product of a 4-digit price is not learned in one go, §9):
+    "Mug: 5 x 24.65 = 5:25 6:32 4:23 2:12 = 123.25; sum = 05:05 23:05 ... = 457.35"."""
+    lines, running = [], 0
+    for item in invoice.items:
+        price, amount = money(item.unit_cents), money(item.amount_cents)
+        line = f"{item.description}: {item.qty} x {price} = {mul_steps(item.qty, price)} = {amount}; sum = "
+        # the first running sum is the product itself
+        line += f"{add_steps(money(running), amount)} = " if running else ""
+        running += item.amount_cents
+        lines.append(line + money(running))
+    return "\n".join(lines), money(running)
+
+
 def units_trace(invoice: Invoice) -> tuple[str, str]:
     """(trace, answer) for the total quantity; one line per item with the running count."""
     lines, running = [], 0
