@@ -63,12 +63,13 @@ def test_prompt_split_matches_the_template_prompt():
     assert prompt_split(off.target, False) == ("<think></think>", off.target)
 
 
-STEPWISE = re.compile(r"^(\w+): (\d) x (\d+\.\d\d) = ([\d: ]+) = (\d+\.\d\d); sum = (?:([\d: ]+) = )?(\d+\.\d\d)$")
+STEPWISE = re.compile(r"^(\w+): (\d) x (\d+\.\d\d) = ([\d:, ]+) = (\d+\.\d\d); sum = (?:([\d: ]+) = )?(\d+\.\d\d)$")
 
 
 def _steps(text: str) -> list[tuple[str, int]]:
-    """"5:25 6:32" -> [("5", 25), ("6", 32)]: the operand digits and the two-digit value of each step."""
-    return [(ops, int(value)) for ops, value in (step.split(":") for step in text.split(" "))]
+    """"05:05 23:05" -> [("05", 5), ("23", 5)]; "5:25,25 6:30,32" -> [("5:25", 25), ("6:30", 32)]: what
+    each step works on and its two-digit value."""
+    return [(ops, int(value)) for ops, value in (step.rsplit(step[-3], 1) for step in text.split(" "))]
 
 
 def _written_out(steps: list[tuple[str, int]]) -> int:
@@ -92,9 +93,10 @@ def test_stepwise_trace_steps_and_results_are_right():
             assert (name, int(qty), _cents(price)) == (item.description, item.qty, item.unit_cents)
             # one step per printed price digit, right to left; value = qty x digit + the previous carry
             mul_steps, carry = _steps(mul), 0
-            assert "".join(d for d, _ in mul_steps) == price.replace(".", "")[::-1]
+            assert "".join(d[0] for d, _ in mul_steps) == price.replace(".", "")[::-1]
             for d, value in mul_steps:
-                assert value == item.qty * int(d) + carry
+                d, product = d.split(":")  # "d:PP": the digit and qty x digit
+                assert int(product) == item.qty * int(d) and value == int(product) + carry
                 carry = value // 10
             assert _written_out(mul_steps) == _cents(amount) == item.amount_cents
             # the running sum: digit columns of the previous sum and the amount, right to left
