@@ -113,3 +113,11 @@ def test_stepwise_trace_steps_and_results_are_right():
                 assert _written_out(add_steps) == _cents(total)
             running += item.amount_cents
             assert _cents(total) == running
+
+
+def test_stepwise_image_task_keeps_its_image_and_answer():
+    for seed in range(4):
+        old = make_reasoning_sample(seed, thinking=True, question="sum", augment=False)
+        new = make_reasoning_sample(seed, thinking=True, question="sum", augment=False, stepwise=True)
+        assert new.truth == old.truth and new.images[0].tobytes() == old.images[0].tobytes()
+        assert all(STEPWISE.match(line) for line in new.reasoning.split("\n"))

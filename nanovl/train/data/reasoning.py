@@ -97,7 +97,8 @@ def prompt_split(target: str, thinking: bool) -> tuple[str, str]:
 
 
 def make_reasoning_sample(seed: int, *, thinking: bool | None = None, size: tuple[int, int] = DEFAULT_SIZE,
-                          scale: int = 1, augment: bool = True, question: str | None = None) -> Sample:
+                          scale: int = 1, augment: bool = True, question: str | None = None,
+                          stepwise: bool = False) -> Sample:
     """One invoice (no amount column, no total) with an arithmetic question.
 
     Args:
@@ -107,6 +108,7 @@ def make_reasoning_sample(seed: int, *, thinking: bool | None = None, size: tupl
         scale: render upscale.
         augment: rotate (<= 2 degrees) and add noise.
         question: "sum" or "units"; drawn from the seed when None.
+        stepwise: the sum's trace worked digit by digit (`stepwise_sum_trace`); same image and answer.
     """
     rng = random.Random(seed)
     invoice = random_invoice(rng, num_items=rng.randint(2, 3))
@@ -116,7 +118,7 @@ def make_reasoning_sample(seed: int, *, thinking: bool | None = None, size: tupl
     thinking = drawn_thinking if thinking is None else thinking
     if kind not in QUESTION_KINDS:
         raise ValueError(f"question must be one of {QUESTION_KINDS}, got {kind!r}")
-    trace, answer = (sum_trace if kind == "sum" else units_trace)(invoice)
+    trace, answer = ((stepwise_sum_trace if stepwise else sum_trace) if kind == "sum" else units_trace)(invoice)
     text = _QUESTIONS[kind] if thinking else f"{_QUESTIONS[kind]} {NO_THINK}"
     target = format_target(trace, answer, thinking)
     image = render_invoice(invoice, style, size=size, scale=scale)
