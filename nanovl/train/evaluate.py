@@ -144,8 +144,8 @@ def _make_tile(make_sample: Callable[[int], Any]) -> Callable[[int, EvalContext]
     return make
 
 
-def make_arithmetic(seed: int, ctx: EvalContext) -> Case:
-    s = make_arithmetic_sample(seed)
+def make_arithmetic(seed: int, ctx: EvalContext, stepwise: bool = False) -> Case:
+    s = make_arithmetic_sample(seed, stepwise=stepwise)
     return Case("arithmetic", seed, _image_messages(s), _params(ctx, s.target, True), s.target, s.truth,
                 TrainSample(s, True))
 
@@ -385,6 +385,10 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("scene_tile", _make_tile(make_scene_tile_sample), score_scene_tile, "exact", 0.90),
     # diagnostic: the sums' arithmetic alone, the items given as text (no reading involved)
     Task("arithmetic", make_arithmetic, score_arithmetic, "accuracy", 0.80),
+    # the same drills with the digit-by-digit trace (reasoning.stepwise_sum_trace); a product counts
+    # only when its steps are right too
+    Task("arithmetic_stepwise", lambda seed, ctx: make_arithmetic(seed, ctx, stepwise=True), score_arithmetic,
+         "accuracy", 0.80),
 )}
 # fixed order: a task's seed block depends on its position, so new tasks go at the end
 TASK_NAMES = tuple(TASKS)

@@ -50,3 +50,14 @@ def test_drill_trains_its_trace_as_the_thought():
     text = completion_text(TrainSample(s, True))
     assert text == f"{s.reasoning}\n</think>\n{s.truth['answer']}"
     assert "<think>" not in text
+
+
+def test_stepwise_drill_has_the_same_items_and_answer():
+    for seed in range(20):
+        old, new = make_arithmetic_sample(seed), make_arithmetic_sample(seed, stepwise=True)
+        assert new.question == old.question and new.truth["answer"] == old.truth["answer"]
+        assert new.target.endswith("</think>\n" + old.truth["answer"])
+        # a product is the whole worked multiplication, steps included, ending in the old product's amount
+        for p_old, p_new in zip(old.truth["products"], new.truth["products"], strict=True):
+            head, amount = p_old.split(" = ")
+            assert p_new.startswith(head + " = ") and p_new.endswith(" = " + amount) and p_new in new.reasoning
