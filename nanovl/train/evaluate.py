@@ -33,7 +33,7 @@ from nanovl.train.data.reasoning import make_reasoning_sample
 from nanovl.train.data.arithmetic import make_arithmetic_sample
 from nanovl.train.data.scene_tiles import make_scene_tile_sample
 from nanovl.train.data.text_tiles import make_text_tile_sample
-from nanovl.train.samples import RENDER_SCALE, TrainSample, render_video_sample
+from nanovl.train.samples import RENDER_SCALE, STEPWISE_SUMS, TrainSample, render_video_sample
 
 # training example seeds are (dataset seed << 32) + index (recipe --seed, data.mixture seeds), so
 # every dataset seed below 2**32 stays under 2**64: the held-out blocks start there
@@ -130,8 +130,9 @@ def make_chart_json(seed: int, ctx: EvalContext) -> Case:
 
 
 def make_pair(seed: int, ctx: EvalContext) -> Case:
-    s = make_multi_image_sample(seed, scale=RENDER_SCALE)
-    return Case("multi_image", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.target,
+    s = make_multi_image_sample(seed, scale=RENDER_SCALE, thinking=ctx.thinking)
+    # the answer alone is scored; with thinking on it follows the trace of the two compared numbers
+    return Case("multi_image", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.truth["answer"],
                 {"pair": s.truth["pair"]}, TrainSample(s, ctx.thinking))
 
 
@@ -192,7 +193,9 @@ def make_dense_captions(seed: int, ctx: EvalContext) -> Case:
 
 def _make_sum(thinking: bool, task: str) -> Callable[[int, EvalContext], Case]:
     def make(seed: int, ctx: EvalContext) -> Case:
-        s = make_reasoning_sample(seed, scale=RENDER_SCALE, thinking=thinking, question="sum")
+        # the trace form training uses (it sets the answer budget; the answer is the same either way)
+        s = make_reasoning_sample(seed, scale=RENDER_SCALE, thinking=thinking, question="sum",
+                                  stepwise=STEPWISE_SUMS)
         # no explicit switch: the question itself carries /no_think when thinking is off, as a user writes it
         return Case(task, seed, _image_messages(s), _params(ctx, s.target, None), s.target,
                     {"answer": s.truth["answer"]}, TrainSample(s, thinking))

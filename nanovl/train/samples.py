@@ -29,7 +29,7 @@ from nanovl.train.data.scene_tiles import make_scene_tile_sample
 from nanovl.train.data.text_tiles import make_text_tile_sample
 
 # tasks whose targets hold a "<think>\n...\n</think>\n" trace (with thinking on)
-TRACED_TASKS = ("reasoning", "arithmetic")
+TRACED_TASKS = ("reasoning", "arithmetic", "multi_image")
 # documents/charts/pairs are drawn at this render scale (fonts grow with it)
 RENDER_SCALE = 2
 VIDEO_FPS = 2.0
@@ -41,13 +41,18 @@ STAGE_TASKS = {
     # and name the objects of single video frames (data.scene_tiles): v3, trained without them, said
     # "a yellow circle" for every shape although its image tokens separate colours and shapes
     0: {"text_tile": 1.0, "scene_tile": 0.1},
-    # stage 1: read documents (every line, or single fields) and charts (vision-language alignment)
-    1: {"text_tile": 1.5, "scene_tile": 0.5, "document": 3.0, "chart": 2.0, "video": 1.0},
+    # stage 1: read documents (every line, or single fields) and charts (vision-language alignment);
+    # text-only arithmetic drills start here, at no image cost (the stepwise trace needed 6-8k drills
+    # on the CPU, docs/TRAINING_NOTES.md section 11)
+    1: {"text_tile": 1.5, "scene_tile": 0.5, "document": 3.0, "chart": 2.0, "video": 1.0, "arithmetic": 0.5},
     # stage 2: the whole mixture, tiles kept so reading is not traded for the new tasks (v2 had none
     # here: its tiles fell from 10 % / 30.6 % of lines / 39.0 % of digits to 6 % / 26.6 % / 35.4 %)
     2: {"text_tile": 1.0, "scene_tile": 0.3, "document": 3.0, "chart": 2.0, "multi_image": 1.5, "video": 2.0,
-        "reasoning": 2.5},
+        "reasoning": 2.5, "arithmetic": 1.0},
 }
+# sums are traced digit by digit from the right (reasoning.stepwise_sum_trace): with the one-line
+# product trace, 12k drills left 0 % of products exact; stepwise, 6.6k drills gave 86 % (section 11)
+STEPWISE_SUMS = True
 # stage 2 also trains the forms the apps ask, word for word: "json_items" is `nanovl extract --schema
 # invoice|receipt` (line items, the schema's own keys), "dense" is `nanovl video captions` and the
 # grounded summary (timed events as JSON). Both answers are long (~80 tokens against ~40 for "json"),
@@ -136,16 +141,16 @@ def draw_sample(seed: int, stage: int) -> TrainSample:
     if task == "scene_tile":
         return TrainSample(make_scene_tile_sample(seed), thinking)
     if task == "arithmetic":
-        s = make_arithmetic_sample(seed)
+        s = make_arithmetic_sample(seed, stepwise=STEPWISE_SUMS)
         return TrainSample(s, s.thinking)
     if task == "document":
         s = make_document_sample(seed, scale=RENDER_SCALE, question=_pick(rng, DOC_QUESTIONS[stage]))
     elif task == "chart":
         s = make_chart_sample(seed, scale=RENDER_SCALE, question=_pick(rng, CHART_QUESTIONS[stage]))
     elif task == "multi_image":
-        s = make_multi_image_sample(seed, scale=RENDER_SCALE)
+        s = make_multi_image_sample(seed, scale=RENDER_SCALE, thinking=thinking)
     elif task == "reasoning":
-        s = make_reasoning_sample(seed, scale=RENDER_SCALE)
+        s = make_reasoning_sample(seed, scale=RENDER_SCALE, stepwise=STEPWISE_SUMS)
         return TrainSample(s, s.thinking)
     elif task == "video":
         s, frames, times, speech = render_video_sample(seed, _pick(rng, VIDEO_QUESTIONS[stage]))

@@ -47,3 +47,25 @@ def test_two_image_markers_and_two_images():
     assert len(s.images) == 2
     with pytest.raises(ValueError):
         make_multi_image_sample(0, pair="videos")
+
+
+@pytest.mark.parametrize("pair", ["invoices", "charts"])
+def test_thinking_trace_reads_the_two_compared_numbers_then_answers(pair):
+    for seed in range(6):
+        plain = make_multi_image_sample(seed, pair=pair)
+        s = make_multi_image_sample(seed, pair=pair, thinking=True)
+        # the same images and answer; only the target gains the trace
+        assert [i.tobytes() for i in s.images] == [i.tobytes() for i in plain.images]
+        assert s.truth == plain.truth and s.thinking and not plain.thinking
+        head, answer = s.target.split("\n</think>\n")
+        assert head.startswith("<think>\n") and answer == plain.target == s.truth["answer"]
+        first, second = head[len("<think>\n"):].split("\n")
+        if pair == "invoices":
+            a, b = s.truth["totals"]
+            assert (first, second) == (f"first total: {a:.2f}", f"second total: {b:.2f}")
+        else:
+            label, charts = s.truth["label"], s.truth["charts"]
+            i = charts[0]["labels"].index(label)
+            values = [float(line.rsplit(": ", 1)[1]) for line in (first, second)]
+            assert first.startswith(f"first {label}: ") and second.startswith(f"second {label}: ")
+            assert values == [charts[0]["values"][i], charts[1]["values"][i]]

@@ -8,7 +8,8 @@ import random
 
 from .charts import chart_truth, random_chart, render_chart
 from .common import Sample, augment, chat
-from .documents import DEFAULT_SIZE, invoice_truth, random_invoice, random_style, render_invoice
+from .documents import DEFAULT_SIZE, invoice_truth, money, random_invoice, random_style, render_invoice
+from .reasoning import format_target
 
 PAIR_KINDS = ("invoices", "charts")
 _ORDINALS = ("first", "second")
@@ -32,7 +33,8 @@ def _invoice_pair(rng: random.Random, size: tuple[int, int], scale: int) -> tupl
     question = f"Which {noun} has the {word} total, the first or the second?"
     truth = {"pair": "invoices", "totals": [t / 100 for t in totals], "answer": answer, "compare": word,
              "documents": [invoice_truth(inv, st) for inv, st in zip((first, second), styles)]}
-    return images, question, answer, truth
+    trace = f"first total: {money(totals[0])}\nsecond total: {money(totals[1])}"
+    return images, question, answer, truth, trace
 
 
 def _chart_pair(rng: random.Random, size: tuple[int, int], scale: int) -> tuple[list, str, str, dict]:
@@ -48,15 +50,17 @@ def _chart_pair(rng: random.Random, size: tuple[int, int], scale: int) -> tuple[
     images = [render_chart(spec, size=size, scale=scale) for spec in (first, second)]
     truth = {"pair": "charts", "label": label, "answer": answer,
              "charts": [chart_truth(first), chart_truth(second)]}
-    return images, question, answer, truth
+    trace = f"first {label}: {first.value_text(first.values[i])}\nsecond {label}: {second.value_text(second.values[i])}"
+    return images, question, answer, truth, trace
 
 
 def make_multi_image_sample(seed: int, *, size: tuple[int, int] = DEFAULT_SIZE, scale: int = 1,
-                            pair: str | None = None) -> Sample:
+                            pair: str | None = None, thinking: bool = False) -> Sample:
     """Two images and a first/second comparison question.
 
     Args:
-        seed: reproduces the sample exactly.
+        seed: reproduces the sample exactly (images and answer do not depend on `thinking`).
+        thinking: the target opens with the compared numbers' trace (see the module docstring).
         size: size of each image at scale 1.
         scale: render upscale.
         pair: "invoices" or "charts"; drawn from the seed when None.
@@ -67,5 +71,7 @@ def make_multi_image_sample(seed: int, *, size: tuple[int, int] = DEFAULT_SIZE, 
     if pair not in PAIR_KINDS:
         raise ValueError(f"pair must be one of {PAIR_KINDS}, got {pair!r}")
     build = _invoice_pair if pair == "invoices" else _chart_pair
-    images, question, answer, truth = build(rng, size, scale)
-    return Sample("multi_image", chat(question, answer, num_images=2), answer, truth, images=images, seed=seed)
+    images, question, answer, truth, trace = build(rng, size, scale)
+    target = format_target(trace, answer, thinking)
+    return Sample("multi_image", chat(question, target, num_images=2), target, truth, images=images,
+                  thinking=thinking, reasoning=trace if thinking else None, seed=seed)
