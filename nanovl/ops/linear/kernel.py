@@ -29,7 +29,10 @@ def _bench(fn, quantiles):
 
 # (BLOCK_N, BLOCK_K, num_warps, num_stages). Small BLOCK_N gives more programs (N=1024 still fills
 # the SMs at 8); the fp32 accumulator tile is BLOCK_N * BLOCK_K / (32 * num_warps) registers a thread.
-_GEMV_CONFIGS = _configs([(8, 512, 4, 2), (16, 512, 4, 2), (32, 256, 4, 2), (16, 1024, 8, 2), (64, 256, 8, 2)])
+# On the H200 (2026-12-02) (8, 512, 4, 2) won five of seven decode shapes at 3.9-4.5 TB/s; the deeper
+# and wider entries after it are there for the autotuner to try against it (more bytes in flight)
+_GEMV_CONFIGS = _configs([(8, 512, 4, 2), (16, 512, 4, 2), (32, 256, 4, 2), (16, 1024, 8, 2), (64, 256, 8, 2),
+                          (8, 512, 4, 4), (8, 1024, 4, 3), (8, 2048, 8, 2), (4, 1024, 4, 2)])
 # shared memory is (16 + BLOCK_N) * BLOCK_K * itemsize per stage: every entry fits fp32 inputs too
 _DOT_CONFIGS = _configs([(16, 512, 4, 3), (32, 256, 4, 4), (32, 512, 4, 2), (64, 256, 8, 2)])
 
