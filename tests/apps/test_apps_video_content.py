@@ -95,23 +95,35 @@ def test_dense_captions_match_the_events(clips, sessions, seed):
 LONG_SEED = 1_500_000_012  # the first held-out clip of 12 s (the longest the generator makes)
 
 
-@needs_reading_model
-def test_video_longer_than_the_context_is_segmented(trained_llm, tmp_path):
-    sample = make_video_sample(LONG_SEED, tmp_path)
+@pytest.fixture(scope="module")
+def long_run(trained_llm, tmp_path_factory):
+    """The 12 s clip with a context too small for it: its segments, merged captions and summary."""
+    sample = make_video_sample(LONG_SEED, tmp_path_factory.mktemp("long"))
     # 24 frames + speech need ~750 prompt tokens; 600 of context with a 200-token answer forces segments
     opts = VideoOptions(max_context=600, max_tokens=200, reuse_prefix=True)
     session = VideoSession(trained_llm, sample.video_path, opts, progress=False)
+    captions = cap.dense_captions(session)
+    bullets, answer = session.summarize(5)
+    return sample, session, captions, bullets, answer
+
+
+def test_video_longer_than_the_context_is_segmented(long_run):
+    sample, session, captions, bullets, answer = long_run
     segs = session.segments
     assert len(segs) >= 2 and segs[0].start == 0.0 and segs[-1].end == pytest.approx(12.0)
-    captions = cap.dense_captions(session)
     # every segment contributes captions, so the merged list spans the whole video
     for seg in segs:
         assert any(seg.start - 1e-6 <= c.start and c.end <= seg.end + 1e-6 for c in captions), (seg, captions)
+    assert all(0.0 <= c.start <= c.end <= 12.0 + 1e-6 for c in captions)
+    assert len(answer.parts) == len(segs)
+    assert sample.truth["narration"]["value"].lower() in " ".join(bullets).lower(), bullets
+
+
+@needs_reading_model
+def test_long_video_captions_match_the_events(long_run):
+    sample, _, captions, _, _ = long_run
     truth = sample.truth["captions"]
     # an event cut by a segment boundary must come back as one caption with its true span
     hits = [t for t in truth if any(c.caption == t["caption"] and abs(c.start - t["start"]) <= 0.5
                                     and abs(c.end - t["end"]) <= 0.5 for c in captions)]
     assert len(hits) * 2 >= len(truth), (captions, truth)
-    bullets, answer = session.summarize(5)
-    assert len(answer.parts) == len(segs)
-    assert sample.truth["narration"]["value"].lower() in " ".join(bullets).lower(), bullets
