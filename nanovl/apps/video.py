@@ -14,8 +14,9 @@ trained on for the frames, the timed events ("Describe the events with timestamp
 schema-constrained JSON), quotes what the narrator says from the transcript itself, and lays
 both out as time-ordered bullets; segments need no model merge. (It used to ask the model "What
 does the narrator say?": the tiny model answered with the sentence's form and another value,
-"the room number is 12" for "81". Repeating a transcript adds only errors, so it is quoted.) "free" asks for N bullets in one prompt and merges
-segment summaries with a text-only call, which suits large instruction-tuned checkpoints.
+"the room number is 12" for "81". Repeating a transcript adds only errors, so it is quoted.)
+"free" asks for N bullets in one prompt and merges segment summaries with a text-only call,
+which suits large instruction-tuned checkpoints.
 """
 from __future__ import annotations
 
@@ -35,7 +36,6 @@ from nanovl.inputs.video import probe_video, sample_times
 from nanovl.sampling_params import SamplingParams
 
 SUMMARY_PROMPT = "Summarize the video in {n} bullet points, using both what is shown and what is said."
-# the curriculum's "speech" question (nanovl/train/data/videos.py); the events question is captions.CAPTION_PROMPT
 SUMMARY_STYLES = ("grounded", "free")
 # tokens kept free for the question, the chat template and earlier turns of a conversation
 QUESTION_RESERVE = 64
