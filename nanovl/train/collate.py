@@ -86,10 +86,31 @@ def encode_media(model, batch: list[Example]) -> tuple[list[list[int]], list[tor
     return counts, rows
 
 
-def batch_loss(model, batch: list[Example], ids: MediaIds, *, kv_cache: bool = False) -> dict[str, torch.Tensor]:
+def completion_loss(logits: torch.Tensor, labels: torch.Tensor, token_cap: int | None = None) -> torch.Tensor:
+    """Cross-entropy over the positions whose label is not IGNORE, averaged over tokens.
+
+    Args:
+        logits: [B, T, V] float; labels: [B, T] with IGNORE where nothing is trained.
+        token_cap: None weighs every trained token alike; else example b's tokens weigh
+            min(1, token_cap / n_b), so no example counts as more than `token_cap` tokens.
+    """
+    mask = labels != IGNORE
+    if token_cap is None:
+        return F.cross_entropy(logits[mask], labels[mask])
+    per_token = F.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
+    weights = (token_cap / mask.sum(dim=1, keepdim=True).clamp_min(1)).clamp(max=1.0) * mask
+    return (per_token * weights).sum() / weights.sum().clamp_min(1e-9)
+
+
+def batch_loss(model, batch: list[Example], ids: MediaIds, *, kv_cache: bool = False,
+               token_cap: int | None = None) -> dict[str, torch.Tensor]:
     """Masked next-token loss over the completions of a batch (right-padded). The LM runs without
     state (causal SDPA, no KV cache); `kv_cache=True` runs it through a fresh LMState instead
     (the inference path: cache-writing attention).
+
+    The loss is a mean over trained tokens, so a long completion weighs as many short ones; with
+    `token_cap`, an example's tokens are scaled so it counts as at most `token_cap` tokens (a
+    ~340-token stepwise sum trace then weighs like a ~100-token page reading, not like three).
 
     Returns:
         {"loss": scalar, "correct": trained tokens predicted right, "tokens": trained tokens,
@@ -112,7 +133,7 @@ def batch_loss(model, batch: list[Example], ids: MediaIds, *, kv_cache: bool = F
     state = lm.new_state(len(batch), device=device) if kv_cache else None
     logits = lm(inputs_embeds=embeds, state=state).float()
     mask = labels != IGNORE
-    loss = F.cross_entropy(logits[mask], labels[mask])
+    loss = completion_loss(logits, labels, token_cap)
     with torch.no_grad():
         right = (logits.argmax(-1) == labels) | ~mask
         exact = right.all(dim=1).sum()

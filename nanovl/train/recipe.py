@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "time budget; 1.0 is a cosine over the whole budget. v3's cosine left its last "
                         "stage at LR <= 1e-4 (docs/TRAINING_NOTES.md section 9)")
     p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--token-cap", type=int, default=None,
+                   help="an example counts as at most this many tokens in the loss (default: every token alike)")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=4, help="torch threads of the training process")
@@ -221,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
             for g in opt.param_groups:
                 g["lr"] = lr_at(args, step - optimizer_start, seconds) * g.get("lr_scale", 1.0)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                res = batch_loss(model, batch, ids, kv_cache=not fast_ops)
+                res = batch_loss(model, batch, ids, kv_cache=not fast_ops, token_cap=args.token_cap)
             opt.zero_grad(set_to_none=True)
             res["loss"].backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
