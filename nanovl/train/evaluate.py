@@ -392,6 +392,9 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     # only when its steps are right too
     Task("arithmetic_stepwise", lambda seed, ctx: make_arithmetic(seed, ctx, stepwise=True), score_arithmetic,
          "accuracy", 0.80),
+    # diagnostic: tiles of documents' printed totals, where a page shows its currency symbol or code
+    Task("money_tile", _make_tile(lambda seed: make_text_tile_sample(seed, money=True)), score_text_tile,
+         "exact", 0.90),
 )}
 # fixed order: a task's seed block depends on its position, so new tasks go at the end
 TASK_NAMES = tuple(TASKS)

@@ -36,3 +36,13 @@ def test_ink_only_where_text_is():
         s = make_text_tile_sample(seed)
         dark = (np.asarray(s.images[0].convert("L")) < 100).any(axis=1)
         assert dark.sum() >= 8 * len(s.truth["lines"])
+
+
+def test_money_tiles_show_printed_totals_with_their_currency():
+    from nanovl.train.data.documents import CURRENCIES
+
+    marks = tuple(CURRENCIES) + tuple(CURRENCIES.values())
+    for seed in range(12):
+        s = make_text_tile_sample(seed, money=True)
+        assert s.target == make_text_tile_sample(seed, money=True).target  # reproducible
+        assert all(any(m in line for m in marks) for line in s.truth["lines"]), s.truth["lines"]

@@ -13,7 +13,7 @@ import random
 from PIL import Image, ImageDraw
 
 from .common import FAMILIES, Sample, augment, chat, load_font
-from .documents import random_invoice, random_style, render_invoice, text_rows
+from .documents import CURRENCIES, random_invoice, random_style, render_invoice, text_rows
 
 TILE = 128
 QUESTION = "Read the text in this image, line by line."
@@ -34,15 +34,29 @@ def invoice_strings(rng: random.Random) -> list[str]:
     return out
 
 
-def make_text_tile_sample(seed: int, *, max_lines: int = 4) -> Sample:
+_CURRENCY_MARKS = tuple(CURRENCIES) + tuple(CURRENCIES.values())
+
+
+def money_strings(rng: random.Random, count: int = 4) -> list[str]:
+    """The printed totals of `count` random documents ("TOTAL €311.30", "Total: 335.37 USD", and the
+    amount cell alone): a document prints its currency once, in that line, so a page-sized tile
+    sample holds one about every 15 strings; money tiles give the symbols and codes their own signal."""
+    out: list[str] = []
+    for _ in range(count):
+        out.extend(x for x in invoice_strings(rng) if any(m in x for m in _CURRENCY_MARKS))
+    return out
+
+
+def make_text_tile_sample(seed: int, *, max_lines: int = 4, money: bool = False) -> Sample:
     """A white tile with 1..max_lines strings at random places, one under the other; answer = the strings.
 
     Args:
         seed: reproduces the sample exactly.
         max_lines: most strings on the tile (fewer when they do not fit).
+        money: the strings are documents' printed totals (`money_strings`), not one document's lines.
     """
     rng = random.Random(seed)
-    strings = invoice_strings(rng)
+    strings = money_strings(rng) if money else invoice_strings(rng)
     start = rng.randrange(len(strings))
     family, bold = rng.choice(FAMILIES), rng.random() < 0.3
     image = Image.new("RGB", (TILE, TILE), (255, 255, 255))
@@ -69,7 +83,7 @@ def make_text_tile_sample(seed: int, *, max_lines: int = 4) -> Sample:
         lines.append(text)
         y += size + rng.randint(4, 14)
     if not lines:  # nothing fitted (the last strings were all too long): the next seed instead
-        return make_text_tile_sample(seed + 1 if seed < 2 ** 63 else seed - 1, max_lines=max_lines)
+        return make_text_tile_sample(seed + 1 if seed < 2 ** 63 else seed - 1, max_lines=max_lines, money=money)
     image = augment(image, rng, max_angle=1.5, max_noise=5.0)
     target = "\n".join(lines)
     return Sample("text_tile", chat(QUESTION, target, num_images=1), target, {"lines": lines}, images=[image],
