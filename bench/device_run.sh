@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot GPU run from the repo root on the lent machine: install the fla wheels, run the gpu
 # tests, then the full benchmark (nanovl beside the roofline and transformers), all inside
-# TOTAL seconds (default 500). Writes $OUT/{env.txt,gpu_tests.log,bench.log,bench.json,bench.txt}
+# TOTAL seconds (default 500). Writes $OUT/{env.txt,gpu_tests.log,gemv.json,decode_profile.json,bench.log,
+# bench.json,bench.txt}
 # as it goes and prints the table last. Every stage is capped and none can stop the next.
 # Without a GPU it runs the same stages on the tiny preset (a quick check of this script).
 # Usage: OUT=/tmp/out bash bench/device_run.sh
@@ -34,9 +35,15 @@ cat "$OUT/env.txt"
 
 # 1. kernels vs their reference twins, CUDA graphs vs eager (ops first: the model test needs them all)
 echo "== gpu tests (cap 110 s)"
-timeout -k 5 110 python3 -m pytest -q -m gpu tests/gpu/test_gpu_ops.py tests/gpu/test_gpu_model.py -x \
-  -p no:cacheprovider --durations=8 2>&1 | tee "$OUT/gpu_tests.log"
+timeout -k 5 110 python3 -m pytest -q -m gpu tests/gpu/test_gpu_ops.py tests/gpu/test_gpu_model.py \
+  tests/ops/test_ops_linear.py -x -p no:cacheprovider --durations=8 2>&1 | tee "$OUT/gpu_tests.log"
 echo "gpu tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/gpu_tests.log"
+
+# 1b. decode in detail: each projection shape, cuBLAS against the skinny GEMM; one decode step's kernels
+echo "== GEMV bench and decode profile (cap 60 s)"
+timeout -k 5 25 python3 bench/bench_gemv.py --out "$OUT/gemv.json" 2>&1 | tail -12
+timeout -k 5 35 python3 -m nanovl.bench.decode_profile --batch 1,16 --steps 20 --top 12 \
+  --out "$OUT/decode_profile.json" 2>&1 | grep -v -i warn | tail -40
 
 # 2. nanovl's own figures; a pass that loses its CUDA context (exit 3) or is killed is resumed
 #    in a fresh process on the reference ops, skipping what the results file already holds
