@@ -16,10 +16,11 @@ import time
 import torch
 import torch.nn.functional as F
 
+from nanovl.bench.roofline import lm_linear_shapes, measure_device
+from nanovl.model.presets import preset_text_config
+
 # (name, N, K): weight [N, K] as nn.Linear holds it
-SHAPES = [("mamba in_proj", 22656, 5120), ("mamba out_proj", 5120, 10240), ("mlp up", 20480, 5120),
-          ("mlp down", 5120, 20480), ("attn q / o", 5120, 5120), ("attn k / v", 1024, 5120),
-          ("lm_head", 131072, 5120)]
+SHAPES = lm_linear_shapes(preset_text_config("nano-12b-v2-vl"))
 CALLS = 20
 # weight bytes one graph cycles over: several times the H200's 50 MB L2
 CYCLE_BYTES = 256 << 20
@@ -84,10 +85,8 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.perf_counter()
     reps = 5 if args.quick else 20
-    src = torch.empty(1 << 28, device="cuda")
-    dst = torch.empty_like(src)
-    copy_bw = 2 * src.numel() * 4 / (graph_us([lambda: dst.copy_(src)], reps) * 1e-6)
-    del src, dst
+    # the same copy-bandwidth measurement as `nanovl bench` and decode_profile, so the figures compare
+    copy_bw = measure_device(torch.device("cuda"), torch.bfloat16)["copy_bytes_per_s"]
     rows = []
     for name, n, k in SHAPES:
         for m in (1,) if args.quick else (1, 16):

@@ -43,6 +43,15 @@ def measure_device(device: torch.device, dtype: torch.dtype) -> dict[str, float]
     return {"copy_bytes_per_s": 2 * n_bytes / t_copy, "matmul_flop_per_s": 2 * n ** 3 / t_mm}
 
 
+def lm_linear_shapes(c: TextConfig) -> list[tuple[str, int, int]]:
+    """The distinct projection shapes of a decode step, (name, N, K) with the weight [N, K] as
+    nn.Linear holds it; attention's q and o share one shape, k and v another."""
+    d, q, kv = c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
+    return [("mamba in_proj", c.in_proj_dim, d), ("mamba out_proj", d, c.d_inner),
+            ("mlp up", c.intermediate_size, d), ("mlp down", d, c.intermediate_size),
+            ("attn q / o", q, d), ("attn k / v", kv, d), ("lm_head", c.vocab_size, d)]
+
+
 def lm_linear_params(c: TextConfig) -> dict[str, int]:
     """Weights of the LM by role: per-token linear layers (`body`), `lm_head`, `embeddings`, `other`."""
     d = c.hidden_size

@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nanovl.bench.roofline import lm_linear_shapes
+from nanovl.model.presets import preset_text_config
 from nanovl.ops import dispatch, kernel_failures
 from nanovl.ops.linear import linear
 
@@ -16,9 +18,7 @@ gpu = pytest.mark.gpu
 # max abs error as a fraction of the output's max abs value (bf16 output rounding alone is 2**-8)
 TOL = {torch.bfloat16: 1e-2, torch.float16: 2e-3, torch.float32: 1e-4}
 # (name, N, K) of the Nano-12B-v2 decode GEMMs, weight [N, K]
-REAL_SHAPES = [("mamba_in_proj", 22656, 5120), ("mamba_out_proj", 5120, 10240), ("mlp_up", 20480, 5120),
-               ("mlp_down", 5120, 20480), ("attn_q_o", 5120, 5120), ("attn_kv", 1024, 5120),
-               ("lm_head", 131072, 5120)]
+REAL_SHAPES = lm_linear_shapes(preset_text_config("nano-12b-v2-vl"))
 
 
 @pytest.mark.parametrize("shape", [(5,), (1, 5), (3, 2, 5), (40, 5)], ids=str)
