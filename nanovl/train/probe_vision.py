@@ -15,11 +15,9 @@ import torch
 
 from nanovl.llm import BUNDLED_MODEL
 from nanovl.model.presets import preset_config
-from nanovl.model.vlm import NemotronVL
 from nanovl.train.data import videos as V
 from nanovl.train.dataset import _frame_tile, normalize
-from nanovl.train.recipe import PRESET, init_weights
-from nanovl.train.ship import load_into
+from nanovl.train.recipe import PRESET, new_model
 
 
 def one_object_frames(n: int, seed: int = 5) -> tuple[list, torch.Tensor, torch.Tensor]:
@@ -60,10 +58,7 @@ def probe_accuracy(feats: torch.Tensor, labels: torch.Tensor, classes: int, *, t
 def probe(model_dir: str | None, n: int = 600) -> dict[str, float]:
     """Colour and shape probe accuracy (max over a frame's image tokens); model_dir None: random init."""
     cfg = preset_config(PRESET)
-    model = NemotronVL(cfg, num_prefix_tokens=cfg.vision.num_prefix_tokens)
-    init_weights(model, 0)
-    if model_dir is not None:
-        load_into(model, model_dir)
+    model = new_model(cfg, 0, model_dir)
     frames, colour, shape = one_object_frames(n)
     pixels = normalize(torch.cat([_frame_tile(f, cfg.force_image_size) for f in frames]), cfg.norm_mean, cfg.norm_std)
     tokens = model.eval().encode_images(pixels).float()  # [n, tokens per frame, D]

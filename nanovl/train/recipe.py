@@ -82,6 +82,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def new_model(cfg, seed: int, init: str | Path | None = None) -> NemotronVL:
+    """The training model of `cfg`: name-aware random init (`init_weights`), then the weights of the
+    checkpoint folder `init` when given (`ship.load_into`: every key must match)."""
+    model = NemotronVL(cfg, num_prefix_tokens=cfg.vision.num_prefix_tokens)
+    init_weights(model, seed)
+    if init is not None:
+        load_into(model, init)
+    return model
+
+
 def init_weights(model: NemotronVL, seed: int) -> None:
     """Name-aware random init (the random-checkpoint writer's rules: residual outputs scaled down)."""
     gen = torch.Generator().manual_seed(seed)
@@ -176,8 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     # the data workers own the other cores; an oversubscribed main process launches GPU work late
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = NemotronVL(cfg, num_prefix_tokens=cfg.vision.num_prefix_tokens)
-    init_weights(model, args.seed)
+    model = new_model(cfg, args.seed)
     opt = make_optimizer(model, args.lr, args.weight_decay, args.vision_lr_scale, args.projector_lr_scale)
     step, seconds = 0, 0.0
     optimizer_start = None  # the batch at which this Adam began: its warmup counts from there

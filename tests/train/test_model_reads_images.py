@@ -18,14 +18,12 @@ from tokenizers import Tokenizer
 
 from nanovl.llm import BUNDLED_MODEL
 from nanovl.model.presets import preset_config
-from nanovl.model.vlm import NemotronVL
 from nanovl.ops.dispatch import use_reference_ops
 from nanovl.train.collate import batch_loss
 from nanovl.train.data.documents import make_document_sample
 from nanovl.train.dataset import build_example
-from nanovl.train.recipe import PRESET, init_weights, media_ids
+from nanovl.train.recipe import PRESET, media_ids, new_model
 from nanovl.train.samples import RENDER_SCALE, TrainSample
-from nanovl.train.ship import load_into
 
 # far above the training seeds' example range, like the eval's held-out seeds
 SEED0 = 2 ** 62
@@ -50,11 +48,7 @@ def swap_gap(model, exs, ids) -> float:
 
 
 def _model(cfg, folder=None):
-    model = NemotronVL(cfg, num_prefix_tokens=cfg.vision.num_prefix_tokens)
-    init_weights(model, 0)
-    if folder is not None:
-        load_into(model, folder)
-    return model.eval()
+    return new_model(cfg, 0, folder).eval()
 
 
 def test_shipped_model_answers_from_the_image():

@@ -16,10 +16,9 @@ import torch.nn.functional as F
 
 from helpers import assert_close
 from nanovl.model.presets import preset_config
-from nanovl.model.vlm import NemotronVL
 from nanovl.ops import dispatch
 from nanovl.ops.ssd import fla_adapter
-from nanovl.train.recipe import init_weights
+from nanovl.train.recipe import new_model
 
 
 def _simple_gla(q, k, v, g, initial_state):
@@ -66,8 +65,7 @@ def fake_gpu(monkeypatch):
 
 def _model_and_batch():
     cfg = preset_config("tiny")
-    model = NemotronVL(cfg, num_prefix_tokens=cfg.vision.num_prefix_tokens)
-    init_weights(model, 0)
+    model = new_model(cfg, 0)
     gen = torch.Generator().manual_seed(0)
     size = cfg.force_image_size
     pixels = torch.randn(2, 3, size, size, generator=gen)  # one tile per row

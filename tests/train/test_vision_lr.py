@@ -17,7 +17,6 @@ from PIL import Image, ImageDraw
 
 from nanovl.llm import BUNDLED_MODEL
 from nanovl.model.presets import preset_config
-from nanovl.model.vlm import NemotronVL
 from nanovl.ops.dispatch import use_reference_ops
 from nanovl.train import recipe
 from nanovl.train.collate import batch_loss
@@ -56,8 +55,7 @@ def _train_spread(vision_lr_scale: float, steps: int = 24) -> tuple[float, float
     cfg = preset_config(recipe.PRESET)
     tok = Tokenizer.from_file(str(BUNDLED_MODEL / "tokenizer.json"))
     ids = recipe.media_ids(BUNDLED_MODEL)
-    model = NemotronVL(cfg, num_prefix_tokens=cfg.vision.num_prefix_tokens)
-    recipe.init_weights(model, 0)
+    model = recipe.new_model(cfg, 0)
     args = recipe.parse_args(["--out", "unused"])
     opt = recipe.make_optimizer(model, args.lr, args.weight_decay, vision_lr_scale)
     exs = _digit_examples(cfg, tok, 16)
