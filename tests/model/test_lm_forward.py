@@ -64,7 +64,9 @@ def test_prompt_in_pieces_equals_one_shot(model):
     for piece in (5, 1, 9, 8, 8):
         outs.append(model(ids[:, pos:pos + piece], state=state))
         pos += piece
-    assert_close("pieces_logits", one, torch.cat(outs, dim=1))
+    # the pieces sum the scan in another order: fp32 rounding reaches ~1e-5 on logits of size ~4
+    # (3e-6 relative, seen on one CPU), so this one compare allows 5e-5
+    assert_close("pieces_logits", one, torch.cat(outs, dim=1), atol=5e-5)
     for i, (a, b) in enumerate(zip(one_state.layers, state.layers)):
         for name, t in (a.tensors().items() if a is not None else ()):
             ref = t[:, :, :31] if name in ("k", "v") else t
