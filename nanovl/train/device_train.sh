@@ -7,6 +7,7 @@
 # so a cold machine loses nothing but the optimizer. Either way the LR schedule and the stage
 # boundaries continue from the batch and seconds already trained: --time-budget, --stage0-steps and
 # --stage1-steps always describe the whole run, not this call. RECIPE_ARGS are added to the recipe's flags;
+# TRAIN_BENCH=1 first times training steps by batch size (bench/bench_train_step.py, capped at TRAIN_BENCH_S).
 # EVAL_TASKS (default text_tile,scene_tile,invoice; empty: none) are scored on EVAL_N held-out cases at the end.
 # TOKENIZER (default the shipped one) set but empty: the recipe builds one into the run folder
 # (with RECIPE_ARGS="--split-digits ...": one token per digit); it travels in the export.
@@ -35,6 +36,12 @@ if [ "${GPU_TESTS:-0}" = 1 ]; then
   # fla's Triton backward against the reference gradients: the one thing training mode trusts
   timeout -k 5 100 python3 -m pytest -q -m gpu tests/train/test_training_ops.py -p no:cacheprovider 2>&1 \
     | tee "$OUT/gpu_tests.log"
+fi
+
+if [ "${TRAIN_BENCH:-0}" = 1 ]; then
+  # seconds per training step against batch size and the GPU's busy fraction (is a bigger batch free?)
+  timeout -k 5 "${TRAIN_BENCH_S:-120}" python3 bench/bench_train_step.py --out "$OUT/train_step.json" 2>&1 \
+    | grep -v '^\[bench\]' | tee "$OUT/train_step.txt"
 fi
 
 from=()
