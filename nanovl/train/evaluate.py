@@ -31,6 +31,7 @@ from nanovl.train.data.documents import make_document_sample
 from nanovl.train.data.multi_image import make_multi_image_sample
 from nanovl.train.data.reasoning import make_reasoning_sample
 from nanovl.train.data.arithmetic import make_arithmetic_sample
+from nanovl.train.data.comparisons import make_comparison_sample, verdict_of_trace
 from nanovl.train.data.scene_tiles import make_scene_tile_sample
 from nanovl.train.data.text_tiles import make_text_tile_sample
 from nanovl.train.samples import RENDER_SCALE, STEPWISE_SUMS, TrainSample, render_video_sample
@@ -133,7 +134,13 @@ def make_pair(seed: int, ctx: EvalContext) -> Case:
     s = make_multi_image_sample(seed, scale=RENDER_SCALE, thinking=ctx.thinking)
     # the answer alone is scored; with thinking on it follows the trace of the two compared numbers
     return Case("multi_image", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.truth["answer"],
-                {"pair": s.truth["pair"]}, TrainSample(s, ctx.thinking))
+                {"pair": s.truth["pair"], "compare": s.truth.get("compare", "larger")}, TrainSample(s, ctx.thinking))
+
+
+def make_comparison(seed: int, ctx: EvalContext) -> Case:
+    s = make_comparison_sample(seed)
+    return Case("comparison", seed, _image_messages(s), _params(ctx, s.target, True), s.truth["answer"], s.truth,
+                TrainSample(s, True))
 
 
 def _make_tile(make_sample: Callable[[int], Any]) -> Callable[[int, EvalContext], Case]:
@@ -292,8 +299,16 @@ def _num(value: Any) -> float | None:
 
 
 def score_pair(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
-    ok = float(out.text.strip() == case.target)
-    return {"accuracy": (ok, 1), case.truth["pair"]: (ok, 1)}
+    """The verdict; with a trace, also whether the verdict follows the two numbers the model read
+    (`follows_readings`) and whether those readings imply the right answer (`readings_right`)."""
+    answer = out.text.strip()
+    ok = float(answer == case.target)
+    scores = {"accuracy": (ok, 1), case.truth["pair"]: (ok, 1)}
+    implied = verdict_of_trace(out.reasoning_content or "", case.truth["compare"] == "larger")
+    if implied is not None:
+        scores["follows_readings"] = (float(answer == implied), 1)
+        scores["readings_right"] = (float(implied == case.target), 1)
+    return scores
 
 
 def score_video(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
@@ -395,6 +410,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     # diagnostic: tiles of documents' printed totals, where a page shows its currency symbol or code
     Task("money_tile", _make_tile(lambda seed: make_text_tile_sample(seed, money=True)), score_text_tile,
          "exact", 0.90),
+    # diagnostic: the pairs' comparison alone, the two numbers given as text (data.comparisons)
+    Task("comparison", make_comparison, score_pair, "accuracy", 0.95),
 )}
 # fixed order: a task's seed block depends on its position, so new tasks go at the end
 TASK_NAMES = tuple(TASKS)

@@ -59,7 +59,9 @@ def test_thinking_trace_reads_the_two_compared_numbers_then_answers(pair):
         assert s.truth == plain.truth and s.thinking and not plain.thinking
         head, answer = s.target.split("\n</think>\n")
         assert head.startswith("<think>\n") and answer == plain.target == s.truth["answer"]
-        first, second = head[len("<think>\n"):].split("\n")
+        # the two readings, then the comparison (tests/train/test_data_comparisons.py checks those lines)
+        first, second, aligned, difference = head[len("<think>\n"):].split("\n")
+        assert aligned.startswith("aligned: ") and difference.startswith("first difference: ")
         if pair == "invoices":
             a, b = s.truth["totals"]
             assert (first, second) == (f"first total: {a:.2f}", f"second total: {b:.2f}")

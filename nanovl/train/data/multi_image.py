@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 
 from .charts import chart_truth, random_chart, render_chart
+from .comparisons import comparison_lines
 from .common import Sample, augment, chat
 from .documents import DEFAULT_SIZE, invoice_truth, money, random_invoice, random_style, render_invoice
 from .reasoning import format_target
@@ -33,7 +34,8 @@ def _invoice_pair(rng: random.Random, size: tuple[int, int], scale: int) -> tupl
     question = f"Which {noun} has the {word} total, the first or the second?"
     truth = {"pair": "invoices", "totals": [t / 100 for t in totals], "answer": answer, "compare": word,
              "documents": [invoice_truth(inv, st) for inv, st in zip((first, second), styles)]}
-    trace = f"first total: {money(totals[0])}\nsecond total: {money(totals[1])}"
+    a, b = money(totals[0]), money(totals[1])
+    trace = f"first total: {a}\nsecond total: {b}\n{comparison_lines(a, b)}"
     return images, question, answer, truth, trace
 
 
@@ -50,7 +52,8 @@ def _chart_pair(rng: random.Random, size: tuple[int, int], scale: int) -> tuple[
     images = [render_chart(spec, size=size, scale=scale) for spec in (first, second)]
     truth = {"pair": "charts", "label": label, "answer": answer,
              "charts": [chart_truth(first), chart_truth(second)]}
-    trace = f"first {label}: {first.value_text(first.values[i])}\nsecond {label}: {second.value_text(second.values[i])}"
+    a, b = first.value_text(first.values[i]), second.value_text(second.values[i])
+    trace = f"first {label}: {a}\nsecond {label}: {b}\n{comparison_lines(a, b)}"
     return images, question, answer, truth, trace
 
 
