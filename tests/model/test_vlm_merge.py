@@ -99,7 +99,8 @@ def test_encode_images_matches_stepwise_construction_and_micro_batches(model, mo
     g = S // CFG.patch_size
     with torch.no_grad():
         whole = model.encode_images(pixels)
-        monkeypatch.setattr(vlm, "TILES_PER_MICRO_BATCH", 2)
+        # a budget of two tiles' patches: groups of 2, 2 and 1
+        monkeypatch.setattr(vlm, "PATCHES_PER_MICRO_BATCH", 2 * g * g)
         batched = model.encode_images(pixels)
         feats = model.vision_model(pixels).reshape(5, g, g, -1)
         ref = model.mlp1(pixel_shuffle(feats).reshape(5, (g // 2) ** 2, -1))
