@@ -120,11 +120,9 @@ def batch_loss(model, batch: list[Example], ids: MediaIds, *, kv_cache: bool = F
     counts, rows = encode_media(model, batch)
     seqs = [assemble(ex, c, ids) for ex, c in zip(batch, counts)]
     t_max = max(len(s) for s, _ in seqs)
-    input_ids = torch.full((len(batch), t_max), ids.pad, dtype=torch.long)
-    labels = torch.full((len(batch), t_max), IGNORE, dtype=torch.long)
-    for i, (s, lab) in enumerate(seqs):
-        input_ids[i, :len(s)] = torch.tensor(s)
-        labels[i, :len(lab)] = torch.tensor(lab)
+    # padded as Python lists, then one tensor each (a row-by-row copy was 4 ops a row)
+    input_ids = torch.tensor([s + [ids.pad] * (t_max - len(s)) for s, _ in seqs], dtype=torch.long)
+    labels = torch.tensor([lab + [IGNORE] * (t_max - len(lab)) for _, lab in seqs], dtype=torch.long)
     input_ids, labels = input_ids.to(device), labels.to(device)
     present = [r for r in rows if r is not None]
     image_embeds = torch.cat(present) if present else None

@@ -92,9 +92,10 @@ def ssd_chunk_scan_ref(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: to
 
 def _scan_chunks(a: torch.Tensor, xdt: torch.Tensor, B: torch.Tensor, C: torch.Tensor, state: torch.Tensor,
                  size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """SSD over nc = T/size chunks of `size` steps, batched over chunks; only the state handed from
-    chunk to chunk is a loop. a: [B, T, G, R] log-decays; xdt: [B, T, G, R, P]; B, C: [B, T, G, N];
-    state: [B, G, R, P, N] entering. Returns y [B, T, G, R, P] (no D skip) and the leaving state."""
+    """SSD over nc = T/size chunks of `size` steps, batched over chunks, the chunk-to-chunk state
+    recurrence included (in closed form over the chunks, the same segment-sum trick as inside one).
+    a: [B, T, G, R] log-decays; xdt: [B, T, G, R, P]; B, C: [B, T, G, N]; state: [B, G, R, P, N]
+    entering. Returns y [B, T, G, R, P] (no D skip) and the leaving state."""
     bsz, t_len, g, r, p = xdt.shape
     nc = t_len // size
     a, xdt = a.reshape(bsz, nc, size, g, r), xdt.reshape(bsz, nc, size, g, r, p)
@@ -109,14 +110,18 @@ def _scan_chunks(a: torch.Tensor, xdt: torch.Tensor, B: torch.Tensor, C: torch.T
     # 2. what each chunk adds to the state (from zero), and the state entering each chunk
     to_end = torch.exp(cum[:, :, -1:] - cum)  # [B, nc, L, G, R]
     added = torch.einsum("bcsgn,bcsgrp->bcgrpn", B, xdt * to_end[..., None])  # [B, nc, G, R, P, N]
-    chunk_decay = torch.exp(cum[:, :, -1])[..., None, None]  # [B, nc, G, R, 1, 1]
-    entering = []
-    for c in range(nc):
-        entering.append(state)
-        state = state * chunk_decay[:, c] + added[:, c]
+    # state entering chunk c = exp(L_{c-1}) state_0 + sum_{j<c} exp(L_{c-1} - L_j) added_j, with L the
+    # running sum of the chunks' log-decays (a loop over chunks here cost 3 ops a chunk, forward and back);
+    # row nc of the same sums is the state leaving the last chunk
+    total = cum[:, :, -1]  # [B, nc, G, R] each chunk's log-decay
+    upto = torch.cat([total.new_zeros(total[:, :1].shape), total.cumsum(1)], 1)  # [B, nc+1, G, R]: L_{c-1}
+    seg = upto[:, :, None] - upto[:, None, 1:]  # [B, nc+1 (c), nc (j), G, R]
+    before = torch.ones(nc + 1, nc, dtype=torch.bool, device=a.device).tril(-1)  # j < c
+    weights = torch.exp(seg.masked_fill(~before[:, :, None, None], -math.inf))
+    states = torch.einsum("bcjgr,bjgrpn->bcgrpn", weights, added) + torch.exp(upto)[..., None, None] * state[:, None]
     # 3. contribution of the entering states
-    y = y + torch.einsum("bctgn,bcgrpn->bctgrp", C, torch.stack(entering, 1)) * torch.exp(cum)[..., None]
-    return y.reshape(bsz, t_len, g, r, p), state
+    y = y + torch.einsum("bctgn,bcgrpn->bctgrp", C, states[:, :nc]) * torch.exp(cum)[..., None]
+    return y.reshape(bsz, t_len, g, r, p), states[:, nc]
 
 
 def ssd_chunk_scan_batched_ref(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
