@@ -412,6 +412,9 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          "exact", 0.90),
     # diagnostic: the pairs' comparison alone, the two numbers given as text (data.comparisons)
     Task("comparison", make_comparison, score_pair, "accuracy", 0.95),
+    # diagnostic: tiles of charts' labels and printed values, some white on a chart colour
+    Task("chart_tile", _make_tile(lambda seed: make_text_tile_sample(seed, chart=True)), score_text_tile,
+         "exact", 0.90),
 )}
 # fixed order: a task's seed block depends on its position, so new tasks go at the end
 TASK_NAMES = tuple(TASKS)

@@ -46,3 +46,25 @@ def test_money_tiles_show_printed_totals_with_their_currency():
         s = make_text_tile_sample(seed, money=True)
         assert s.target == make_text_tile_sample(seed, money=True).target  # reproducible
         assert all(any(m in line for m in marks) for line in s.truth["lines"]), s.truth["lines"]
+
+
+def test_chart_tiles_show_chart_labels_and_values_some_white_on_colour():
+    import pytest
+
+    from nanovl.train.data.text_tiles import chart_strings
+
+    coloured = 0
+    for seed in range(30):
+        s = make_text_tile_sample(seed, chart=True)
+        assert s.target == make_text_tile_sample(seed, chart=True).target  # reproducible
+        rest = iter(chart_strings(random.Random(seed)))
+        assert all(any(line == text for text in rest) for line in s.truth["lines"]), s.truth["lines"]
+        pixels = np.asarray(s.images[0].convert("RGB")).astype(int)
+        corner = pixels[TILE // 2 - 2:TILE // 2 + 2, 1:3].reshape(-1, 3).mean(0)  # left edge, mid-height
+        if corner.min() < 200:  # a chart colour behind white text
+            coloured += 1
+            assert (pixels.min(axis=2) > 220).any(), "white text on the coloured tile"
+    # 40 % of chart tiles are drawn on a chart colour
+    assert 5 <= coloured <= 20, coloured
+    with pytest.raises(ValueError, match="not both"):
+        make_text_tile_sample(0, money=True, chart=True)

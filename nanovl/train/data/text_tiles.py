@@ -12,6 +12,7 @@ import random
 
 from PIL import Image, ImageDraw
 
+from .charts import PALETTE, random_chart
 from .common import FAMILIES, Sample, augment, chat, load_font
 from .documents import CURRENCIES, random_invoice, random_style, render_invoice, text_rows
 
@@ -47,19 +48,44 @@ def money_strings(rng: random.Random, count: int = 4) -> list[str]:
     return out
 
 
-def make_text_tile_sample(seed: int, *, max_lines: int = 4, money: bool = False) -> Sample:
+def chart_strings(rng: random.Random, count: int = 3) -> list[str]:
+    """What `count` random charts print: each category's label, then its value as the chart writes it
+    ("Wed", "64.6"). v5 misread most chart values, pie values (white on a coloured wedge) always
+    (docs/TRAINING_NOTES.md section 13); chart tiles give those strings their own reading signal."""
+    out: list[str] = []
+    for _ in range(count):
+        spec = random_chart(rng)
+        for label, value in zip(spec.labels, spec.values):
+            out += [label, spec.value_text(value)]
+    return out
+
+
+def _hex_rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def make_text_tile_sample(seed: int, *, max_lines: int = 4, money: bool = False, chart: bool = False) -> Sample:
     """A white tile with 1..max_lines strings at random places, one under the other; answer = the strings.
 
     Args:
         seed: reproduces the sample exactly.
         max_lines: most strings on the tile (fewer when they do not fit).
         money: the strings are documents' printed totals (`money_strings`), not one document's lines.
+        chart: the strings are charts' labels and values (`chart_strings`), black on white or, as pie
+            charts print their values, white on one of the chart colours.
     """
+    if money and chart:
+        raise ValueError("a tile holds money strings or chart strings, not both")
     rng = random.Random(seed)
-    strings = money_strings(rng) if money else invoice_strings(rng)
+    strings = money_strings(rng) if money else chart_strings(rng) if chart else invoice_strings(rng)
     start = rng.randrange(len(strings))
     family, bold = rng.choice(FAMILIES), rng.random() < 0.3
-    image = Image.new("RGB", (TILE, TILE), (255, 255, 255))
+    background, ink = (255, 255, 255), (0, 0, 0)
+    if chart:  # drawn only for chart tiles, so the other tiles' seeds give the same tiles as before
+        bold = rng.random() < 0.7
+        if rng.random() < 0.4:
+            background, ink = _hex_rgb(rng.choice(PALETTE)), (255, 255, 255)
+    image = Image.new("RGB", (TILE, TILE), background)
     draw = ImageDraw.Draw(image)
     y, lines, want = rng.randint(0, 12), [], rng.randint(1, max_lines)
     base = rng.randint(17, 28)
@@ -79,12 +105,13 @@ def make_text_tile_sample(seed: int, *, max_lines: int = 4, money: bool = False)
         if y + size > TILE - _MARGIN:
             break
         x = rng.uniform(_MARGIN, TILE - _MARGIN - width)
-        draw.text((x, y), text, font=font, fill=(0, 0, 0))
+        draw.text((x, y), text, font=font, fill=ink)
         lines.append(text)
         y += size + rng.randint(4, 14)
     if not lines:  # nothing fitted (the last strings were all too long): the next seed instead
-        return make_text_tile_sample(seed + 1 if seed < 2 ** 63 else seed - 1, max_lines=max_lines, money=money)
-    image = augment(image, rng, max_angle=1.5, max_noise=5.0)
+        return make_text_tile_sample(seed + 1 if seed < 2 ** 63 else seed - 1, max_lines=max_lines, money=money,
+                                     chart=chart)
+    image = augment(image, rng, max_angle=1.5, max_noise=5.0, fill=background)
     target = "\n".join(lines)
     return Sample("text_tile", chat(QUESTION, target, num_images=1), target, {"lines": lines}, images=[image],
                   seed=seed)
