@@ -23,9 +23,8 @@ import torch
 
 from nanovl.model.presets import preset_config
 from nanovl.ops.dispatch import use_training_ops
-from nanovl.train.collate import batch_loss
 from nanovl.train.dataset import CurriculumStream, StageSchedule
-from nanovl.train.recipe import PRESET, make_optimizer, media_ids, new_model
+from nanovl.train.recipe import PRESET, make_optimizer, media_ids, new_model, train_step
 
 TOKENIZER = Path(__file__).resolve().parents[1] / "nanovl" / "assets" / "tiny"
 
@@ -50,21 +49,11 @@ def _sync(device: torch.device) -> None:
 def time_steps(model, opt, batch: list, ids, device: torch.device, steps: int, warmup: int,
                token_cap: int | None) -> float:
     """Median seconds of one training step on `batch` (after `warmup` untimed ones)."""
-    use_amp = device.type == "cuda"
-
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss = batch_loss(model, batch, ids, token_cap=token_cap)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-
     times = []
     for i in range(warmup + steps):
         _sync(device)
         t0 = time.perf_counter()
-        step()
+        train_step(model, opt, batch, ids, use_amp=device.type == "cuda", token_cap=token_cap)
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)

@@ -231,12 +231,8 @@ def main(argv: list[str] | None = None) -> dict:
             t_data = time.time() - t0
             for g in opt.param_groups:
                 g["lr"] = lr_at(args, step - optimizer_start, seconds) * g.get("lr_scale", 1.0)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                res = batch_loss(model, batch, ids, kv_cache=not fast_ops, token_cap=args.token_cap)
-            opt.zero_grad(set_to_none=True)
-            res["loss"].backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            res, gnorm = train_step(model, opt, batch, ids, use_amp=use_amp, kv_cache=not fast_ops,
+                                    token_cap=args.token_cap)
             step += 1
             seconds += time.time() - t0
             acc.add(res, batch, t_data, float(gnorm))
@@ -258,6 +254,19 @@ def main(argv: list[str] | None = None) -> dict:
                                                         "batch_size": args.batch_size}) + "\n")
     print(f"stopped at batch {step} after {seconds:.0f} s of training; exported {export}", flush=True)
     return record
+
+
+def train_step(model: NemotronVL, opt: torch.optim.Optimizer, batch, ids: MediaIds, *, use_amp: bool,
+               kv_cache: bool = False, token_cap: int | None = None) -> tuple[dict, torch.Tensor]:
+    """One optimizer step on `batch`: bf16 autocast forward (when `use_amp`), backward, gradients
+    clipped to norm 1, AdamW. Returns batch_loss's dict and the gradient norm before clipping."""
+    with torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=use_amp):
+        res = batch_loss(model, batch, ids, kv_cache=kv_cache, token_cap=token_cap)
+    opt.zero_grad(set_to_none=True)
+    res["loss"].backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return res, gnorm
 
 
 def fast_ops_work(model: NemotronVL, batch, ids: MediaIds, use_amp: bool) -> bool:

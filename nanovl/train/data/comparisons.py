@@ -72,8 +72,8 @@ def make_comparison_sample(seed: int) -> Sample:
 def _close_cents(rng: random.Random) -> list[int]:
     """Two totals with the same leading digits, the hard case: they differ only from the tens down."""
     base = rng.randrange(1000, 400_000)
-    other = base + rng.choice((-1, 1)) * rng.randrange(1, 1000)
-    return [base, max(100, other) if max(100, other) != base else base + 1]
+    # base >= 1000 and the two differ by 1..999, so the floor of 1.00 never makes them equal
+    return [base, max(100, base + rng.choice((-1, 1)) * rng.randrange(1, 1000))]
 
 
 def verdict_of_trace(trace: str, larger: bool = True) -> str | None:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import random
 
 from .charts import chart_truth, random_chart, render_chart
-from .comparisons import comparison_lines
+from .comparisons import ORDINALS, comparison_lines
 from .common import Sample, augment, chat
 from .documents import DEFAULT_SIZE, invoice_truth, money, random_invoice, random_style, render_invoice
 from .reasoning import format_target
 
 PAIR_KINDS = ("invoices", "charts")
-_ORDINALS = ("first", "second")
 
 
 def _invoice_pair(rng: random.Random, size: tuple[int, int], scale: int) -> tuple[list, str, str, dict]:
@@ -29,7 +28,7 @@ def _invoice_pair(rng: random.Random, size: tuple[int, int], scale: int) -> tupl
     larger = rng.random() < 0.7
     totals = [first.total_cents, second.total_cents]
     pick = max if larger else min
-    answer = _ORDINALS[totals.index(pick(totals))]
+    answer = ORDINALS[totals.index(pick(totals))]
     word = "larger" if larger else "smaller"
     question = f"Which {noun} has the {word} total, the first or the second?"
     truth = {"pair": "invoices", "totals": [t / 100 for t in totals], "answer": answer, "compare": word,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageColor, ImageDraw
 
 from .charts import PALETTE, random_chart
 from .common import FAMILIES, Sample, augment, chat, load_font
@@ -60,10 +60,6 @@ def chart_strings(rng: random.Random, count: int = 3) -> list[str]:
     return out
 
 
-def _hex_rgb(colour: str) -> tuple[int, int, int]:
-    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
-
-
 def make_text_tile_sample(seed: int, *, max_lines: int = 4, money: bool = False, chart: bool = False) -> Sample:
     """A white tile with 1..max_lines strings at random places, one under the other; answer = the strings.
 
@@ -84,7 +80,7 @@ def make_text_tile_sample(seed: int, *, max_lines: int = 4, money: bool = False,
     if chart:  # drawn only for chart tiles, so the other tiles' seeds give the same tiles as before
         bold = rng.random() < 0.7
         if rng.random() < 0.4:
-            background, ink = _hex_rgb(rng.choice(PALETTE)), (255, 255, 255)
+            background, ink = ImageColor.getrgb(rng.choice(PALETTE)), (255, 255, 255)
     image = Image.new("RGB", (TILE, TILE), background)
     draw = ImageDraw.Draw(image)
     y, lines, want = rng.randint(0, 12), [], rng.randint(1, max_lines)
