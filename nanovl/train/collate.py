@@ -61,7 +61,10 @@ def encode_media(model, batch: list[Example]) -> tuple[list[list[int]], list[tor
     chunks = [m.pixel_values for ex in batch for m in ex.media]
     if not chunks:
         return [[] for _ in batch], [None for _ in batch]
-    embeds = model.encode_images(torch.cat(chunks).to(device, non_blocking=True))  # [N, T, D]
+    # a PackedBatch (dataset.pack) holds them already concatenated, maybe pinned: the copy is async
+    pixels = getattr(batch, "pixels", None)
+    pixels = torch.cat(chunks) if pixels is None else pixels
+    embeds = model.encode_images(pixels.to(device, non_blocking=True))  # [N, T, D]
     counts, rows, pos = [], [], 0
     for ex in batch:
         ex_counts, ex_rows = [], []

@@ -13,6 +13,9 @@
 # (with RECIPE_ARGS="--split-digits ...": one token per digit); it travels in the export.
 set -u
 export PYTHONUNBUFFERED=1
+# every batch has other shapes (tiles, sequence length): growable segments spare the caching
+# allocator a cudaMalloc/cudaFree pair, each a device sync, whenever a new size does not fit
+export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
 OUT=${OUT:-/tmp/nanovl_out}  # the device tool sets it
 TRAIN_S=${TRAIN_S:-430}
 EVAL_TASKS=${EVAL_TASKS-text_tile,scene_tile,invoice}  # set but empty: no eval

@@ -14,6 +14,7 @@ continue from an exported checkpoint folder (`--init`), restarting only the opti
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import math
@@ -29,7 +30,7 @@ from nanovl.model.vlm import NemotronVL
 from nanovl.ops.dispatch import use_reference_ops, use_training_ops
 from nanovl.testing.random_checkpoint import random_tensor
 from nanovl.train.collate import MediaIds, batch_loss
-from nanovl.train.dataset import CurriculumStream, StageSchedule
+from nanovl.train.dataset import CurriculumStream, StageSchedule, pack
 from nanovl.train.ship import export_checkpoint, load_into
 
 PRESET = "tiny-trained"
@@ -145,22 +146,32 @@ def _schedule(args) -> StageSchedule:
     return StageSchedule(args.stage1_steps, args.stage0_steps)
 
 
-def _loader(args, tok_dir: Path, cfg, start: int):
+def _loader(args, tok_dir: Path, cfg, start: int, device: torch.device):
+    # a bf16-autocast run rounds pixels to bf16 at the patch embedding anyway (dataset.pack)
+    pixel_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     stream = CurriculumStream(str(tok_dir), seed=args.seed, batch_size=args.batch_size, start=start,
                               stage_of=_schedule(args),
                               stage0_batch_size=args.stage0_batch_size or 4 * args.batch_size,
                               image_size=cfg.force_image_size,
-                              max_tiles=cfg.max_num_tiles, mean=cfg.norm_mean, std=cfg.norm_std)
+                              max_tiles=cfg.max_num_tiles, mean=cfg.norm_mean, std=cfg.norm_std,
+                              pixel_dtype=pixel_dtype)
     if args.workers <= 0 or args.repeat_batch:
         from tokenizers import Tokenizer
 
         tok = Tokenizer.from_file(str(tok_dir / "tokenizer.json"))
         if args.repeat_batch:
-            fixed = stream.batch(0, tok)
+            fixed = pack(stream.batch(0, tok), pixel_dtype)
             return iter(lambda: fixed, None)
-        return (stream.batch(b, tok) for b in range(start, 1 << 40))
+        return (pack(stream.batch(b, tok), pixel_dtype) for b in range(start, 1 << 40))
+    # batches pass through as the workers made them (no default_convert walk over the Examples);
+    # the pin thread pins each PackedBatch's one pixel tensor while the GPU trains
     return iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=args.workers,
+                                            collate_fn=_as_is, pin_memory=device.type == "cuda",
                                             prefetch_factor=4, persistent_workers=False))
+
+
+def _as_is(batch):
+    return batch
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -210,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
     model.to(device).train()
     _move_optimizer(opt, device)
     ids = media_ids(tok_dir)
-    batches = _loader(args, tok_dir, cfg, step)
+    batches = _loader(args, tok_dir, cfg, step, device)
     use_amp = device.type == "cuda"
     fast_ops = device.type == "cuda" if args.fast_ops is None else args.fast_ops
     if fast_ops:
@@ -222,6 +233,10 @@ def main(argv: list[str] | None = None) -> dict:
     log = (out / "log.jsonl").open("a")
     t_call, acc = time.time(), _Acc()
     record: dict = {}
+    # the model, optimizer and loader objects live all run: out of the collector's sight, a full
+    # collection no longer walks them between steps
+    gc.collect()
+    gc.freeze()
     with use_training_ops() if fast_ops else use_reference_ops():
         while step < args.steps:
             if args.time_limit is not None and time.time() - t_call > args.time_limit:
@@ -234,8 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
             res, gnorm = train_step(model, opt, batch, ids, use_amp=use_amp, kv_cache=not fast_ops,
                                     token_cap=args.token_cap)
             step += 1
+            acc.add(res, batch, t_data, time.time() - t0 - t_data, gnorm)
             seconds += time.time() - t0
-            acc.add(res, batch, t_data, float(gnorm))
             if step % args.log_every == 0 or step == args.steps:
                 record = acc.record(step, seconds, opt.param_groups[0]["lr"], _schedule(args)(step - 1))
                 record.update(image_spreads(model, batch))
@@ -245,6 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
                 acc = _Acc()
             if step % args.save_every == 0 and not args.no_state:
                 _save_state(state_path, model, opt, step, seconds, optimizer_start)
+    gc.unfreeze()
     if not args.no_state:
         _save_state(state_path, model, opt, step, seconds, optimizer_start)
     export = Path(args.export) if args.export else out / "export"
@@ -310,31 +326,37 @@ def image_spreads(model: NemotronVL, batch, max_tiles: int = 32) -> dict[str, fl
 
 
 class _Acc:
-    """Running sums between two log lines."""
+    """Running sums between two log lines.
+
+    The step's figures are summed as tensors where they were computed and read once per log line:
+    reading each step's loss (`float(...)`) waited for the GPU to finish that step, so the host
+    could never prepare the next batch while the GPU worked on this one.
+    """
 
     def __init__(self):
-        self.n, self.loss, self.correct, self.tokens, self.exact, self.examples = 0, 0.0, 0, 0, 0, 0
-        self.t_data, self.gnorm, self.tasks = 0.0, 0.0, {}
+        self.n, self.examples, self.t_data, self.t_step, self.tasks = 0, 0, 0.0, 0.0, {}
+        self.sums: torch.Tensor | None = None  # loss, correct, tokens, exact, grad norm
 
-    def add(self, res, batch, t_data, gnorm):
+    def add(self, res, batch, t_data: float, t_step: float, gnorm: torch.Tensor) -> None:
+        """`t_step`: host seconds in the step itself (launches, and any wait inside it)."""
+        row = torch.stack([res["loss"].detach().float(), res["correct"].float(), res["tokens"].float(),
+                           res["exact"].float(), gnorm.detach().float()])
+        self.sums = row if self.sums is None else self.sums + row
         self.n += 1
-        self.loss += float(res["loss"].detach())
-        self.correct += int(res["correct"])
-        self.tokens += int(res["tokens"])
-        self.exact += int(res["exact"])
-        self.examples += int(res["examples"])
+        self.examples += len(batch)
         self.t_data += t_data
-        self.gnorm += gnorm
+        self.t_step += t_step
         for ex in batch:
             self.tasks[ex.task] = self.tasks.get(ex.task, 0) + 1
 
     def record(self, step, seconds, lr, stage: int) -> dict:
         n = max(1, self.n)
+        loss, correct, tokens, exact, gnorm = self.sums.tolist() if self.sums is not None else [0.0] * 5
         return {"step": step, "stage": stage, "seconds": round(seconds, 1),
-                "loss": round(self.loss / n, 4), "token_acc": round(self.correct / max(1, self.tokens), 4),
-                "exact": round(self.exact / max(1, self.examples), 4), "lr": round(lr, 6),
-                "grad_norm": round(self.gnorm / n, 3), "data_wait_s": round(self.t_data / n, 3),
-                "tasks": self.tasks}
+                "loss": round(loss / n, 4), "token_acc": round(correct / max(1, tokens), 4),
+                "exact": round(exact / max(1, self.examples), 4), "lr": round(lr, 6),
+                "grad_norm": round(gnorm / n, 3), "data_wait_s": round(self.t_data / n, 3),
+                "step_host_s": round(self.t_step / n, 3), "tasks": self.tasks}
 
 
 def _move_optimizer(opt: torch.optim.Optimizer, device: torch.device) -> None:

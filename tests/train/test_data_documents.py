@@ -123,3 +123,14 @@ def test_read_target_is_every_printed_line_in_reading_order():
             assert truth["printed_total"] in lines[-1]
         else:
             assert truth["items"][-1]["description"] in lines[-1]
+
+
+def test_layout_without_ink_records_the_same_strings_on_a_blank_page():
+    for seed in SEEDS:
+        rng = random.Random(seed)
+        inv, style = random_invoice(rng), random_style(rng)
+        inked, dry = [], []
+        render_invoice(inv, style, size=(256, 256), record=inked)
+        page = render_invoice(inv, style, size=(256, 256), record=dry, ink=False)
+        assert dry == inked and len(dry) >= 6
+        assert page.getextrema() == ((255, 255),) * 3

@@ -25,8 +25,8 @@ def invoice_strings(rng: random.Random) -> list[str]:
     """The printed lines of a random document, top to bottom, each followed by its cells when it has
     several: a tile shows a whole line where it fits and single cells (a number, a date) otherwise."""
     record: list = []
-    # drawn at scale 1: only the record is used, the pixels are thrown away
-    render_invoice(random_invoice(rng), random_style(rng), size=(256, 256), scale=1, record=record)
+    # laid out, not drawn: only the record is used
+    render_invoice(random_invoice(rng), random_style(rng), size=(256, 256), scale=1, record=record, ink=False)
     out = []
     for row in text_rows(record):
         out.append(" ".join(row))
