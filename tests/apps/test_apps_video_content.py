@@ -82,7 +82,6 @@ def test_followup_from_saved_state_equals_scratch(trained_llm, clips, sessions, 
     assert again.outputs[0].token_ids == answer.outputs[0].token_ids and again.text == answer.text
 
 
-@needs_reading_model
 @pytest.mark.parametrize("seed", SEEDS[:2])
 def test_dense_captions_match_the_events(clips, sessions, seed):
     got = cap.dense_captions(sessions[seed])
