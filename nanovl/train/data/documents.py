@@ -131,7 +131,7 @@ class _Pen:
         # (top y, left x, text) of every string drawn, in base coordinates, when a list is given
         self.record = record
         # False: measure and record only; text tiles want the strings, and rasterizing them was
-        # ~40 % of a text-tile worker's time
+        # ~31 % of a text-tile worker's time (docs/TRAINING_NOTES.md section 14)
         self.ink = ink
 
     def font(self, size: int, bold: bool = False):
