@@ -24,8 +24,8 @@ import torch
 
 from nanovl.model.presets import preset_config
 from nanovl.ops.dispatch import use_training_ops
-from nanovl.train.dataset import CurriculumStream, StageSchedule
-from nanovl.train.recipe import PRESET, make_optimizer, media_ids, new_model, train_step
+from nanovl.train.dataset import CurriculumStream, StageSchedule, pack
+from nanovl.train.recipe import PRESET, make_optimizer, media_ids, new_model, pixel_dtype_for, train_step
 
 TOKENIZER = Path(__file__).resolve().parents[1] / "nanovl" / "assets" / "tiny"
 
@@ -92,7 +92,9 @@ def run(batch_sizes: list[int], device: torch.device, steps: int, warmup: int, t
     model = new_model(cfg, seed).to(device).train()
     opt = make_optimizer(model, 5e-4, 0.05)
     for bs in batch_sizes:
-        batch = full[:bs]
+        # packed (and pinned on the GPU) as the training loader hands it over
+        batch = pack(full[:bs], pixel_dtype_for(device))
+        batch = batch.pin_memory() if device.type == "cuda" else batch
         row = {"batch": bs, "tiles": sum(m.pixel_values.shape[0] for ex in batch for m in ex.media),
                "max_tokens": max(len(ex.ids) for ex in batch)}
         try:

@@ -146,9 +146,14 @@ def _schedule(args) -> StageSchedule:
     return StageSchedule(args.stage1_steps, args.stage0_steps)
 
 
+def pixel_dtype_for(device: torch.device) -> torch.dtype:
+    """The dtype batches carry their pixels in: a bf16-autocast (CUDA) run rounds them to bf16 at the
+    patch embedding anyway (dataset.pack), so they travel at half the bytes; the CPU run stays fp32."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
 def _loader(args, tok_dir: Path, cfg, start: int, device: torch.device):
-    # a bf16-autocast run rounds pixels to bf16 at the patch embedding anyway (dataset.pack)
-    pixel_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    pixel_dtype = pixel_dtype_for(device)
     stream = CurriculumStream(str(tok_dir), seed=args.seed, batch_size=args.batch_size, start=start,
                               stage_of=_schedule(args),
                               stage0_batch_size=args.stage0_batch_size or 4 * args.batch_size,
