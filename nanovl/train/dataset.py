@@ -18,7 +18,7 @@ import torch
 from nanovl.chat_template import render_chat
 from nanovl.inputs.image import image_to_tiles, normalize, pil_to_float
 from nanovl.inputs.transcript import Segment, Transcript, interleave, speech_line
-from nanovl.train.samples import TrainSample, completion_text, draw_sample
+from nanovl.train.samples import Mix, TrainSample, completion_text, draw_sample
 
 END_OF_TURN = "<SPECIAL_12>"
 # example seeds: dataset seed in the high bits, example index in the low 32 (as data.mixture does)
@@ -181,7 +181,8 @@ class CurriculumStream(torch.utils.data.IterableDataset):
 
     def __init__(self, tokenizer_dir: str, *, seed: int, batch_size: int, start: int, stage_of: StageSchedule,
                  image_size: int, max_tiles: int, mean, std, evs_rates=(0.0, 0.0, 0.3, 0.5, 0.7),
-                 stage0_batch_size: int | None = None, pixel_dtype: torch.dtype = torch.float32):
+                 stage0_batch_size: int | None = None, pixel_dtype: torch.dtype = torch.float32,
+                 mix: Mix = Mix()):
         self.tokenizer_dir, self.seed, self.batch_size, self.start = tokenizer_dir, seed, batch_size, start
         # stage-0 examples are single tiles, ~10x cheaper than a page: larger batches keep the GPU busy
         self.stage0_batch_size = stage0_batch_size or batch_size
@@ -189,6 +190,7 @@ class CurriculumStream(torch.utils.data.IterableDataset):
         self.image_size, self.max_tiles, self.mean, self.std = image_size, max_tiles, mean, std
         self.evs_rates = evs_rates
         self.pixel_dtype = pixel_dtype  # of the PackedBatches the workers yield
+        self.mix = mix
 
     def __iter__(self) -> Iterator[list[Example]]:
         from tokenizers import Tokenizer
@@ -211,7 +213,7 @@ class CurriculumStream(torch.utils.data.IterableDataset):
         first = (1 << (_INDEX_BITS - 1)) + b * size if stage == 0 else b * self.batch_size
         for i in range(size):
             seed = (self.seed << _INDEX_BITS) + first + i
-            ts = draw_sample(seed, stage)
+            ts = draw_sample(seed, stage, self.mix)
             rate = self.evs_rates[seed % len(self.evs_rates)]
             out.append(build_example(ts, tok, image_size=self.image_size, max_tiles=self.max_tiles,
                                      mean=self.mean, std=self.std, pruning_rate=rate))

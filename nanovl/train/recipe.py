@@ -31,6 +31,7 @@ from nanovl.ops.dispatch import use_reference_ops, use_training_ops
 from nanovl.testing.random_checkpoint import random_tensor
 from nanovl.train.collate import MediaIds, batch_loss
 from nanovl.train.dataset import CurriculumStream, StageSchedule, pack
+from nanovl.train.samples import parse_mix
 from nanovl.train.ship import export_checkpoint, load_into
 
 PRESET = "tiny-trained"
@@ -66,6 +67,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--token-cap", type=int, default=None,
                    help="an example counts as at most this many tokens in the loss (default: every token alike)")
+    p.add_argument("--mix", default=None, metavar="TASK=W,...",
+                   help="stage-2 task weights that replace the curriculum's (samples.STAGE_TASKS[2]), e.g. "
+                        "text_tile=2,chart=3 for a continuation that spends its time on reading")
+    p.add_argument("--tile-shares", default=None, metavar="money=S,chart=S",
+                   help="shares of text tiles that show documents' totals / charts' strings (default 0.1 each)")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=4, help="torch threads of the training process")
@@ -80,7 +86,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fast-ops", action=argparse.BooleanOptionalAction, default=None,
                    help="training op mode (default on with CUDA): fla's differentiable SSD scan and "
                         "cache-free SDPA attention; --no-fast-ops runs every op's reference through a KV cache")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        parse_mix(args.mix, args.tile_shares)
+    except ValueError as e:
+        p.error(str(e))
+    return args
 
 
 def new_model(cfg, seed: int, init: str | Path | None = None) -> NemotronVL:
@@ -159,7 +170,7 @@ def _loader(args, tok_dir: Path, cfg, start: int, device: torch.device):
                               stage0_batch_size=args.stage0_batch_size or 4 * args.batch_size,
                               image_size=cfg.force_image_size,
                               max_tiles=cfg.max_num_tiles, mean=cfg.norm_mean, std=cfg.norm_std,
-                              pixel_dtype=pixel_dtype)
+                              pixel_dtype=pixel_dtype, mix=parse_mix(args.mix, args.tile_shares))
     if args.workers <= 0 or args.repeat_batch:
         from tokenizers import Tokenizer
 
@@ -271,8 +282,10 @@ def main(argv: list[str] | None = None) -> dict:
     export = Path(args.export) if args.export else out / "export"
     max_bytes = int(args.max_shard_mb * 2 ** 20) if args.max_shard_mb else None
     export_checkpoint(model, export, preset=args.preset, tokenizer_dir=tok_dir, max_shard_bytes=max_bytes)
-    (export / "train_meta.json").write_text(json.dumps({"step": step, "seconds": seconds, "seed": args.seed,
-                                                        "batch_size": args.batch_size}) + "\n")
+    meta = {"step": step, "seconds": seconds, "seed": args.seed, "batch_size": args.batch_size}
+    if args.mix or args.tile_shares:
+        meta.update(mix=args.mix, tile_shares=args.tile_shares)  # this call's override of the curriculum
+    (export / "train_meta.json").write_text(json.dumps(meta) + "\n")
     print(f"stopped at batch {step} after {seconds:.0f} s of training; exported {export}", flush=True)
     return record
 

@@ -88,6 +88,50 @@ MONEY_TILE_SHARE = 0.1
 CHART_TILE_SHARE = 0.1
 
 
+@dataclass(frozen=True)
+class Mix:
+    """A run's override of the curriculum: stage-2 task weights and the text tiles' money/chart shares.
+
+    A continuation spends its time where the eval misses (`nanovl train --mix text_tile=2,chart=3
+    --tile-shares money=0.15,chart=0.3`); the default Mix is the curriculum above, draw for draw.
+    """
+
+    stage2: tuple[tuple[str, float], ...] | None = None
+    money_tile_share: float = MONEY_TILE_SHARE
+    chart_tile_share: float = CHART_TILE_SHARE
+
+    def weights(self, stage: int) -> dict[str, float]:
+        return dict(self.stage2) if stage == 2 and self.stage2 is not None else STAGE_TASKS[stage]
+
+
+def parse_mix(weights: str | None = None, tile_shares: str | None = None) -> Mix:
+    """`Mix` from "task=w,..." (stage-2 tasks named here replace their weights; the rest keep theirs)
+    and "money=s,chart=s"; unknown names and impossible shares are errors, not silently ignored."""
+    def pairs(text: str, known, what: str) -> dict[str, float]:
+        out = {}
+        for item in filter(None, (t.strip() for t in text.split(","))):
+            name, sep, value = item.partition("=")
+            if not sep or name not in known:
+                raise ValueError(f"{what}: expected NAME=NUMBER with NAME in {sorted(known)}, got {item!r}")
+            out[name] = float(value)
+            if out[name] < 0:
+                raise ValueError(f"{what}: {name} must not be negative")
+        return out
+
+    stage2 = None
+    if weights:
+        merged = {**STAGE_TASKS[2], **pairs(weights, set(STAGE_TASKS[2]), "--mix")}
+        if sum(merged.values()) <= 0:
+            raise ValueError("--mix: at least one task needs a positive weight")
+        stage2 = tuple(sorted(merged.items()))
+    shares = pairs(tile_shares or "", {"money", "chart"}, "--tile-shares")
+    money = shares.get("money", MONEY_TILE_SHARE)
+    chart = shares.get("chart", CHART_TILE_SHARE)
+    if money + chart > 1:
+        raise ValueError("--tile-shares: money + chart must not exceed 1")
+    return Mix(stage2, money, chart)
+
+
 @dataclass
 class TrainSample:
     """A generator sample plus what the prompt builder needs.
@@ -144,17 +188,18 @@ def render_video_sample(seed: int, question: str | None = None) -> tuple[Sample,
     return sample, frames, times, [(narration.start, narration.end, text)]
 
 
-def draw_sample(seed: int, stage: int) -> TrainSample:
-    """One training sample of `stage` (0, 1 or 2) from `seed`: task, question kind and thinking drawn from it."""
+def draw_sample(seed: int, stage: int, mix: Mix = Mix()) -> TrainSample:
+    """One training sample of `stage` (0, 1 or 2) from `seed`: task, question kind and thinking drawn
+    from it (`mix` may reweigh stage 2's tasks and the text tiles' kinds)."""
     rng = random.Random(seed ^ 0x5EED)
-    task = _pick(rng, STAGE_TASKS[stage])
+    task = _pick(rng, mix.weights(stage))
     # non-reasoning answers are trained both behind an empty thought and with thinking off
     thinking = rng.random() < 0.5
     if task == "text_tile":
         # one draw picks money, chart or page strings, so page tiles keep the seeds they had
         u = rng.random()
-        return TrainSample(make_text_tile_sample(seed, money=u < MONEY_TILE_SHARE,
-                                                 chart=MONEY_TILE_SHARE <= u < MONEY_TILE_SHARE + CHART_TILE_SHARE),
+        money, chart = mix.money_tile_share, mix.chart_tile_share
+        return TrainSample(make_text_tile_sample(seed, money=u < money, chart=money <= u < money + chart),
                            thinking)
     if task == "scene_tile":
         return TrainSample(make_scene_tile_sample(seed), thinking)
