@@ -103,7 +103,10 @@ def read_checkpoint_shapes(folder: str | os.PathLike) -> dict[str, tuple[int, ..
 def init_on_meta() -> Iterator[None]:
     """Modules built inside get their parameters on the meta device (buffers stay real).
 
-    It patches `nn.Module.register_parameter` for the duration, so build one model at a time.
+    It patches `nn.Module.register_parameter` and the `nn.init` fills for the duration, so build one
+    model at a time. A fill of a meta tensor is skipped: its values are never read, and `normal_` on
+    meta goes through torch's decomposition refs, whose first use imports torch._dynamo (~2-3 s of
+    every CLI call's start on a 2-core CPU, for an embedding the checkpoint overwrites anyway).
     """
     original = nn.Module.register_parameter
 
@@ -112,11 +115,26 @@ def init_on_meta() -> Iterator[None]:
         if param is not None and not param.is_meta:
             module._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
 
+    def skipping_meta(fill):
+        def fill_unless_meta(tensor, *args, **kwargs):
+            return tensor if tensor.is_meta else fill(tensor, *args, **kwargs)
+        return fill_unless_meta
+
+    fills = {name: getattr(nn.init, name) for name in _INIT_FILLS}
     nn.Module.register_parameter = register
+    for name, fill in fills.items():
+        setattr(nn.init, name, skipping_meta(fill))
     try:
         yield
     finally:
         nn.Module.register_parameter = original
+        for name, fill in fills.items():
+            setattr(nn.init, name, fill)
+
+
+# the nn.init fills torch's modules call from reset_parameters
+_INIT_FILLS = ("normal_", "uniform_", "trunc_normal_", "constant_", "ones_", "zeros_", "kaiming_uniform_",
+               "kaiming_normal_", "xavier_uniform_", "xavier_normal_", "orthogonal_")
 
 
 def _targets(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, list[str]]]:

@@ -203,3 +203,28 @@ def test_real_preset_module_matches_official_layout():
     want = {vl_key_map(k): s for k, s in shapes.items() if vl_key_map(k) is not None}
     assert got == want
     assert model.vision_model.vit.patch_generator.num_prefix_tokens == 8
+
+
+def test_meta_build_skips_fills_and_restores_nn_init():
+    # a fill of a meta parameter would import torch._dynamo (normal_ goes through the decomposition
+    # refs on meta): ~2-3 s of every CLI start, for values the checkpoint overwrites
+    from nanovl.model.loader import init_on_meta
+
+    before = torch.nn.init.normal_
+    with init_on_meta():
+        emb = torch.nn.Embedding(7, 3)
+        real = torch.nn.init.normal_(torch.zeros(4), std=1.0)  # a real tensor still gets its fill
+    assert emb.weight.is_meta and real.abs().sum() > 0
+    assert torch.nn.init.normal_ is before
+
+
+def test_loading_the_bundled_model_does_not_import_dynamo():
+    import subprocess
+    import sys
+
+    code = ("import sys; from nanovl.llm import BUNDLED_MODEL; from nanovl.model.loader import load_model; "
+            "load_model(BUNDLED_MODEL); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
