@@ -80,22 +80,36 @@ def place(captions: Iterable[Caption], offset: float, lo: float, hi: float) -> l
     return placed
 
 
-def merge_captions(per_segment: Sequence[Sequence[Caption]], *, gap: float = 0.0) -> list[Caption]:
-    """Join the segments' captions in time order; one event cut by a segment boundary (the same
-    caption ending where the next segment's starts, within `gap` s) becomes one caption again,
-    and exact repeats are dropped."""
+def merge_captions(per_segment: Sequence[Sequence[Caption]], *, gap: float = 0.0,
+                   boundaries: Sequence[float] | None = None) -> list[Caption]:
+    """Join the segments' captions in time order; exact repeats are dropped.
+
+    One event cut by a segment boundary becomes one caption again: the same caption in the next
+    segment starting within `gap` s after the earlier one ends or, when `boundaries` (segment i starts
+    at boundaries[i]) are given, an earlier piece ending within `gap` of the cut and a later one
+    starting within `gap` of it. The second form is for models that, seeing only sampled frames,
+    put a cut event's edges one frame inside each segment (the tiny model ends it on the segment's
+    last frame and starts it one frame late): pass one frame interval as `gap`.
+    """
     merged: list[Caption] = []
     for i, captions in enumerate(per_segment):
+        cut = boundaries[i] if boundaries is not None and i > 0 else None
         for c in sorted(captions, key=lambda c: (c.start, c.end)):
             if c in merged:
                 continue  # a weak model may repeat an event word for word
             join = next((j for j, m in enumerate(merged) if i > 0 and m.caption == c.caption
-                         and m.end <= c.start + 1e-6 and c.start - m.end <= gap + 1e-6), None)
+                         and m.end <= c.start + 1e-6 and _continues(m, c, gap, cut)), None)
             if join is not None:
                 merged[join] = Caption(merged[join].start, max(merged[join].end, c.end), c.caption)
             else:
                 merged.append(c)
     return sorted(merged, key=lambda c: (c.start, c.end))
+
+
+def _continues(earlier: Caption, later: Caption, gap: float, cut: float | None) -> bool:
+    if later.start - earlier.end <= gap + 1e-6:
+        return True
+    return cut is not None and abs(earlier.end - cut) <= gap + 1e-6 and abs(later.start - cut) <= gap + 1e-6
 
 
 def dense_captions(session, *, max_tokens: int | None = None) -> list[Caption]:
@@ -109,7 +123,8 @@ def ask_captions(session, *, max_tokens: int | None = None) -> tuple[list[Captio
                                  response_format=lambda seg: response_format(seg.end - seg.start))
     per_segment = [place(parse_captions(out.text), seg.offset, seg.start, seg.end)
                    for seg, out in zip(session.segments, asked[0])]
-    return merge_captions(per_segment, gap=1.0 / session.options.fps), asked
+    return merge_captions(per_segment, gap=1.0 / session.options.fps,
+                          boundaries=[seg.start for seg in session.segments]), asked
 
 
 def to_json(captions: Sequence[Caption]) -> str:

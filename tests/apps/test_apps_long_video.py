@@ -134,6 +134,20 @@ def test_place_and_merge_captions():
     assert [c.caption for c in merged] == ["a red circle", "x", "y"]
 
 
+def test_merge_joins_an_event_whose_edges_sit_one_frame_inside_each_segment():
+    # seen through 2 fps frames the tiny model ends a cut event on its segment's last frame (3.5) and
+    # starts it on the next segment's second frame (4.5): both edges within one frame of the cut at 4.0
+    seg1 = [cap.Caption(0.5, 3.5, "a yellow triangle"), cap.Caption(1.0, 2.0, "a red circle")]
+    seg2 = [cap.Caption(4.5, 7.0, "a yellow triangle"), cap.Caption(6.0, 7.0, "a red circle")]
+    merged = cap.merge_captions([seg1, seg2], gap=0.5, boundaries=[0.0, 4.0])
+    assert cap.Caption(0.5, 7.0, "a yellow triangle") in merged
+    # an event that ended well before the cut is another event, not a piece of this one
+    assert [c for c in merged if c.caption == "a red circle"] == [cap.Caption(1.0, 2.0, "a red circle"),
+                                                                  cap.Caption(6.0, 7.0, "a red circle")]
+    # without the boundaries only pieces within one frame of each other are joined
+    assert cap.Caption(0.5, 7.0, "a yellow triangle") not in cap.merge_captions([seg1, seg2], gap=0.5)
+
+
 def test_parse_captions_keeps_complete_events_of_a_cut_answer():
     text = '[{"start": 1, "end": 2, "caption": "one\\nline"}, {"start": 5, "end": 3, "caption": "b"}, {"start": 4'
     assert cap.parse_captions(text) == [cap.Caption(1.0, 2.0, "one line"), cap.Caption(3.0, 5.0, "b")]

