@@ -119,7 +119,6 @@ def test_trained_model_extracts_the_ground_truth(trained_llm, tmp_path, kind):
     assert result.value == _truth(sample)
 
 
-@needs_reading_model
 def test_trained_model_two_page_pdf_equals_ground_truth(trained_llm, tmp_path):
     sample = _sample("invoice", start=HELD_OUT + 100, scale=RENDER_SCALE)
     pdf = _two_page_pdf(sample, tmp_path / "two_pages.pdf")

@@ -17,7 +17,6 @@ from PIL import Image
 import nanovl
 from nanovl.apps.cli_apps import main
 from nanovl.apps.schemas import load_schema, validation_errors
-from helpers import needs_reading_model
 
 SAMPLES = Path(nanovl.__file__).parent / "assets" / "samples"
 INVOICE = SAMPLES / "invoice.png"
@@ -38,7 +37,6 @@ def test_any_model_prints_schema_valid_json(random_llm):
     assert validation_errors(json.loads(out.getvalue()), load_schema("invoice")) == []
 
 
-@needs_reading_model
 def test_readme_command_prints_the_ground_truth(trained_llm):
     # the command exactly as the README gives it, in a fresh process with the default (bundled) model
     proc = subprocess.run([sys.executable, "-m", "nanovl", "extract", "nanovl/assets/samples/invoice.png",
