@@ -118,7 +118,8 @@ def make_invoice(seed: int, ctx: EvalContext) -> Case:
 
 def make_chart(seed: int, ctx: EvalContext) -> Case:
     s = make_chart_sample(seed, scale=RENDER_SCALE, question="value")
-    truth = {"value": s.truth["values"][s.truth["labels"].index(s.truth["label"])]}
+    truth = {"value": s.truth["values"][s.truth["labels"].index(s.truth["label"])], "kind": s.truth["kind"],
+             "values": list(s.truth["values"])}
     return Case("chart", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.target, truth,
                 TrainSample(s, ctx.thinking))
 
@@ -279,9 +280,13 @@ def score_arithmetic(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float
 
 
 def score_chart(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:
+    """Within 2 %, also per chart kind (bar / line / pie), and how often a wrong answer is another value
+    the chart prints: a number read right but tied to the wrong label, not a misread one."""
     pred = _float(out.text)
-    return {"within_2pct": (float(_within(pred, case.truth["value"], 0.02)), 1),
-            "exact": (float(out.text.strip() == case.target), 1)}
+    ok = _within(pred, case.truth["value"], 0.02)
+    other = not ok and any(_within(pred, v, 1e-9) for v in case.truth["values"])
+    return {"within_2pct": (float(ok), 1), "exact": (float(out.text.strip() == case.target), 1),
+            case.truth["kind"]: (float(ok), 1), "wrong_label": (float(other), 1)}
 
 
 def score_chart_json(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:

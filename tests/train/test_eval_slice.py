@@ -109,6 +109,8 @@ def test_reference_answers_score_full_marks(tmp_path):
             elif task == "sums_no_think":
                 assert metrics == {"accuracy": 1.0, "with_reasoning": 0.0}
             else:
+                # a miss diagnostic (the right answer is no miss of any kind)
+                assert metrics.pop("wrong_label", 0.0) == 0.0, (task, metrics)
                 assert spec.headline_value(metrics) == 1.0, (task, metrics)
                 assert all(v == 1.0 for v in metrics.values()), (task, metrics)
 
@@ -131,6 +133,19 @@ def test_wrong_answers_score_zero(tmp_path):
     (s,) = E.make_cases("sums_no_think", 1, E.DEFAULT_SEED_BASE, ctx)
     sneaky = SimpleNamespace(text=s.target, reasoning_content=None, token_ids=[think, 5])
     assert E.score_sum(s, sneaky, ctx)["with_reasoning"][0] == 1.0
+
+
+def test_chart_misses_split_into_misread_and_wrong_label(tmp_path):
+    ctx = _ctx(Tokenizer.from_dir(TOKENIZER_DIR), tmp_path)
+    (chart,) = E.make_cases("chart", 1, E.DEFAULT_SEED_BASE, ctx)
+    kind, value = chart.truth["kind"], chart.truth["value"]
+    other = next(v for v in chart.truth["values"] if abs(v - value) > 0.02 * value)
+    said = lambda text: E.score_chart(chart, SimpleNamespace(text=text, token_ids=[]), ctx)  # noqa: E731
+    # another value the chart prints: read right, tied to the wrong label
+    assert said(f"{other:g}")["wrong_label"] == (1.0, 1) and said(f"{other:g}")[kind] == (0.0, 1)
+    # a number the chart does not print is a misread, and the right one is neither
+    assert said("123456")["wrong_label"] == (0.0, 1)
+    assert said(chart.target)["wrong_label"] == (0.0, 1) and said(chart.target)[kind] == (1.0, 1)
 
 
 def test_text_tile_scores_glyphs_at_their_place(tmp_path):
