@@ -66,9 +66,11 @@ STEPWISE_SUMS = True
 # swapped image left their loss unchanged to 4 digits, docs/TRAINING_NOTES.md section 7); a page's
 # ~60 line tokens can only be predicted by reading. Chart "json" (every label and value) is the same
 # for charts.
+# "markdown" is `nanovl extract --markdown` word for word (the read lines as Markdown; added in session 10,
+# after v7, asked that question, answered with the invoice JSON it knew).
 DOC_QUESTIONS = {1: {"read": 4, "total": 2, "vendor": 1, "number": 1, "date": 1, "currency": 1},
-                 2: {"read": 1, "json": 2, "json_items": 3, "total": 1, "vendor": 1, "number": 1, "date": 1,
-                     "currency": 1}}
+                 2: {"read": 1, "markdown": 1, "json": 2, "json_items": 3, "total": 1, "vendor": 1, "number": 1,
+                     "date": 1, "currency": 1}}
 CHART_QUESTIONS = {1: {"value": 1, "json": 1}, 2: {"value": 4, "largest": 1, "smallest": 1, "json": 1}}
 # stage 1 asks for dense captions too: the other questions name the object they ask about, so only
 # these and "count" make the model say what a clip shows

@@ -243,3 +243,19 @@ def test_eval_scores_dense_captions_within_one_second(tmp_path):
             m = _rates(E.score_dense_captions(case, _out(json.dumps(wrong)), ctx))
             assert m["within_1s"] == 0.0 and m["precision_1s"] == 0.0 and m["exact"] == 0.0
         assert set(_rates(E.score_dense_captions(case, _out("[]"), ctx)).values()) == {0.0}
+
+
+# ------------------------------------------------------------------ markdown
+def test_markdown_training_prompt_is_the_app_prompt():
+    from nanovl.apps.documents import MARKDOWN_PROMPT
+    from nanovl.train.data.documents import MARKDOWN_QUESTION
+
+    assert MARKDOWN_QUESTION == MARKDOWN_PROMPT and DOC_QUESTIONS[2]["markdown"] > 0
+    proc = _processor()
+    ts = _find(lambda ts: ts.sample.task == "document" and ts.sample.truth["question_kind"] == "markdown"
+               and not ts.thinking)
+    # exactly what apps.documents.to_markdown sends for one page (thinking off, its default)
+    got = proc.process_chat(_page_message(ts.sample.images, MARKDOWN_PROMPT, None), enable_thinking=False)
+    want, ex = _training_ids(proc, ts, got)
+    assert got.prompt_token_ids == want
+    assert ts.sample.target.startswith("# ") and ts.sample.target.count("\n\n") >= 3

@@ -134,3 +134,39 @@ def test_layout_without_ink_records_the_same_strings_on_a_blank_page():
         page = render_invoice(inv, style, size=(256, 256), record=dry, ink=False)
         assert dry == inked and len(dry) >= 6
         assert page.getextrema() == ((255, 255),) * 3
+
+
+def _unmark(markdown: str) -> list[str]:
+    """The Markdown target's text lines with its syntax taken off (heading, table pipes, list, bold)."""
+    lines = []
+    for line in markdown.split("\n"):
+        if not line or set(line) <= set("|-"):
+            continue  # paragraph breaks and the table's separator row
+        if line.startswith("|"):
+            line = " ".join(cell.strip() for cell in line.strip("|").split("|"))
+        lines.append(line.removeprefix("# ").removeprefix("- ").removeprefix("**").removesuffix("**"))
+    return lines
+
+
+def test_markdown_target_is_the_read_lines_with_structure():
+    layouts = set()
+    for seed in range(60):  # deterministic: fixed seeds, every layout among them
+        md = make_document_sample(seed, question="markdown", augment=False)
+        read = make_document_sample(seed, question="read", augment=False)
+        # the same page, the same strings in the same order: only the Markdown syntax is added
+        assert md.images[0].tobytes() == read.images[0].tobytes()
+        assert _unmark(md.target) == read.target.split("\n"), (seed, md.target)
+        truth, blocks = md.truth, md.target.split("\n\n")
+        layouts.add(truth["layout"])
+        assert blocks[0] == f"# {truth['vendor']}"
+        if truth["layout"] == "receipt":
+            items = next(b for b in blocks if b.startswith("- ")).split("\n")
+        else:
+            table = next(b for b in blocks if b.startswith("| Item |")).split("\n")
+            assert table[1] == "|" + "---|" * table[0].count(" | ") + "---|"
+            items = table[2:]
+        assert len(items) == len(truth["items"])
+        assert all(item["description"] in row for item, row in zip(truth["items"], items))
+        if truth["printed_total"]:
+            assert blocks[-1].startswith("**") and truth["printed_total"] in blocks[-1]
+    assert layouts == set(LAYOUTS)

@@ -22,6 +22,10 @@ _QUESTION_WEIGHTS = (3, 2, 2, 1, 1, 1, 1)
 # the question kind (and image) it always had
 READ_KIND = "read"
 READ_QUESTION = "Read all the text in this document, line by line."
+# the same reading, in the form `nanovl extract --markdown` asks for (apps.documents.MARKDOWN_PROMPT,
+# word for word): the model learns the app's question instead of answering it with the JSON it knows
+MARKDOWN_KIND = "markdown"
+MARKDOWN_QUESTION = "Transcribe the document as Markdown."
 _VENDOR_NAMES = ("Acme", "Bluebird", "Cedar", "Delta", "Ember", "Falcon", "Granite", "Harbor", "Iris", "Juniper",
                  "Kestrel", "Lotus", "Maple", "Nova", "Orchid", "Pine", "Quartz", "Raven", "Summit", "Zenith")
 _VENDOR_KINDS = ("Books", "Cafe", "Foods", "Market", "Print", "Supply", "Tools", "Labs")
@@ -281,6 +285,35 @@ def text_lines(record: list[tuple[float, float, str]]) -> list[str]:
     return [" ".join(row) for row in text_rows(record)]
 
 
+def markdown_text(record: list[tuple[float, float, str]]) -> str:
+    """The printed rows as Markdown: the vendor as a heading, the item table as a table (receipts'
+    item lines as a list), the total in bold, every other row its own paragraph; the strings are
+    exactly the printed ones (`text_rows`), so a perfect transcription reads every glyph."""
+    rows = text_rows(record)
+    blocks, i = [f"# {' '.join(rows[0])}"] if rows else [], 1
+    while i < len(rows):
+        cells = rows[i]
+        if cells[0] == "Item":  # a boxed layout's table: its rows have one cell per column
+            table = ["| " + " | ".join(cells) + " |", "|" + "---|" * len(cells)]
+            i += 1
+            while i < len(rows) and len(rows[i]) == len(cells):
+                table.append("| " + " | ".join(rows[i]) + " |")
+                i += 1
+            blocks.append("\n".join(table))
+            continue
+        if " x " in cells[0] and " @ " in cells[0]:  # receipt item lines ("2 x Tea @ 4.50" [amount])
+            items = []
+            while i < len(rows) and " x " in rows[i][0] and " @ " in rows[i][0]:
+                items.append("- " + " ".join(rows[i]))
+                i += 1
+            blocks.append("\n".join(items))
+            continue
+        line = " ".join(cells)
+        blocks.append(f"**{line}**" if line.upper().startswith("TOTAL") else line)
+        i += 1
+    return "\n\n".join(blocks)
+
+
 def invoice_fields(invoice: Invoice, *, with_items: bool = False) -> dict:
     """The extraction fields in their fixed key order; date ISO, total a number."""
     out = {"vendor": invoice.vendor, "invoice_number": invoice.number, "date": invoice.date.isoformat(),
@@ -341,17 +374,20 @@ def make_document_sample(seed: int, *, size: tuple[int, int] = DEFAULT_SIZE, sca
         size: page size at scale 1.
         scale: render upscale (fonts included) for large samples.
         augment: rotate (<= 2 degrees) and add noise.
-        question: one of QUESTION_KINDS or READ_KIND (every printed line); drawn from the seed when None.
+        question: one of QUESTION_KINDS, READ_KIND (every printed line) or MARKDOWN_KIND (the same as
+            Markdown); drawn from the seed when None.
     """
     rng = random.Random(seed)
     invoice, style = random_invoice(rng), random_style(rng)
     # always draw the kind so a forced question leaves the image of that seed unchanged
     kind = rng.choices(QUESTION_KINDS, weights=_QUESTION_WEIGHTS)[0]
     kind = question or kind
-    record: list | None = [] if kind == READ_KIND else None
+    record: list | None = [] if kind in (READ_KIND, MARKDOWN_KIND) else None
     image = render_invoice(invoice, style, size=size, scale=scale, record=record)
     if kind == READ_KIND:
         text, target = READ_QUESTION, "\n".join(text_lines(record))
+    elif kind == MARKDOWN_KIND:
+        text, target = MARKDOWN_QUESTION, markdown_text(record)
     else:
         text, target = _question(invoice, kind)
     if augment:
