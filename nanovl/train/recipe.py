@@ -88,7 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "cache-free SDPA attention; --no-fast-ops runs every op's reference through a KV cache")
     args = p.parse_args(argv)
     try:
-        parse_mix(args.mix, args.tile_shares)
+        # parsed once, here, so a bad value stops the run before any work; the loader takes this Mix
+        args.curriculum_mix = parse_mix(args.mix, args.tile_shares)
     except ValueError as e:
         p.error(str(e))
     return args
@@ -170,7 +171,7 @@ def _loader(args, tok_dir: Path, cfg, start: int, device: torch.device):
                               stage0_batch_size=args.stage0_batch_size or 4 * args.batch_size,
                               image_size=cfg.force_image_size,
                               max_tiles=cfg.max_num_tiles, mean=cfg.norm_mean, std=cfg.norm_std,
-                              pixel_dtype=pixel_dtype, mix=parse_mix(args.mix, args.tile_shares))
+                              pixel_dtype=pixel_dtype, mix=args.curriculum_mix)
     if args.workers <= 0 or args.repeat_batch:
         from tokenizers import Tokenizer
 

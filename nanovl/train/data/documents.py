@@ -301,9 +301,9 @@ def markdown_text(record: list[tuple[float, float, str]]) -> str:
                 i += 1
             blocks.append("\n".join(table))
             continue
-        if " x " in cells[0] and " @ " in cells[0]:  # receipt item lines ("2 x Tea @ 4.50" [amount])
+        if _receipt_item(cells):
             items = []
-            while i < len(rows) and " x " in rows[i][0] and " @ " in rows[i][0]:
+            while i < len(rows) and _receipt_item(rows[i]):
                 items.append("- " + " ".join(rows[i]))
                 i += 1
             blocks.append("\n".join(items))
@@ -312,6 +312,11 @@ def markdown_text(record: list[tuple[float, float, str]]) -> str:
         blocks.append(f"**{line}**" if line.upper().startswith("TOTAL") else line)
         i += 1
     return "\n\n".join(blocks)
+
+
+def _receipt_item(cells: list[str]) -> bool:
+    """A receipt's item line, as `_draw_receipt` prints it: "2 x Tea @ 4.50" [amount]."""
+    return " x " in cells[0] and " @ " in cells[0]
 
 
 def invoice_fields(invoice: Invoice, *, with_items: bool = False) -> dict:
