@@ -12,6 +12,7 @@ workflow writes ASR output into the prompt.
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,8 +117,8 @@ def parse_mix(weights: str | None = None, tile_shares: str | None = None) -> Mix
             if not sep or name not in known:
                 raise ValueError(f"{what}: expected NAME=NUMBER with NAME in {sorted(known)}, got {item!r}")
             out[name] = float(value)
-            if out[name] < 0:
-                raise ValueError(f"{what}: {name} must not be negative")
+            if not math.isfinite(out[name]) or out[name] < 0:
+                raise ValueError(f"{what}: {name} must be a finite number, not negative")
         return out
 
     stage2 = None

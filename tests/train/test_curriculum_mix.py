@@ -49,7 +49,7 @@ def _is_chart_string(line: str) -> bool:
     return line in words or line.replace(".", "", 1).isdigit()
 
 
-@pytest.mark.parametrize("weights,shares", [("nonsense=1", None), ("text_tile", None), ("chart=-1", None),
+@pytest.mark.parametrize("weights,shares", [("nonsense=1", None), ("text_tile", None), ("chart=-1", None), ("chart=nan", None), ("chart=abc", None),
                                             (",".join(f"{t}=0" for t in STAGE_TASKS[2]), None),
                                             (None, "money=0.6,chart=0.6"), (None, "pages=0.2")])
 def test_bad_mix_is_an_error(weights, shares):
