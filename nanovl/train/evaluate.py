@@ -117,10 +117,12 @@ def make_invoice(seed: int, ctx: EvalContext) -> Case:
 
 
 def make_chart(seed: int, ctx: EvalContext) -> Case:
-    s = make_chart_sample(seed, scale=RENDER_SCALE, question="value")
+    # with thinking on the answer follows the chart's readings (charts.chart_trace); only the answer is scored
+    s = make_chart_sample(seed, scale=RENDER_SCALE, question="value", thinking=ctx.thinking)
     truth = {"value": s.truth["values"][s.truth["labels"].index(s.truth["label"])], "kind": s.truth["kind"],
-             "values": list(s.truth["values"])}
-    return Case("chart", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), s.target, truth,
+             "values": list(s.truth["values"]), "label": s.truth["label"], "readings": s.reasoning}
+    target = s.target.rsplit("</think>\n", 1)[-1]
+    return Case("chart", seed, _image_messages(s), _params(ctx, s.target, ctx.thinking), target, truth,
                 TrainSample(s, ctx.thinking))
 
 
@@ -285,8 +287,15 @@ def score_chart(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int
     pred = _float(out.text)
     ok = _within(pred, case.truth["value"], 0.02)
     other = not ok and any(_within(pred, v, 1e-9) for v in case.truth["values"])
-    return {"within_2pct": (float(ok), 1), "exact": (float(out.text.strip() == case.target), 1),
-            case.truth["kind"]: (float(ok), 1), "wrong_label": (float(other), 1)}
+    scores = {"within_2pct": (float(ok), 1), "exact": (float(out.text.strip() == case.target), 1),
+              case.truth["kind"]: (float(ok), 1), "wrong_label": (float(other), 1)}
+    if case.truth.get("readings") is not None:
+        # traced: did it read the whole chart right, and does the answer copy its own reading of the label?
+        read = (out.reasoning_content or "").strip()
+        mine = dict(line.split(": ", 1) for line in read.split("\n") if ": " in line)
+        scores["readings_right"] = (float(read == case.truth["readings"]), 1)
+        scores["follows_readings"] = (float(mine.get(case.truth["label"]) == out.text.strip()), 1)
+    return scores
 
 
 def score_chart_json(case: Case, out, ctx: EvalContext) -> dict[str, tuple[float, int]]:

@@ -9,6 +9,7 @@ import pytest
 from matplotlib.colors import to_rgb
 
 from nanovl.train.data.charts import ChartSpec, draw_chart, make_chart_sample, random_chart, render_chart
+from nanovl.train.data.common import format_number
 
 
 def _bar_heights(image, color: str) -> list[int]:
@@ -87,3 +88,31 @@ def test_values_are_integers_or_one_decimal():
         texts = [spec.value_text(v) for v in spec.values]
         assert all(("." in t) == bool(spec.decimals) for t in texts)
         assert all(float(t) == v for t, v in zip(texts, spec.values))
+
+
+def test_a_traced_value_answer_copies_its_reading_of_every_label():
+    for seed in range(6):
+        plain = make_chart_sample(seed, question="value")
+        s = make_chart_sample(seed, question="value", thinking=True)
+        labels, values = s.truth["labels"], s.truth["values"]
+        # the trace reads the whole chart in order, then the answer is the asked label's line
+        assert s.thinking and s.reasoning.split("\n") == [f"{k}: {plain_text}" for k, plain_text in
+                                                          zip(labels, [format_number(v, s.truth["decimals"])
+                                                                       for v in values])]
+        assert s.target == f"<think>\n{s.reasoning}\n</think>\n{plain.target}"
+        assert f"{s.truth['label']}: {plain.target}" in s.reasoning.split("\n")
+        # same image and question as without the trace
+        assert s.question == plain.question and s.images[0].tobytes() == plain.images[0].tobytes()
+    # other questions carry no trace: their thinking is the caller's empty thought
+    j = make_chart_sample(3, question="json", thinking=True)
+    assert not j.thinking and j.reasoning is None and j.target == make_chart_sample(3, question="json").target
+
+
+def test_a_traced_chart_trains_its_trace_and_an_untraced_one_an_empty_thought():
+    from nanovl.train.samples import TrainSample, completion_text
+
+    s = make_chart_sample(2, question="value", thinking=True)
+    assert completion_text(TrainSample(s, True)) == f"{s.reasoning}\n</think>\n{s.target.rsplit(chr(10), 1)[-1]}"
+    j = make_chart_sample(2, question="json", thinking=True)
+    assert completion_text(TrainSample(j, True)) == "\n</think>\n" + j.target
+    assert completion_text(TrainSample(make_chart_sample(2, question="value"), False)) == s.target.rsplit("\n", 1)[-1]

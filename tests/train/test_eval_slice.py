@@ -264,3 +264,20 @@ def test_eval_slice_on_shipped_model(tmp_path):
     low = {k: (metrics[k], f) for k, f in FLOORS.items() if metrics[k] < f}
     high = {k: (metrics[k], c) for k, c in CEILINGS.items() if metrics[k] > c}
     assert not low and not high, f"below floor: {low}; above ceiling: {high}"
+
+
+def test_a_traced_chart_answer_is_scored_with_its_readings(tmp_path):
+    ctx = _ctx(Tokenizer.from_dir(TOKENIZER_DIR), tmp_path, thinking=True)
+    (chart,) = E.make_cases("chart", 1, E.DEFAULT_SEED_BASE, ctx)
+    readings, label = chart.truth["readings"], chart.truth["label"]
+    assert f"{label}: {chart.target}" in readings.split("\n") and "</think>" not in chart.target
+    said = lambda trace, text: E.score_chart(chart, SimpleNamespace(text=text, reasoning_content=trace,  # noqa: E731
+                                                                    token_ids=[]), ctx)
+    right = said(readings, chart.target)
+    assert right["within_2pct"] == right["readings_right"] == right["follows_readings"] == (1.0, 1)
+    # a misread of the asked label, answered as read: follows its readings, readings wrong, answer wrong
+    misread = readings.replace(f"{label}: {chart.target}", f"{label}: 123456")
+    got = said(misread, "123456")
+    assert got["follows_readings"] == (1.0, 1) and got["readings_right"] == (0.0, 1) and got["within_2pct"][0] == 0
+    # read right, answered with another number: does not follow its readings
+    assert said(readings, "123456")["follows_readings"] == (0.0, 1)
