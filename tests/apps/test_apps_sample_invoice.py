@@ -45,3 +45,18 @@ def test_readme_command_prints_the_ground_truth(trained_llm):
     value = json.loads(proc.stdout)
     assert validation_errors(value, load_schema("invoice")) == []
     assert value == json.loads((SAMPLES / "invoice.json").read_text())
+
+
+def test_markdown_of_the_sample_is_every_printed_string(trained_llm):
+    # `nanovl extract --markdown`: the page's printed strings in the trained layout (vendor heading,
+    # item lines, bold total), the sample being seed 1.5e9 of the generator (samples/README.md)
+    import numpy as np
+
+    from nanovl.train.data.documents import make_document_sample
+    from nanovl.train.samples import RENDER_SCALE
+
+    want = make_document_sample(1_500_000_000, scale=RENDER_SCALE, augment=False, question="markdown")
+    assert np.array_equal(np.asarray(Image.open(INVOICE).convert("RGB")), np.asarray(want.images[0]))
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["extract", str(INVOICE), "--markdown"], llm=trained_llm, stdout=out, stderr=err) == 0, err.getvalue()
+    assert out.getvalue().strip() == want.target
