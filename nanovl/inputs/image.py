@@ -230,6 +230,15 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     return (x - m) / s
 
 
+def normalize_(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """`normalize` in place on a tensor the caller owns, bit for bit the same values: the same
+    subtraction and division, without the two full-size temporaries (a 12-tile 512 px image is
+    9.4 M floats, and preprocessing is most of a training worker's time per example)."""
+    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    return x.sub_(m).div_(s)
+
+
 def image_to_tiles(image: Image.Image, *, image_size: int = 512, max_tiles: int = 12,
                    use_thumbnail: bool = True, mean: Sequence[float] = CLIP_MEAN,
                    std: Sequence[float] = CLIP_STD) -> torch.Tensor:
@@ -241,11 +250,14 @@ def image_to_tiles(image: Image.Image, *, image_size: int = 512, max_tiles: int 
         [N, 3, image_size, image_size] float32, normalised; N = num_image_tiles(...).
     """
     cols, rows = tile_grid(image.width, image.height, max_tiles, image_size)
-    s = image_size
+    s, n = image_size, rows * cols
     x = pil_to_float(image)  # [1, 3, H, W]
     grid = resize_bicubic(x, rows * s, cols * s)  # [1, 3, rows*S, cols*S]
-    # tile k sits at row k // cols, column k % cols
-    tiles = grid.view(3, rows, s, cols, s).permute(1, 3, 0, 2, 4).reshape(rows * cols, 3, s, s)
-    if use_thumbnail and rows * cols > 1:
-        tiles = torch.cat([tiles, resize_bicubic(x, s, s)], dim=0)
-    return normalize(tiles, mean, std).contiguous()
+    thumb = use_thumbnail and n > 1
+    # one output buffer: the tiles are cut into it by a single strided copy (tile k sits at row
+    # k // cols, column k % cols), the thumbnail written after them and all normalised in place
+    out = torch.empty(n + thumb, 3, s, s, dtype=grid.dtype)
+    out[:n].view(rows, cols, 3, s, s).copy_(grid.view(3, rows, s, cols, s).permute(1, 3, 0, 2, 4))
+    if thumb:
+        out[n:] = resize_bicubic(x, s, s)
+    return normalize_(out, mean, std)

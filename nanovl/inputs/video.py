@@ -18,7 +18,7 @@ import torch
 
 from nanovl.inputs.errors import MediaError
 from nanovl.inputs.image import (CLIP_MEAN, CLIP_STD, DEFAULT_MAX_PIXELS, MediaSource, as_file,
-                                 media_name, normalize, resize_bicubic)
+                                 media_name, normalize_, resize_bicubic)
 
 try:
     import av
@@ -121,7 +121,7 @@ def load_video(src: MediaSource, *, fps: float = DEFAULT_FPS, max_frames: int = 
     if not tiles:
         raise MediaError(name, "video has no decodable frames")
     return VideoFrames(
-        pixel_values=normalize(torch.cat(tiles), mean, std).contiguous(),
+        pixel_values=normalize_(torch.cat(tiles), mean, std),
         timestamps=stamps, frame_indices=[round(t * info.fps) for t in stamps],
         source_fps=info.fps, duration=info.duration, name=name)
 

@@ -16,7 +16,7 @@ from typing import Iterator
 import torch
 
 from nanovl.chat_template import render_chat
-from nanovl.inputs.image import image_to_tiles, normalize, pil_to_float
+from nanovl.inputs.image import image_to_tiles, normalize_, pil_to_float
 from nanovl.inputs.transcript import Segment, Transcript, interleave, speech_line
 from nanovl.train.samples import Mix, TrainSample, completion_text, draw_sample
 
@@ -99,7 +99,7 @@ def build_example(ts: TrainSample, tokenizer, *, image_size: int, max_tiles: int
              for im in ts.sample.images]
     if ts.frames:
         frames = torch.cat([_frame_tile(f, image_size) for f in ts.frames])
-        media.append(Media("video", normalize(frames, mean, std).contiguous(), pruning_rate))
+        media.append(Media("video", normalize_(frames, mean, std), pruning_rate))
     return Example(prompt_ids + target_ids, len(target_ids), media, ts.sample.task, ts.thinking)
 
 

@@ -95,3 +95,35 @@ def test_tile_count_matches_num_image_tiles(size, max_tiles):
 def test_non_rgb_input_is_converted():
     tiles = image_to_tiles(Image.new("L", (S, S), 255), image_size=S)
     assert_close("white", expected_pixel((255, 255, 255)), tiles[0, :, 0, 0], atol=1e-5, rtol=0)
+
+
+def _tiles_reference(image, image_size, max_tiles, use_thumbnail):
+    """The plain composition the one-buffer `image_to_tiles` replaces: cut by reshape, cat the thumbnail,
+    normalise out of place."""
+    from nanovl.inputs.image import normalize, pil_to_float, resize_bicubic, tile_grid
+
+    cols, rows = tile_grid(image.width, image.height, max_tiles, image_size)
+    s, x = image_size, pil_to_float(image)
+    grid = resize_bicubic(x, rows * s, cols * s)
+    tiles = grid.view(3, rows, s, cols, s).permute(1, 3, 0, 2, 4).reshape(rows * cols, 3, s, s)
+    if use_thumbnail and rows * cols > 1:
+        tiles = torch.cat([tiles, resize_bicubic(x, s, s)])
+    return normalize(tiles, CLIP_MEAN, CLIP_STD)
+
+
+@pytest.mark.parametrize("size", [(512, 512), (300, 700), (100, 80), (1024, 768), (200, 1400)])
+@pytest.mark.parametrize("image_size,max_tiles,thumb", [(128, 12, True), (64, 6, False), (32, 1, True)])
+def test_tiles_equal_the_reference_composition_bit_for_bit(size, image_size, max_tiles, thumb):
+    g = torch.Generator().manual_seed(size[0] * 7 + size[1])
+    pixels = torch.randint(0, 256, (size[1], size[0], 3), generator=g, dtype=torch.uint8).numpy()
+    image = Image.fromarray(pixels)
+    got = image_to_tiles(image, image_size=image_size, max_tiles=max_tiles, use_thumbnail=thumb)
+    assert got.is_contiguous() and torch.equal(got, _tiles_reference(image, image_size, max_tiles, thumb))
+
+
+def test_in_place_normalisation_equals_the_out_of_place_one():
+    from nanovl.inputs.image import normalize, normalize_
+
+    x = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    want = normalize(x, CLIP_MEAN, CLIP_STD)
+    assert normalize_(x, CLIP_MEAN, CLIP_STD) is x and torch.equal(x, want)
