@@ -6,7 +6,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from helpers import assert_close
-from nanovl.inputs.image import CLIP_MEAN, CLIP_STD, image_to_tiles, num_image_tiles
+from nanovl.inputs.image import CLIP_MEAN, CLIP_STD, image_to_tiles, image_to_tiles_reference, num_image_tiles
 
 S = 32
 COLORS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0),
@@ -97,20 +97,6 @@ def test_non_rgb_input_is_converted():
     assert_close("white", expected_pixel((255, 255, 255)), tiles[0, :, 0, 0], atol=1e-5, rtol=0)
 
 
-def _tiles_reference(image, image_size, max_tiles, use_thumbnail):
-    """The plain composition the one-buffer `image_to_tiles` replaces: cut by reshape, cat the thumbnail,
-    normalise out of place."""
-    from nanovl.inputs.image import normalize, pil_to_float, resize_bicubic, tile_grid
-
-    cols, rows = tile_grid(image.width, image.height, max_tiles, image_size)
-    s, x = image_size, pil_to_float(image)
-    grid = resize_bicubic(x, rows * s, cols * s)
-    tiles = grid.view(3, rows, s, cols, s).permute(1, 3, 0, 2, 4).reshape(rows * cols, 3, s, s)
-    if use_thumbnail and rows * cols > 1:
-        tiles = torch.cat([tiles, resize_bicubic(x, s, s)])
-    return normalize(tiles, CLIP_MEAN, CLIP_STD)
-
-
 @pytest.mark.parametrize("size", [(512, 512), (300, 700), (100, 80), (1024, 768), (200, 1400)])
 @pytest.mark.parametrize("image_size,max_tiles,thumb", [(128, 12, True), (64, 6, False), (32, 1, True)])
 def test_tiles_equal_the_reference_composition_bit_for_bit(size, image_size, max_tiles, thumb):
@@ -118,7 +104,8 @@ def test_tiles_equal_the_reference_composition_bit_for_bit(size, image_size, max
     pixels = torch.randint(0, 256, (size[1], size[0], 3), generator=g, dtype=torch.uint8).numpy()
     image = Image.fromarray(pixels)
     got = image_to_tiles(image, image_size=image_size, max_tiles=max_tiles, use_thumbnail=thumb)
-    assert got.is_contiguous() and torch.equal(got, _tiles_reference(image, image_size, max_tiles, thumb))
+    want = image_to_tiles_reference(image, image_size=image_size, max_tiles=max_tiles, use_thumbnail=thumb)
+    assert got.is_contiguous() and torch.equal(got, want)
 
 
 def test_in_place_normalisation_equals_the_out_of_place_one():

@@ -1,0 +1,20 @@
+"""bench/bench_preprocess.py runs, writes its JSON, and finds the tiler equal to its twin."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_preprocess.py"
+
+
+def test_bench_writes_a_row_per_case(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bench_preprocess", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "pre.json"
+    assert bench.main(["--repeats", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["case"] for r in rows] == [c[0] for c in bench.CASES]
+    assert all(r["bit_equal"] and r["ms"] > 0 and r["tiles"] == 13 - 3 * (r["tile"] == 128) for r in rows)
+    assert "speedup" in capsys.readouterr().out
