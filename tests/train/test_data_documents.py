@@ -102,6 +102,21 @@ def test_augment_rotates_at_most_two_degrees():
         assert abs(np.degrees(np.arctan(slope))) <= 2.05
 
 
+def test_augment_noise_is_the_plain_out_of_place_form():
+    # the in-place noise path must keep every training and eval image the same as before, bit for bit
+    from nanovl.train.data.common import numpy_rng
+
+    page = make_document_sample(3, augment=False).images[0]
+    for seed in range(8):
+        rng = random.Random(seed)
+        angle, sigma = rng.uniform(-2.0, 2.0), rng.uniform(0.0, 6.0)
+        rotated = np.asarray(page.rotate(angle, resample=Image.BICUBIC, expand=False, fillcolor=(255, 255, 255)),
+                             dtype=np.float32)
+        noisy = rotated + numpy_rng(rng).normal(0.0, sigma, size=rotated.shape).astype(np.float32)
+        want = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+        assert np.array_equal(np.asarray(augment(page, random.Random(seed))), want)
+
+
 def test_random_style_covers_all_layouts():
     rng = random.Random(0)
     assert {random_style(rng).layout for _ in range(60)} == set(LAYOUTS)

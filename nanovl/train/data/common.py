@@ -115,6 +115,10 @@ def augment(image: Image.Image, rng: random.Random, *, max_angle: float = 2.0, m
     angle = rng.uniform(-max_angle, max_angle)
     sigma = rng.uniform(0.0, max_noise)
     out = image.rotate(angle, resample=Image.BICUBIC, expand=False, fillcolor=fill)
-    arr = np.asarray(out, dtype=np.float32)
-    arr = arr + numpy_rng(rng).normal(0.0, sigma, size=arr.shape).astype(np.float32)
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="RGB")
+    # float32 noise + pixels, rounded and clipped in the noise's own buffer: the same values as the
+    # out-of-place form (tested), ~7 ms less of a page's ~60 (augment is most of a page's cost)
+    noisy = numpy_rng(rng).normal(0.0, sigma, size=(out.height, out.width, 3)).astype(np.float32)
+    noisy += np.asarray(out)
+    np.rint(noisy, out=noisy)
+    np.clip(noisy, 0, 255, out=noisy)
+    return Image.fromarray(noisy.astype(np.uint8), mode="RGB")
