@@ -3,7 +3,7 @@
 Run: `python bench/bench_preprocess.py [--threads 1] [--out preprocess.json]` (CPU). Times a scanned
 page (1700x2200, 12 tiles of 512 px + thumbnail), a photo (1024x768) and the tiny model's page
 (512x512 into 128 px tiles), median of --repeats, and checks the two outputs are equal bit for bit.
-Prints a table and writes JSON.
+Prints a table; writes JSON with --out.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nanovl.inputs.image import image_to_tiles, image_to_tiles_reference
+from nanovl.inputs.image import image_to_tiles, image_to_tiles_ref
 
 CASES = (("scanned page", (1700, 2200), 512), ("photo", (1024, 768), 512), ("tiny-model page", (512, 512), 128))
 
@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
         kw = {"image_size": size, "max_tiles": args.max_tiles}
         fast = _median_ms(lambda: image_to_tiles(image, **kw), args.repeats)
-        plain = _median_ms(lambda: image_to_tiles_reference(image, **kw), args.repeats)
-        same = torch.equal(image_to_tiles(image, **kw), image_to_tiles_reference(image, **kw))
+        plain = _median_ms(lambda: image_to_tiles_ref(image, **kw), args.repeats)
+        same = torch.equal(image_to_tiles(image, **kw), image_to_tiles_ref(image, **kw))
         rows.append({"case": name, "size": [w, h], "tile": size, "tiles": int(image_to_tiles(image, **kw).shape[0]),
                      "ms": round(fast, 1), "reference_ms": round(plain, 1), "speedup": round(plain / fast, 2),
                      "bit_equal": same})

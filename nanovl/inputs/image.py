@@ -232,18 +232,26 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
 
 def normalize_(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """`normalize` in place on a tensor the caller owns, bit for bit the same values: the same
-    subtraction and division, without the two full-size temporaries (a 12-tile 512 px image is
-    9.4 M floats, and preprocessing is most of a training worker's time per example)."""
+    subtraction and division without the two full-size temporaries (a 12-tile 512 px image is
+    9.4 M floats). x: [N, 3, H, W] in [0, 1], overwritten and returned."""
     m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
     return x.sub_(m).div_(s)
 
 
-def image_to_tiles_reference(image: Image.Image, *, image_size: int = 512, max_tiles: int = 12,
+def image_to_tiles_ref(image: Image.Image, *, image_size: int = 512, max_tiles: int = 12,
                              use_thumbnail: bool = True, mean: Sequence[float] = CLIP_MEAN,
                              std: Sequence[float] = CLIP_STD) -> torch.Tensor:
-    """`image_to_tiles` as the plain composition it replaces (reshape, cat, out-of-place normalise):
-    the twin that tests and bench/bench_preprocess.py hold it to, bit for bit."""
+    """Dynamic tiling: resize to the chosen grid, cut tiles row-major, thumbnail last.
+
+    The plain twin of `image_to_tiles` (reshape copy, cat, out-of-place normalise), equal to it bit
+    for bit; tests and bench/bench_preprocess.py hold the two together.
+
+    Args:
+        image: PIL image (any mode; converted to RGB).
+    Returns:
+        [N, 3, image_size, image_size] float32, normalised; N = num_image_tiles(...).
+    """
     cols, rows = tile_grid(image.width, image.height, max_tiles, image_size)
     s, x = image_size, pil_to_float(image)
     grid = resize_bicubic(x, rows * s, cols * s)

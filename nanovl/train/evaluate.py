@@ -117,7 +117,8 @@ def make_invoice(seed: int, ctx: EvalContext) -> Case:
 
 
 def make_chart(seed: int, ctx: EvalContext) -> Case:
-    # with thinking on the answer follows the chart's readings (charts.chart_trace); only the answer is scored
+    # with thinking on the answer follows the chart's readings (charts.chart_trace): the headline scores the
+    # answer only, traced cases also score the readings
     s = make_chart_sample(seed, scale=RENDER_SCALE, question="value", thinking=ctx.thinking)
     truth = {"value": s.truth["values"][s.truth["labels"].index(s.truth["label"])], "kind": s.truth["kind"],
              "values": list(s.truth["values"]), "label": s.truth["label"], "readings": s.reasoning}

@@ -13,10 +13,11 @@ import random
 
 import torch
 
+from nanovl.inputs.image import normalize
 from nanovl.llm import BUNDLED_MODEL
 from nanovl.model.presets import preset_config
 from nanovl.train.data import videos as V
-from nanovl.train.dataset import _frame_tile, normalize
+from nanovl.train.dataset import _frame_tile
 from nanovl.train.recipe import PRESET, new_model
 
 

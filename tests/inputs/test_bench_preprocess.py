@@ -5,6 +5,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import torch
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_preprocess.py"
 
 
@@ -13,7 +15,11 @@ def test_bench_writes_a_row_per_case(tmp_path, capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "pre.json"
-    assert bench.main(["--repeats", "1", "--out", str(out)]) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert bench.main(["--repeats", "1", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)  # the bench sets its own; later tests keep theirs
     rows = json.loads(out.read_text())["rows"]
     assert [r["case"] for r in rows] == [c[0] for c in bench.CASES]
     assert all(r["bit_equal"] and r["ms"] > 0 and r["tiles"] == 13 - 3 * (r["tile"] == 128) for r in rows)

@@ -6,7 +6,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from helpers import assert_close
-from nanovl.inputs.image import CLIP_MEAN, CLIP_STD, image_to_tiles, image_to_tiles_reference, num_image_tiles
+from nanovl.inputs.image import CLIP_MEAN, CLIP_STD, image_to_tiles, image_to_tiles_ref, num_image_tiles
 
 S = 32
 COLORS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0),
@@ -104,7 +104,7 @@ def test_tiles_equal_the_reference_composition_bit_for_bit(size, image_size, max
     pixels = torch.randint(0, 256, (size[1], size[0], 3), generator=g, dtype=torch.uint8).numpy()
     image = Image.fromarray(pixels)
     got = image_to_tiles(image, image_size=image_size, max_tiles=max_tiles, use_thumbnail=thumb)
-    want = image_to_tiles_reference(image, image_size=image_size, max_tiles=max_tiles, use_thumbnail=thumb)
+    want = image_to_tiles_ref(image, image_size=image_size, max_tiles=max_tiles, use_thumbnail=thumb)
     assert got.is_contiguous() and torch.equal(got, want)
 
 

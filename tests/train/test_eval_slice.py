@@ -38,7 +38,7 @@ FLOORS = {
     ("invoice", "invoice_number"): 0.9,
     ("invoice", "date"): 0.9,
     ("invoice", "currency"): 0.9,
-    ("invoice", "total"): 0.85,
+    ("invoice", "total"): 0.9,
     ("chart", "within_2pct"): 0.5,
     ("multi_image", "accuracy"): 0.5,
     ("video", "start_within_1s"): 0.75,
