@@ -10,6 +10,7 @@ The loss covers the completion and its end-of-turn `<SPECIAL_12>` only.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -142,6 +143,9 @@ class PackedBatch(list):
     """
 
     pixels: torch.Tensor | None = None
+    # seconds the worker spent making this batch: workers x batch size / make_s is the data supply,
+    # set beside the steps per second the training log reports (is stage 2 data-bound on this machine?)
+    make_s: float = 0.0
 
     def pin_memory(self) -> "PackedBatch":
         if self.pixels is not None:
@@ -201,7 +205,10 @@ class CurriculumStream(torch.utils.data.IterableDataset):
         wid, nw = (info.id, info.num_workers) if info else (0, 1)
         b = self.start + wid
         while True:
-            yield pack(self.batch(b, tok), self.pixel_dtype)
+            t = time.perf_counter()
+            out = pack(self.batch(b, tok), self.pixel_dtype)
+            out.make_s = time.perf_counter() - t
+            yield out
             b += nw
 
     def batch(self, b: int, tok) -> list[Example]:

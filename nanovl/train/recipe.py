@@ -354,6 +354,7 @@ class _Acc:
 
     def __init__(self):
         self.n, self.examples, self.t_data, self.t_step, self.tasks = 0, 0, 0.0, 0.0, {}
+        self.t_make = 0.0  # the workers' seconds making these batches (PackedBatch.make_s)
         self.sums: torch.Tensor | None = None  # loss, correct, tokens, exact, grad norm
 
     def add(self, res, batch, t_data: float, t_step: float, gnorm: torch.Tensor) -> None:
@@ -365,6 +366,7 @@ class _Acc:
         self.examples += len(batch)
         self.t_data += t_data
         self.t_step += t_step
+        self.t_make += getattr(batch, "make_s", 0.0)
         for ex in batch:
             self.tasks[ex.task] = self.tasks.get(ex.task, 0) + 1
 
@@ -375,7 +377,8 @@ class _Acc:
                 "loss": round(loss / n, 4), "token_acc": round(correct / max(1, tokens), 4),
                 "exact": round(exact / max(1, self.examples), 4), "lr": round(lr, 6),
                 "grad_norm": round(gnorm / n, 3), "data_wait_s": round(self.t_data / n, 3),
-                "step_host_s": round(self.t_step / n, 3), "tasks": self.tasks}
+                "step_host_s": round(self.t_step / n, 3), "batch_make_s": round(self.t_make / n, 3),
+                "tasks": self.tasks}
 
 
 def _move_optimizer(opt: torch.optim.Optimizer, device: torch.device) -> None:

@@ -75,6 +75,8 @@ def test_a_worker_hands_over_one_packed_batch_intact(loose):
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=1, collate_fn=lambda b: b)
     got = next(iter(loader))
     assert isinstance(got, PackedBatch) and got.pixels.dtype == torch.bfloat16
+    # the worker's time making it crosses too: the training log's data supply figure (batch_make_s)
+    assert 0.0 < got.make_s < 600.0
     assert [ex.ids for ex in got] == [ex.ids for ex in batch]
     base = got.pixels.untyped_storage().data_ptr()
     for ex_got, ex_loose in zip(got, batch):

@@ -37,6 +37,7 @@ def test_recipe_fits_exports_and_resumes(tmp_path):
     log = _log(out)
     losses = [r["loss"] for r in log]
     assert [r["step"] for r in log] == [1, 2, 3]
+    assert all(r["batch_make_s"] >= 0.0 for r in log)  # logged beside data_wait_s (PackedBatch.make_s)
     assert all(math.isfinite(x) for x in losses)
     assert losses[-1] < 0.5 * losses[0], losses
     # 2) the export is an ordinary checkpoint: the loader and the engine both take it
