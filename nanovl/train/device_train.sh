@@ -4,7 +4,8 @@
 # Continues /tmp/nvrun/state.pt when the machine is still warm (weights + optimizer), else the
 # export carried in .run_init/ (--init: weights only), else starts fresh. Every call exports the
 # checkpoint into $OUT (bf16 shards < 16 MiB, the json/jinja files in one meta.tar) with the log,
-# so a cold machine loses nothing but the optimizer. Either way the LR schedule and the stage
+# so a cold machine loses nothing but the optimizer. $OUT/phases.txt marks each phase (seconds since the
+# call started), so the time outside training can be accounted for. Either way the LR schedule and the stage
 # boundaries continue from the batch and seconds already trained: --time-budget, --stage0-steps and
 # --stage1-steps always describe the whole run, not this call. RECIPE_ARGS are added to the recipe's flags;
 # TRAIN_BENCH=1 first times training steps by batch size (bench/bench_train_step.py, capped at TRAIN_BENCH_S).
@@ -27,12 +28,16 @@ tok=(--tokenizer "${TOKENIZER:-$RUN/tokenizer}")
 # a carried export brings its own tokenizer: the weights' ids must match it
 [ -f "$INIT/tokenizer.json" ] && tok=(--tokenizer "$INIT")
 mkdir -p "$OUT" "$RUN"
+# where a call's time outside training goes (~55 s of every ~535 s call in run 10): seconds since start
+mark() { echo "$SECONDS $1" >> "$OUT/phases.txt"; }
+mark start
 
 if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl \
     || echo "wheel install failed: the scan trains on its reference"
 fi
 export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
+mark wheels-installed
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | tee "$OUT/env.txt"
 
 if [ "${GPU_TESTS:-0}" = 1 ]; then
@@ -55,18 +60,22 @@ elif [ -f "$INIT/config.json" ]; then
 else
   echo "fresh run"
 fi
+mark recipe-start
 # `${RECIPE_ARGS}` unquoted on purpose: it is a list of flags
 # shellcheck disable=SC2086
 python3 -m nanovl.train.recipe --out "$RUN" "${tok[@]}" --export "$RUN/export" \
   --max-shard-mb 12 --time-limit "$TRAIN_S" --threads 1 "${from[@]}" ${RECIPE_ARGS:-} 2>&1 | tee "$OUT/train.log"
 
+mark recipe-end
 # a quick held-out check on the GPU, so the next call can be steered without a CPU eval first
 if [ -n "$EVAL_TASKS" ] && [ -f "$RUN/export/config.json" ]; then
   timeout -k 5 "${EVAL_S:-90}" python3 -m nanovl.train.evaluate --model "$RUN/export" --device "${EVAL_DEVICE:-cuda}" \
     --tasks "$EVAL_TASKS" --n "${EVAL_N:-30}" 2>&1 | tee "$OUT/eval.txt"
 fi
 
+mark eval-end
 cp "$RUN"/export/*.safetensors "$OUT"/ 2>/dev/null
 (cd "$RUN/export" && tar cf "$OUT/meta.tar" --exclude='*.safetensors' .)
 cp "$RUN/log.jsonl" "$OUT/log.jsonl" 2>/dev/null
+mark copied-out
 ls -la "$OUT"

@@ -40,6 +40,12 @@ def test_device_train_chains_calls_and_exports(tmp_path):
     assert sorted(p.name for p in out1.glob("*.safetensors")), list(out1.iterdir())
     assert [json.loads(x)["step"] for x in (out1 / "log.jsonl").read_text().splitlines()] == [1, 2]
     assert "text_tile" in (out1 / "eval.txt").read_text()
+    # the call's phases, in order, with the seconds since it started (where time outside training goes)
+    phases = [line.split() for line in (out1 / "phases.txt").read_text().splitlines()]
+    assert [p[1] for p in phases] == ["start", "wheels-installed", "recipe-start", "recipe-end", "eval-end",
+                                      "copied-out"]
+    seconds = [int(p[0]) for p in phases]
+    assert seconds == sorted(seconds)
     second = _call(tmp_path, 3, "out2")
     assert "warm machine: resuming" in second
     steps = [json.loads(x)["step"] for x in (tmp_path / "out2" / "log.jsonl").read_text().splitlines()]
