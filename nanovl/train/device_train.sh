@@ -4,12 +4,12 @@
 # Continues /tmp/nvrun/state.pt when the machine is still warm (weights + optimizer), else the
 # export carried in .run_init/ (--init: weights only), else starts fresh. Every call exports the
 # checkpoint into $OUT (bf16 shards < 16 MiB, the json/jinja files in one meta.tar) with the log,
-# so a cold machine loses nothing but the optimizer. $OUT/phases.txt marks each phase (seconds since the
-# call started), so the time outside training can be accounted for. Either way the LR schedule and the stage
+# so a cold machine loses nothing but the optimizer. Either way the LR schedule and the stage
 # boundaries continue from the batch and seconds already trained: --time-budget, --stage0-steps and
 # --stage1-steps always describe the whole run, not this call. RECIPE_ARGS are added to the recipe's flags;
 # TRAIN_BENCH=1 first times training steps by batch size (bench/bench_train_step.py, capped at TRAIN_BENCH_S).
 # EVAL_TASKS (default text_tile,scene_tile,invoice; empty: none) are scored on EVAL_N held-out cases at the end.
+# $OUT/phases.txt marks each phase with the seconds since the call started (the time outside training).
 # TOKENIZER (default the shipped one) set but empty: the recipe builds one into the run folder
 # (with RECIPE_ARGS="--split-digits ...": one token per digit); it travels in the export.
 set -u
