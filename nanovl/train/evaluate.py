@@ -462,7 +462,10 @@ def run_task(llm, task: str, n: int, *, seed_base: int, ctx: EvalContext) -> dic
     metrics = {k: h / t for k, (h, t) in sums.items() if t}
     value = spec.headline_value(metrics) if metrics else float("nan")
     gen = sum(o.num_generated_tokens for o in outs)
+    # the headline's counts: its own metric's, or (a min over fields) the field it equals
+    counts = sums.get(spec.headline_name) or next((c for k, c in sums.items() if c[1] and metrics[k] == value), None)
     return {"n": n, "headline": spec.headline_name, "value": value, "target": spec.target,
+            "interval": wilson_interval(*counts) if counts else None,
             "lower_is_better": spec.lower_is_better, "meets_target": spec.meets(value), "metrics": metrics,
             "prompt_tokens": sum(o.num_prompt_tokens for o in outs), "generated_tokens": gen,
             "make_s": t1 - t0, "generate_s": t2 - t1, "tokens_per_s": gen / max(t2 - t1, 1e-9),
@@ -492,13 +495,26 @@ def evaluate(llm, counts: dict[str, int], *, seed_base: int = DEFAULT_SEED_BASE,
     return {"seed_base": seed_base, "thinking": thinking, "tasks": results}
 
 
+def wilson_interval(hits: float, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of hits / total: at n = 50 a rate is known to about +-12 points,
+    so two checkpoints' figures are told apart by this, not by their point values."""
+    if total <= 0:
+        return (float("nan"), float("nan"))
+    p = hits / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z / (1 + z * z / total) * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
 def format_table(result: dict[str, Any]) -> str:
     """The results as a fixed-width text table: headline rows with target and verdict, other metrics indented."""
-    rows = [f"{'task':<14} {'metric':<20} {'value':>7} {'target':>8} {'n':>5}  ok   tok/s"]
+    rows = [f"{'task':<14} {'metric':<20} {'value':>7} {'target':>8} {'n':>5}  ok   tok/s   95% interval"]
     for task, r in result["tasks"].items():
         sign = "<=" if r["lower_is_better"] else ">="
+        lo_hi = r.get("interval")
+        interval = f"{_pct(lo_hi[0])}-{_pct(lo_hi[1])}" if lo_hi else ""
         rows.append(f"{task:<14} {r['headline']:<20} {_pct(r['value']):>7} {sign + _pct(r['target']):>8} "
-                    f"{r['n']:>5}  {'yes' if r['meets_target'] else 'NO ':<3}  {r['tokens_per_s']:6.1f}")
+                    f"{r['n']:>5}  {'yes' if r['meets_target'] else 'NO ':<3}  {r['tokens_per_s']:6.1f}   {interval}")
         for k, v in r["metrics"].items():
             if k != r["headline"]:
                 rows.append(f"{'':<14}   {k:<18} {_pct(v):>7}")

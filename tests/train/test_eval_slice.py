@@ -282,3 +282,29 @@ def test_a_traced_chart_answer_is_scored_with_its_readings(tmp_path):
     assert got["follows_readings"] == (1.0, 1) and got["readings_right"] == (0.0, 1) and got["within_2pct"][0] == 0
     # read right, answered with another number: does not follow its readings
     assert said(readings, "123456")["follows_readings"] == (0.0, 1)
+
+
+def test_wilson_interval_brackets_the_rate():
+    lo, hi = E.wilson_interval(87, 100)
+    assert lo == pytest.approx(0.7902, abs=1e-4) and hi == pytest.approx(0.9224, abs=1e-4)
+    assert E.wilson_interval(0, 50)[0] == 0.0 and E.wilson_interval(50, 50)[1] == 1.0
+    assert E.wilson_interval(0, 50)[1] > 0.05  # no hits in 50 still allows a rate of ~7 %
+    # more cases, a narrower interval around the same rate
+    assert (lambda a, b: a[1] - a[0] > b[1] - b[0])(E.wilson_interval(35, 50), E.wilson_interval(70, 100))
+    assert all(x != x for x in E.wilson_interval(0, 0))
+
+
+def test_headline_interval_follows_its_counts(tmp_path):
+    # a scripted model: every chart answer right except the first two; the interval is over the 10 cases
+    ctx = _ctx(Tokenizer.from_dir(TOKENIZER_DIR), tmp_path)
+    cases = E.make_cases("chart", 10, E.DEFAULT_SEED_BASE, ctx)
+
+    class Scripted:
+        def chat(self, messages, params):
+            return [SimpleNamespace(text="-1" if i < 2 else c.target, reasoning_content=None, token_ids=[],
+                                    num_generated_tokens=1, num_prompt_tokens=1) for i, c in enumerate(cases)]
+
+    rec = E.run_task(Scripted(), "chart", 10, seed_base=E.DEFAULT_SEED_BASE, ctx=ctx)
+    assert rec["value"] == 0.8 and rec["interval"] == pytest.approx(E.wilson_interval(8, 10))
+    table = E.format_table({"tasks": {"chart": rec}})
+    assert "95% interval" in table and f"{100 * rec['interval'][0]:.1f}%-" in table
