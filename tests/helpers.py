@@ -1,8 +1,22 @@
-"""Numerics helpers shared by the tests."""
+"""Helpers shared by the tests: numerics, bench scripts as modules, the reading-model mark."""
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
+
+
+def load_bench(name: str) -> ModuleType:
+    """The script bench/<name>.py as a module (bench/ is not a package), so a test can call its main()."""
+    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def assert_close(name: str, ref: torch.Tensor, out: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-5) -> None:
@@ -16,8 +30,8 @@ def assert_close(name: str, ref: torch.Tensor, out: torch.Tensor, atol: float = 
                 f"rel {rel:.3e} (atol {atol}, rtol {rtol})")
 
 
-# The bundled tiny model (v6: 5487 GPU steps, 2026-12-03) reads its images in part (vendor 100 %,
-# invoice numbers 86 %, totals 84 %, 77 % of a tile's digits) but not yet every value of a page: README's eval table
+# The bundled tiny model (v8: 14848 GPU steps, 2026-12-03) reads its images well (vendor 100 %,
+# invoice numbers 96 %, totals 98 %, 92 % of a tile's digits) but not yet every value of a page: README's eval table
 # and docs/TRAINING_NOTES.md. Tests of answer *content* it still fails carry this mark. It is strict and
 # limited to AssertionError: a crash still fails, and a checkpoint that passes such a test turns
 # CI red until the mark is removed, so the mark cannot outlive the problem.

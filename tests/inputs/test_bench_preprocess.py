@@ -1,19 +1,15 @@
 """bench/bench_preprocess.py runs, writes its JSON, and finds the tiler equal to its twin."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_preprocess.py"
+from helpers import load_bench
 
 
 def test_bench_writes_a_row_per_case(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_preprocess", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("bench_preprocess")
     out = tmp_path / "pre.json"
     threads = torch.get_num_threads()
     try:

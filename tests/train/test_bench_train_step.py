@@ -1,17 +1,13 @@
 """bench/bench_train_step.py runs on the CPU: real training steps on a stage-2 batch, a table and a JSON."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_train_step.py"
+from helpers import load_bench
 
 
 def test_train_step_bench_times_real_steps(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_train_step", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("bench_train_step")
     out = tmp_path / "steps.json"
     rows = mod.main(["--batch-sizes", "1,3", "--steps", "1", "--warmup", "0", "--device", "cpu", "--out", str(out)])
     assert [r["batch"] for r in rows] == [1, 3]
