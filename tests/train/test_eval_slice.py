@@ -25,12 +25,12 @@ TOKENIZER_DIR = BUNDLED_MODEL
 # the CI slice: 20 invoices and a few of each other task, ~1 minute on 2 CPU cores
 SLICE = {"invoice": 20, "chart": 6, "multi_image": 6, "video": 4, "sums": 4, "sums_no_think": 4, "text_tile": 12,
          "scene_tile": 6}
-# SLICE FLOORS on (task, metric), a little under what the shipped checkpoint (v8: v7 continued to 14848
-# GPU steps with traced chart answers, 2026-12-03) measured on this slice, about one case below it each:
-# invoice valid_json, vendor, number, date and currency 1.0, total 0.95 (20 invoices); chart values 0.667
-# (4 of 6; 70 % on n=50 with thinking off); multi_image 0.667 (4 of 6; 72 % on n=50 with thinking off);
-# video start within 1 s 1.0 (4 of 4); sums 1.0 (4 of 4; 74 % on n=100) with a trace whenever reasoning
-# is on; text tiles 0.75 exact (9 of 12), 0.862 of lines, 0.938 of digits, 0.977 of letters; scene tiles
+# SLICE FLOORS on (task, metric), a little under what the shipped checkpoint (v9: v8 continued to 21359
+# GPU steps with documents weighted up, 2026-12-03) measured on this slice, about one case below it each:
+# invoice valid_json, vendor, number, date and currency 1.0, total 0.9 (18 of 20); chart values 0.667
+# (4 of 6; 80 % on n=50 with thinking off); multi_image 1.0 (6 of 6; 88 % on n=50 with thinking off);
+# video start within 1 s 1.0 (4 of 4); sums 0.75 (3 of 4; 79 % on n=100) with a trace whenever reasoning
+# is on; text tiles 0.75 exact (9 of 12), 0.897 of lines, 0.938 of digits, 1.0 of letters; scene tiles
 # 1.0 (6 of 6).
 FLOORS = {
     ("invoice", "valid_json"): 0.95,
@@ -38,16 +38,16 @@ FLOORS = {
     ("invoice", "invoice_number"): 0.9,
     ("invoice", "date"): 0.9,
     ("invoice", "currency"): 0.9,
-    ("invoice", "total"): 0.9,
+    ("invoice", "total"): 0.85,
     ("chart", "within_2pct"): 0.5,
-    ("multi_image", "accuracy"): 0.5,
+    ("multi_image", "accuracy"): 0.8,
     ("video", "start_within_1s"): 0.75,
-    ("sums", "accuracy"): 0.75,
+    ("sums", "accuracy"): 0.5,
     ("sums", "with_reasoning"): 0.95,
     ("text_tile", "exact"): 0.65,
-    ("text_tile", "lines_exact"): 0.8,
+    ("text_tile", "lines_exact"): 0.85,
     ("text_tile", "digits"): 0.9,
-    ("text_tile", "letters"): 0.93,
+    ("text_tile", "letters"): 0.95,
     ("scene_tile", "exact"): 0.8,
 }
 # ceilings: with /no_think there must be no reasoning at all
