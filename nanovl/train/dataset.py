@@ -19,7 +19,7 @@ import torch
 from nanovl.chat_template import render_chat
 from nanovl.inputs.image import image_to_tiles, normalize_, pil_to_float
 from nanovl.inputs.transcript import Segment, Transcript, interleave, speech_line
-from nanovl.train.samples import Mix, TrainSample, completion_text, draw_sample
+from nanovl.train.samples import Mix, TrainSample, completion_text, draw_samples
 
 END_OF_TURN = "<SPECIAL_12>"
 # example seeds: dataset seed in the high bits, example index in the low 32 (as data.mixture does)
@@ -218,10 +218,14 @@ class CurriculumStream(torch.utils.data.IterableDataset):
         size = self.stage0_batch_size if stage == 0 else self.batch_size
         # stage-0 seeds live in the upper half of the index range, apart from the other stages'
         first = (1 << (_INDEX_BITS - 1)) + b * size if stage == 0 else b * self.batch_size
-        for i in range(size):
+        # one seed per draw: a draw gives one example, or several questions of one image (Mix), and the
+        # batch takes draws until it is full, so the seed block of a batch is never overrun
+        i = 0
+        while len(out) < size:
             seed = (self.seed << _INDEX_BITS) + first + i
-            ts = draw_sample(seed, stage, self.mix)
+            i += 1
             rate = self.evs_rates[seed % len(self.evs_rates)]
-            out.append(build_example(ts, tok, image_size=self.image_size, max_tiles=self.max_tiles,
-                                     mean=self.mean, std=self.std, pruning_rate=rate))
+            for ts in draw_samples(seed, stage, self.mix)[:size - len(out)]:
+                out.append(build_example(ts, tok, image_size=self.image_size, max_tiles=self.max_tiles,
+                                         mean=self.mean, std=self.std, pruning_rate=rate))
         return out

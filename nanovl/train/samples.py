@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PIL import Image
@@ -22,9 +22,9 @@ from PIL import Image
 from nanovl.train.data import videos as V
 from nanovl.train.data.arithmetic import make_arithmetic_sample
 from nanovl.train.data.comparisons import make_comparison_sample
-from nanovl.train.data.charts import make_chart_sample
+from nanovl.train.data.charts import make_chart_samples
 from nanovl.train.data.common import Sample, chat
-from nanovl.train.data.documents import make_document_sample
+from nanovl.train.data.documents import make_document_samples
 from nanovl.train.data.multi_image import make_multi_image_sample
 from nanovl.train.data.reasoning import make_reasoning_sample
 from nanovl.train.data.scene_tiles import make_scene_tile_sample
@@ -92,27 +92,35 @@ MONEY_TILE_SHARE = 0.1
 # and a share show charts' labels and values (text_tiles.chart_strings), some white on a chart colour
 # as pie charts print them: v5 answered 33 of its 41 chart misses with a number the chart does not show
 CHART_TILE_SHARE = 0.1
+# a page or chart costs 50-100 ms of CPU to draw, a text tile 6: the tasks whose one drawn image a run
+# may ask several questions (`Mix.questions_per_image`) when its data workers cannot keep up (run 11
+# consumed 279 examples/s and 15 workers made 285, docs/TRAINING_NOTES.md section 17)
+FANNED_TASKS = ("document", "chart")
 
 
 @dataclass(frozen=True)
 class Mix:
-    """A run's override of the curriculum: stage-2 task weights and the text tiles' money/chart shares.
+    """A run's override of the curriculum: stage-2 task weights, the text tiles' money/chart shares and
+    the questions asked of each drawn page or chart.
 
     A continuation spends its time where the eval misses (`nanovl train --mix text_tile=2,chart=3
-    --tile-shares money=0.15,chart=0.3`); the default Mix is the curriculum above, draw for draw.
+    --tile-shares money=0.15,chart=0.3`) and may trade distinct images for data-worker time
+    (`--questions-per-image 2`); the default Mix is the curriculum above, draw for draw.
     """
 
     stage2: tuple[tuple[str, float], ...] | None = None
     money_tile_share: float = MONEY_TILE_SHARE
     chart_tile_share: float = CHART_TILE_SHARE
+    questions_per_image: int = 1  # of each drawn page or chart (FANNED_TASKS), in every stage
 
     def weights(self, stage: int) -> dict[str, float]:
         return dict(self.stage2) if stage == 2 and self.stage2 is not None else STAGE_TASKS[stage]
 
 
-def parse_mix(weights: str | None = None, tile_shares: str | None = None) -> Mix:
-    """`Mix` from "task=w,..." (stage-2 tasks named here replace their weights; the rest keep theirs)
-    and "money=s,chart=s"; unknown names and impossible shares are errors, not silently ignored."""
+def parse_mix(weights: str | None = None, tile_shares: str | None = None, questions_per_image: int = 1) -> Mix:
+    """`Mix` from "task=w,..." (stage-2 tasks named here replace their weights; the rest keep theirs),
+    "money=s,chart=s" and a question count; unknown names, impossible shares and counts below 1 are
+    errors, not silently ignored."""
     def pairs(text: str, known, what: str) -> dict[str, float]:
         out = {}
         for item in filter(None, (t.strip() for t in text.split(","))):
@@ -135,7 +143,9 @@ def parse_mix(weights: str | None = None, tile_shares: str | None = None) -> Mix
     chart = shares.get("chart", CHART_TILE_SHARE)
     if money + chart > 1:
         raise ValueError("--tile-shares: money + chart must not exceed 1")
-    return Mix(stage2, money, chart)
+    if isinstance(questions_per_image, bool) or not isinstance(questions_per_image, int) or questions_per_image < 1:
+        raise ValueError(f"--questions-per-image: expected a whole number >= 1, got {questions_per_image!r}")
+    return Mix(stage2, money, chart, questions_per_image)
 
 
 @dataclass
@@ -156,6 +166,16 @@ class TrainSample:
 def _pick(rng: random.Random, weights: dict[str, float]) -> str:
     names = sorted(weights)
     return rng.choices(names, weights=[weights[n] for n in names])[0]
+
+
+def _pick_distinct(rng: random.Random, weights: dict[str, float], k: int) -> list[str]:
+    """k different names, each drawn by weight from those not yet drawn (the first one as `_pick`):
+    every question of a page has one answer, so asking one twice would repeat an example."""
+    left, out = dict(weights), []
+    for _ in range(min(k, len(left))):
+        out.append(_pick(rng, left))
+        del left[out[-1]]
+    return out
 
 
 def sample_times(duration: float, fps: float = VIDEO_FPS) -> list[float]:
@@ -197,40 +217,51 @@ def render_video_sample(seed: int, question: str | None = None) -> tuple[Sample,
 def draw_sample(seed: int, stage: int, mix: Mix = Mix()) -> TrainSample:
     """One training sample of `stage` (0, 1 or 2) from `seed`: task, question kind and thinking drawn
     from it (`mix` may reweigh stage 2's tasks and the text tiles' kinds)."""
+    return draw_samples(seed, stage, replace(mix, questions_per_image=1))[0]
+
+
+def draw_samples(seed: int, stage: int, mix: Mix = Mix()) -> list[TrainSample]:
+    """The samples of one draw from `seed`: one, or `mix.questions_per_image` distinct questions of one
+    page or chart (FANNED_TASKS). Those tasks' draw weights are divided by that number, so each task
+    keeps its share of the examples; the first sample of a draw is `draw_sample`'s when it is 1."""
     rng = random.Random(seed ^ 0x5EED)
-    task = _pick(rng, mix.weights(stage))
+    k = mix.questions_per_image
+    weights = {t: w / k if t in FANNED_TASKS else w for t, w in mix.weights(stage).items()}
+    task = _pick(rng, weights)
     # non-reasoning answers are trained both behind an empty thought and with thinking off
     thinking = rng.random() < 0.5
     if task == "text_tile":
         # one draw picks money, chart or page strings, so page tiles keep the seeds they had
         u = rng.random()
         money, chart = mix.money_tile_share, mix.chart_tile_share
-        return TrainSample(make_text_tile_sample(seed, money=u < money, chart=money <= u < money + chart),
-                           thinking)
+        return [TrainSample(make_text_tile_sample(seed, money=u < money, chart=money <= u < money + chart),
+                            thinking)]
     if task == "scene_tile":
-        return TrainSample(make_scene_tile_sample(seed), thinking)
+        return [TrainSample(make_scene_tile_sample(seed), thinking)]
     if task == "arithmetic":
         s = make_arithmetic_sample(seed, stepwise=STEPWISE_SUMS)
-        return TrainSample(s, s.thinking)
+        return [TrainSample(s, s.thinking)]
     if task == "comparison":
         s = make_comparison_sample(seed)
-        return TrainSample(s, s.thinking)
-    if task == "document":
-        s = make_document_sample(seed, scale=RENDER_SCALE, question=_pick(rng, DOC_QUESTIONS[stage]))
-    elif task == "chart":
-        s = make_chart_sample(seed, scale=RENDER_SCALE, question=_pick(rng, CHART_QUESTIONS[stage]),
-                              thinking=thinking)
-    elif task == "multi_image":
-        s = make_multi_image_sample(seed, scale=RENDER_SCALE, thinking=thinking)
-    elif task == "reasoning":
+        return [TrainSample(s, s.thinking)]
+    if task in FANNED_TASKS:
+        kinds = _pick_distinct(rng, (DOC_QUESTIONS if task == "document" else CHART_QUESTIONS)[stage], k)
+        # the first question keeps the draw's switch; the others draw their own after the kinds
+        switches = [thinking] + [rng.random() < 0.5 for _ in kinds[1:]]
+        if task == "document":
+            samples = make_document_samples(seed, kinds, scale=RENDER_SCALE)
+        else:
+            samples = make_chart_samples(seed, list(zip(kinds, switches)), scale=RENDER_SCALE)
+        return [TrainSample(s, t) for s, t in zip(samples, switches)]
+    if task == "multi_image":
+        return [TrainSample(make_multi_image_sample(seed, scale=RENDER_SCALE, thinking=thinking), thinking)]
+    if task == "reasoning":
         s = make_reasoning_sample(seed, scale=RENDER_SCALE, stepwise=STEPWISE_SUMS)
-        return TrainSample(s, s.thinking)
-    elif task == "video":
+        return [TrainSample(s, s.thinking)]
+    if task == "video":
         s, frames, times, speech = render_video_sample(seed, _pick(rng, VIDEO_QUESTIONS[stage]))
-        return TrainSample(s, thinking, frames, times, speech)
-    else:
-        raise ValueError(f"unknown task {task!r}")
-    return TrainSample(s, thinking)
+        return [TrainSample(s, thinking, frames, times, speech)]
+    raise ValueError(f"unknown task {task!r}")
 
 
 def completion_text(ts: TrainSample) -> str:

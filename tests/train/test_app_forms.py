@@ -80,17 +80,17 @@ def test_stage2_trains_the_app_forms_and_keeps_the_old_ones(monkeypatch):
     # which question draw_sample asks, without rendering: the generators stubbed to echo it
     drawn: list[tuple[str, str]] = []
 
-    def doc(seed, *, scale, question):
-        drawn.append(("document", question))
-        return SimpleNamespace(task="document")
+    def docs(seed, questions, *, scale):
+        drawn.extend(("document", question) for question in questions)
+        return [SimpleNamespace(task="document") for _ in questions]
 
     def video(seed, question):
         drawn.append(("video", question))
         return SimpleNamespace(task="video"), [], [], []
 
-    monkeypatch.setattr(S, "make_document_sample", doc)
+    monkeypatch.setattr(S, "make_document_samples", docs)
     monkeypatch.setattr(S, "render_video_sample", video)
-    monkeypatch.setattr(S, "make_chart_sample", lambda seed, **kw: SimpleNamespace(task="chart"))
+    monkeypatch.setattr(S, "make_chart_samples", lambda seed, asks, **kw: [SimpleNamespace(task="chart") for _ in asks])
     monkeypatch.setattr(S, "make_multi_image_sample", lambda seed, **kw: SimpleNamespace(task="multi_image"))
     monkeypatch.setattr(S, "make_reasoning_sample", lambda seed, **kw: SimpleNamespace(task="reasoning",
                                                                                       thinking=False))

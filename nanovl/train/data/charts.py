@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,15 +183,32 @@ def make_chart_sample(seed: int, *, size: tuple[int, int] = DEFAULT_SIZE, scale:
         thinking: a value question's target opens with `chart_trace` in <think> (other questions have
             no trace; their thinking is the caller's empty thought). Image and answer do not change.
     """
+    return make_chart_samples(seed, [(question, thinking)], size=size, scale=scale, kind=kind)[0]
+
+
+def make_chart_samples(seed: int, asks: Sequence[tuple[str | None, bool]], *, size: tuple[int, int] = DEFAULT_SIZE,
+                       scale: int = 1, kind: str | None = None) -> list[Sample]:
+    """`make_chart_sample` once per (question, thinking) in `asks`, all of one chart drawn once.
+
+    matplotlib is most of a chart sample's cost, so training may ask a chart several questions; the
+    first sample is exactly `make_chart_sample(seed, question=asks[0][0], thinking=asks[0][1])`.
+    """
     rng = random.Random(seed)
     spec = random_chart(rng, kind=kind)
     drawn = rng.choices(QUESTION_KINDS, weights=_QUESTION_WEIGHTS)[0]
-    qkind = question or drawn
-    text, target, extra = chart_question(spec, qkind, rng)
-    truth = chart_truth(spec) | extra | {"question_kind": qkind}
+    questions = []
+    for question, thinking in asks:
+        qkind = question or drawn
+        # each question's own draws (a value question's label) follow the last one's
+        questions.append((qkind, thinking, *chart_question(spec, qkind, rng)))
     image = render_chart(spec, size=size, scale=scale)
-    trace = chart_trace(spec) if thinking and qkind == "value" else None
-    if trace is not None:
-        target = format_target(trace, target, True)
-    return Sample("chart", chat(text, target, num_images=1), target, truth, images=[image],
-                  thinking=trace is not None, reasoning=trace, seed=seed)
+    truth = chart_truth(spec)
+    out = []
+    for qkind, thinking, text, target, extra in questions:
+        trace = chart_trace(spec) if thinking and qkind == "value" else None
+        if trace is not None:
+            target = format_target(trace, target, True)
+        out.append(Sample("chart", chat(text, target, num_images=1), target,
+                          truth | extra | {"question_kind": qkind}, images=[image],
+                          thinking=trace is not None, reasoning=trace, seed=seed))
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
@@ -382,20 +383,34 @@ def make_document_sample(seed: int, *, size: tuple[int, int] = DEFAULT_SIZE, sca
         question: one of QUESTION_KINDS, READ_KIND (every printed line) or MARKDOWN_KIND (the same as
             Markdown); drawn from the seed when None.
     """
+    return make_document_samples(seed, [question], size=size, scale=scale, augment=augment)[0]
+
+
+def make_document_samples(seed: int, questions: Sequence[str | None], *, size: tuple[int, int] = DEFAULT_SIZE,
+                          scale: int = 1, augment: bool = True) -> list[Sample]:
+    """`make_document_sample` once per question, all of one page drawn and augmented once.
+
+    Rendering and augmenting are most of a page sample's cost, so training may ask a page several
+    questions; the first sample is exactly `make_document_sample(seed, question=questions[0])`.
+    """
     rng = random.Random(seed)
     invoice, style = random_invoice(rng), random_style(rng)
     # always draw the kind so a forced question leaves the image of that seed unchanged
-    kind = rng.choices(QUESTION_KINDS, weights=_QUESTION_WEIGHTS)[0]
-    kind = question or kind
-    record: list | None = [] if kind in (READ_KIND, MARKDOWN_KIND) else None
+    drawn = rng.choices(QUESTION_KINDS, weights=_QUESTION_WEIGHTS)[0]
+    kinds = [question or drawn for question in questions]
+    record: list | None = [] if READ_KIND in kinds or MARKDOWN_KIND in kinds else None
     image = render_invoice(invoice, style, size=size, scale=scale, record=record)
-    if kind == READ_KIND:
-        text, target = READ_QUESTION, "\n".join(text_lines(record))
-    elif kind == MARKDOWN_KIND:
-        text, target = MARKDOWN_QUESTION, markdown_text(record)
-    else:
-        text, target = _question(invoice, kind)
     if augment:
         image = augment_image(image, rng)
-    truth = invoice_truth(invoice, style) | {"question_kind": kind}
-    return Sample("document", chat(text, target, num_images=1), target, truth, images=[image], seed=seed)
+    truth = invoice_truth(invoice, style)
+    out = []
+    for kind in kinds:
+        if kind == READ_KIND:
+            text, target = READ_QUESTION, "\n".join(text_lines(record))
+        elif kind == MARKDOWN_KIND:
+            text, target = MARKDOWN_QUESTION, markdown_text(record)
+        else:
+            text, target = _question(invoice, kind)
+        out.append(Sample("document", chat(text, target, num_images=1), target, truth | {"question_kind": kind},
+                          images=[image], seed=seed))
+    return out
