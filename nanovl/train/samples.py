@@ -222,8 +222,9 @@ def draw_sample(seed: int, stage: int, mix: Mix = Mix()) -> TrainSample:
 
 def draw_samples(seed: int, stage: int, mix: Mix = Mix()) -> list[TrainSample]:
     """The samples of one draw from `seed`: one, or `mix.questions_per_image` distinct questions of one
-    page or chart (FANNED_TASKS). Those tasks' draw weights are divided by that number, so each task
-    keeps its share of the examples; the first sample of a draw is `draw_sample`'s when it is 1."""
+    page or chart (FANNED_TASKS; fewer where a stage has fewer question kinds). Those tasks' draw weights
+    are divided by that number, so each task keeps its share of the examples; with 1 this is
+    `draw_sample`, draw for draw."""
     rng = random.Random(seed ^ 0x5EED)
     k = mix.questions_per_image
     weights = {t: w / k if t in FANNED_TASKS else w for t, w in mix.weights(stage).items()}
