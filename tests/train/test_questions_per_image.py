@@ -117,3 +117,12 @@ def test_a_batch_is_full_and_reproducible_with_two_questions_per_image():
 def test_a_question_count_below_one_or_not_whole_is_an_error(k):
     with pytest.raises(ValueError, match="questions-per-image"):
         parse_mix(None, None, k)
+
+
+def test_recipe_refuses_a_bad_question_count_and_passes_a_good_one(capsys):
+    from nanovl.train.recipe import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "/tmp/never", "--questions-per-image", "0"])
+    assert "--questions-per-image" in capsys.readouterr().err
+    assert parse_args(["--out", "/tmp/never", "--questions-per-image", "2"]).curriculum_mix.questions_per_image == 2
