@@ -86,18 +86,24 @@ def _split_markers(prompt: str) -> list[str]:
 
 
 def build_example(ts: TrainSample, tokenizer, *, image_size: int, max_tiles: int, mean, std,
-                  pruning_rate: float = 0.0, with_target: bool = True) -> Example:
+                  pruning_rate: float = 0.0, with_target: bool = True,
+                  tiles: dict[int, torch.Tensor] | None = None) -> Example:
     """Tokenize one sample into an Example (tiles made with `image_to_tiles`, as the processor does).
 
     Args:
         tokenizer: a `tokenizers.Tokenizer` or `nanovl.tokenizer.Tokenizer` (encode without specials added).
         pruning_rate: EVS rate applied to this example's video.
         with_target: False leaves only the prompt (evaluation).
+        tiles: tiles already cut, by `id` of their image: the samples of one draw that share an image
+            (`draw_samples`) cut it once. Only for images alive while the dict is.
     """
     prompt_ids = _encode(tokenizer, prompt_text(ts))
     target_ids = _encode(tokenizer, completion_text(ts) + END_OF_TURN) if with_target else []
-    media = [Media("image", image_to_tiles(im, image_size=image_size, max_tiles=max_tiles, mean=mean, std=std))
-             for im in ts.sample.images]
+    cut = {} if tiles is None else tiles
+    for im in ts.sample.images:
+        if id(im) not in cut:
+            cut[id(im)] = image_to_tiles(im, image_size=image_size, max_tiles=max_tiles, mean=mean, std=std)
+    media = [Media("image", cut[id(im)]) for im in ts.sample.images]
     if ts.frames:
         frames = torch.cat([_frame_tile(f, image_size) for f in ts.frames])
         media.append(Media("video", normalize_(frames, mean, std), pruning_rate))
@@ -225,7 +231,8 @@ class CurriculumStream(torch.utils.data.IterableDataset):
             seed = (self.seed << _INDEX_BITS) + first + i
             i += 1
             rate = self.evs_rates[seed % len(self.evs_rates)]
+            tiles: dict[int, torch.Tensor] = {}  # the draw's images, cut once for all its questions
             for ts in draw_samples(seed, stage, self.mix)[:size - len(out)]:
                 out.append(build_example(ts, tok, image_size=self.image_size, max_tiles=self.max_tiles,
-                                         mean=self.mean, std=self.std, pruning_rate=rate))
+                                         mean=self.mean, std=self.std, pruning_rate=rate, tiles=tiles))
         return out

@@ -6,6 +6,7 @@ import collections
 from types import SimpleNamespace
 
 import pytest
+import torch
 from tokenizers import Tokenizer
 
 import nanovl.train.samples as S
@@ -126,3 +127,18 @@ def test_recipe_refuses_a_bad_question_count_and_passes_a_good_one(capsys):
         parse_args(["--out", "/tmp/never", "--questions-per-image", "0"])
     assert "--questions-per-image" in capsys.readouterr().err
     assert parse_args(["--out", "/tmp/never", "--questions-per-image", "2"]).curriculum_mix.questions_per_image == 2
+
+
+def test_the_questions_of_one_page_share_its_tiles_cut_once():
+    from nanovl.train.dataset import build_example
+    from nanovl.train.samples import TrainSample
+
+    cfg = preset_config(PRESET)
+    tok = Tokenizer.from_file(str(BUNDLED_MODEL / "tokenizer.json"))
+    kw = dict(image_size=cfg.force_image_size, max_tiles=cfg.max_num_tiles, mean=cfg.norm_mean, std=cfg.norm_std)
+    first, second = (TrainSample(s, False) for s in make_document_samples(7, ["read", "total"], scale=RENDER_SCALE))
+    tiles: dict = {}
+    a, b = build_example(first, tok, tiles=tiles, **kw), build_example(second, tok, tiles=tiles, **kw)
+    assert a.media[0].pixel_values is b.media[0].pixel_values and len(tiles) == 1
+    alone = build_example(second, tok, **kw)
+    assert torch.equal(alone.media[0].pixel_values, b.media[0].pixel_values) and alone.ids == b.ids
