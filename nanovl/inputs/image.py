@@ -240,8 +240,8 @@ def normalize_(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> 
 
 
 def image_to_tiles_ref(image: Image.Image, *, image_size: int = 512, max_tiles: int = 12,
-                             use_thumbnail: bool = True, mean: Sequence[float] = CLIP_MEAN,
-                             std: Sequence[float] = CLIP_STD) -> torch.Tensor:
+                       use_thumbnail: bool = True, mean: Sequence[float] = CLIP_MEAN,
+                       std: Sequence[float] = CLIP_STD) -> torch.Tensor:
     """Dynamic tiling: resize to the chosen grid, cut tiles row-major, thumbnail last.
 
     The plain twin of `image_to_tiles` (reshape copy, cat, out-of-place normalise), equal to it bit

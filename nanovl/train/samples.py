@@ -216,7 +216,8 @@ def render_video_sample(seed: int, question: str | None = None) -> tuple[Sample,
 
 def draw_sample(seed: int, stage: int, mix: Mix = Mix()) -> TrainSample:
     """One training sample of `stage` (0, 1 or 2) from `seed`: task, question kind and thinking drawn
-    from it (`mix` may reweigh stage 2's tasks and the text tiles' kinds)."""
+    from it (`mix` may reweigh stage 2's tasks and the text tiles' kinds; its questions per image are
+    ignored: one draw, one question)."""
     return draw_samples(seed, stage, replace(mix, questions_per_image=1))[0]
 
 
