@@ -25,29 +25,29 @@ TOKENIZER_DIR = BUNDLED_MODEL
 # the CI slice: 20 invoices and a few of each other task, ~1 minute on 2 CPU cores
 SLICE = {"invoice": 20, "chart": 6, "multi_image": 6, "video": 4, "sums": 4, "sums_no_think": 4, "text_tile": 12,
          "scene_tile": 6}
-# SLICE FLOORS on (task, metric), a little under what the shipped checkpoint (v9: v8 continued to 21359
-# GPU steps with documents weighted up, 2026-12-03) measured on this slice, about one case below it each:
-# invoice valid_json, vendor, number, date and currency 1.0, total 0.9 (18 of 20); chart values 0.667
-# (4 of 6; 80 % on n=50 with thinking off); multi_image 1.0 (6 of 6; 88 % on n=50 with thinking off);
-# video start within 1 s 1.0 (4 of 4); sums 0.75 (3 of 4; 79 % on n=100) with a trace whenever reasoning
-# is on; text tiles 0.75 exact (9 of 12), 0.897 of lines, 0.938 of digits, 1.0 of letters; scene tiles
-# 1.0 (6 of 6).
+# SLICE FLOORS on (task, metric), a little under what the shipped checkpoint (v10: v9 continued to 28902
+# GPU steps with two questions per drawn page or chart, 2026-12-03) measured on this slice, about one case
+# below it each: invoice valid_json, vendor, number and currency 1.0, date and total 0.95 (19 of 20);
+# chart values 0.667 (4 of 6; 84 % on n=50 with thinking off); multi_image 0.833 (5 of 6; 92 % on n=50
+# with thinking off); video start within 1 s 1.0 (4 of 4); sums 1.0 (4 of 4; 81 % on n=100) with a trace
+# whenever reasoning is on; text tiles 0.917 exact (11 of 12), 0.966 of lines, 1.0 of digits, 0.966 of
+# letters; scene tiles 1.0 (6 of 6).
 FLOORS = {
     ("invoice", "valid_json"): 0.95,
     ("invoice", "vendor"): 0.9,
     ("invoice", "invoice_number"): 0.9,
     ("invoice", "date"): 0.9,
     ("invoice", "currency"): 0.9,
-    ("invoice", "total"): 0.85,
+    ("invoice", "total"): 0.9,
     ("chart", "within_2pct"): 0.5,
-    ("multi_image", "accuracy"): 0.8,
+    ("multi_image", "accuracy"): 0.65,
     ("video", "start_within_1s"): 0.75,
-    ("sums", "accuracy"): 0.5,
+    ("sums", "accuracy"): 0.75,
     ("sums", "with_reasoning"): 0.95,
-    ("text_tile", "exact"): 0.65,
-    ("text_tile", "lines_exact"): 0.85,
-    ("text_tile", "digits"): 0.9,
-    ("text_tile", "letters"): 0.95,
+    ("text_tile", "exact"): 0.8,
+    ("text_tile", "lines_exact"): 0.9,
+    ("text_tile", "digits"): 0.95,
+    ("text_tile", "letters"): 0.9,
     ("scene_tile", "exact"): 0.8,
 }
 # ceilings: with /no_think there must be no reasoning at all
