@@ -12,6 +12,7 @@ import json
 import random
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -26,7 +27,8 @@ from nanovl.train.collate import MediaIds, assemble
 from nanovl.train.data import videos as V
 from nanovl.train.dataset import build_example
 from nanovl.train import samples as S
-from nanovl.train.samples import (DOC_QUESTIONS, STAGE_TASKS, VIDEO_QUESTIONS, TrainSample,
+from nanovl.train.data.documents import make_document_sample
+from nanovl.train.samples import (DOC_QUESTIONS, RENDER_SCALE, STAGE_TASKS, VIDEO_QUESTIONS, TrainSample,
                                   draw_sample)
 
 from test_eval_slice import _ctx, _processor
@@ -222,6 +224,17 @@ def test_eval_scores_line_items(tmp_path):
         swapped = {(other if k.endswith("_number") else k): v for k, v in good.items()}
         m = _rates(E.score_invoice_items(case, _out(json.dumps(swapped)), ctx))
         assert m["header_fields"] == 0.8 and m["all_exact"] == 0.0 and m["schema_valid"] == 0.0
+
+
+def test_clean_items_are_unaugmented_pages_scored_like_invoice_items(tmp_path):
+    ctx = _ctx(_processor().tokenizer, tmp_path)
+    for case in E.make_cases("clean_items", 3, E.DEFAULT_SEED_BASE, ctx):
+        clean = make_document_sample(case.seed, scale=RENDER_SCALE, augment=False, question="json_items")
+        noisy = make_document_sample(case.seed, scale=RENDER_SCALE, question="json_items")
+        page = np.asarray(case.train.sample.images[0])
+        assert case.task == "clean_items" and case.target == clean.target
+        assert np.array_equal(page, np.asarray(clean.images[0])) and not np.array_equal(page, np.asarray(noisy.images[0]))
+        assert set(_rates(E.score_invoice_items(case, _out(case.target), ctx)).values()) == {1.0}
 
 
 def test_eval_scores_dense_captions_within_one_second(tmp_path):
