@@ -76,6 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="ask each drawn page or chart K different questions (one render, K examples; the "
                         "tasks keep their shares of the examples): fewer distinct images for less data-worker "
                         "time per example, when the workers cannot keep up with the GPU")
+    p.add_argument("--clean-pages", type=float, default=0.0, metavar="S",
+                   help="share of the document and sums pages drawn without rotation or noise, as "
+                        "born-digital pages are (default 0: every page augmented)")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=4, help="torch threads of the training process")
@@ -93,7 +96,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     try:
         # parsed once, here, so a bad value stops the run before any work; the loader takes this Mix
-        args.curriculum_mix = parse_mix(args.mix, args.tile_shares, args.questions_per_image)
+        args.curriculum_mix = parse_mix(args.mix, args.tile_shares, args.questions_per_image, args.clean_pages)
     except ValueError as e:
         p.error(str(e))
     return args
@@ -288,9 +291,10 @@ def main(argv: list[str] | None = None) -> dict:
     max_bytes = int(args.max_shard_mb * 2 ** 20) if args.max_shard_mb else None
     export_checkpoint(model, export, preset=args.preset, tokenizer_dir=tok_dir, max_shard_bytes=max_bytes)
     meta = {"step": step, "seconds": seconds, "seed": args.seed, "batch_size": args.batch_size}
-    if args.mix or args.tile_shares or args.questions_per_image != 1:
+    if args.mix or args.tile_shares or args.questions_per_image != 1 or args.clean_pages:
         # this call's override of the curriculum
-        meta.update(mix=args.mix, tile_shares=args.tile_shares, questions_per_image=args.questions_per_image)
+        meta.update(mix=args.mix, tile_shares=args.tile_shares, questions_per_image=args.questions_per_image,
+                    clean_pages=args.clean_pages)
     (export / "train_meta.json").write_text(json.dumps(meta) + "\n")
     print(f"stopped at batch {step} after {seconds:.0f} s of training; exported {export}", flush=True)
     return record
