@@ -29,7 +29,7 @@ SLICE = {"invoice": 20, "chart": 6, "multi_image": 6, "video": 4, "sums": 4, "su
 # GPU steps with two questions per drawn page or chart, 2026-12-03) measured on this slice, about one case
 # below it each: invoice valid_json, vendor, number and currency 1.0, date and total 0.95 (19 of 20);
 # chart values 0.667 (4 of 6; 84 % on n=50 with thinking off); multi_image 0.833 (5 of 6; 92 % on n=50
-# with thinking off); video start within 1 s 1.0 (4 of 4); sums 1.0 (4 of 4; 81 % on n=100) with a trace
+# with thinking off); video start within 1 s 1.0 (4 of 4); sums 1.0 (4 of 4; 78 % on n=300) with a trace
 # whenever reasoning is on; text tiles 0.917 exact (11 of 12), 0.966 of lines, 1.0 of digits, 0.966 of
 # letters; scene tiles 1.0 (6 of 6).
 FLOORS = {
