@@ -150,7 +150,7 @@ def parse_mix(weights: str | None = None, tile_shares: str | None = None, questi
         raise ValueError("--tile-shares: money + chart must not exceed 1")
     if isinstance(questions_per_image, bool) or not isinstance(questions_per_image, int) or questions_per_image < 1:
         raise ValueError(f"--questions-per-image: expected a whole number >= 1, got {questions_per_image!r}")
-    if not (isinstance(clean_pages, (int, float)) and 0.0 <= clean_pages <= 1.0):
+    if isinstance(clean_pages, bool) or not (isinstance(clean_pages, (int, float)) and 0.0 <= clean_pages <= 1.0):
         raise ValueError(f"--clean-pages: expected a share in [0, 1], got {clean_pages!r}")
     return Mix(stage2, money, chart, questions_per_image, float(clean_pages))
 

@@ -64,7 +64,7 @@ def test_a_clean_draw_is_the_unaugmented_page():
     assert np.array_equal(page, np.asarray(clean.images[0])) and not np.array_equal(page, np.asarray(noisy.images[0]))
 
 
-@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan")])
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan"), True, "0.5"])
 def test_a_share_outside_zero_to_one_is_an_error(share):
     with pytest.raises(ValueError, match="clean-pages"):
         parse_mix(None, None, 1, share)
