@@ -82,7 +82,7 @@ def test_stage2_trains_the_app_forms_and_keeps_the_old_ones(monkeypatch):
     # which question draw_sample asks, without rendering: the generators stubbed to echo it
     drawn: list[tuple[str, str]] = []
 
-    def docs(seed, questions, *, scale):
+    def docs(seed, questions, *, scale, augment=True):
         drawn.extend(("document", question) for question in questions)
         return [SimpleNamespace(task="document") for _ in questions]
 
