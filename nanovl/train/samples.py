@@ -185,6 +185,12 @@ def _pick_distinct(rng: random.Random, weights: dict[str, float], k: int) -> lis
     return out
 
 
+def _augments(seed: int, mix: Mix) -> bool:
+    """Whether the page of draw `seed` is rotated and noised (else drawn clean, `mix.clean_page_share`).
+    Its own rng, so a share of 0 leaves every other draw as it was."""
+    return random.Random(seed ^ 0xC1EA).random() >= mix.clean_page_share
+
+
 def sample_times(duration: float, fps: float = VIDEO_FPS) -> list[float]:
     """The frame times `nanovl.inputs.video.load_video` samples for a short clip (k / fps < duration)."""
     n = max(1, int(round(duration * fps - 1e-6)))
@@ -253,21 +259,19 @@ def draw_samples(seed: int, stage: int, mix: Mix = Mix()) -> list[TrainSample]:
     if task == "comparison":
         s = make_comparison_sample(seed)
         return [TrainSample(s, s.thinking)]
-    # its own rng, so a share of 0 leaves every other draw as it was
-    augment = random.Random(seed ^ 0xC1EA).random() >= mix.clean_page_share
     if task in FANNED_TASKS:
         kinds = _pick_distinct(rng, (DOC_QUESTIONS if task == "document" else CHART_QUESTIONS)[stage], k)
         # the first question keeps the draw's switch; the others draw their own after the kinds
         switches = [thinking] + [rng.random() < 0.5 for _ in kinds[1:]]
         if task == "document":
-            samples = make_document_samples(seed, kinds, scale=RENDER_SCALE, augment=augment)
+            samples = make_document_samples(seed, kinds, scale=RENDER_SCALE, augment=_augments(seed, mix))
         else:
             samples = make_chart_samples(seed, list(zip(kinds, switches)), scale=RENDER_SCALE)
         return [TrainSample(s, t) for s, t in zip(samples, switches)]
     if task == "multi_image":
         return [TrainSample(make_multi_image_sample(seed, scale=RENDER_SCALE, thinking=thinking), thinking)]
     if task == "reasoning":
-        s = make_reasoning_sample(seed, scale=RENDER_SCALE, augment=augment, stepwise=STEPWISE_SUMS)
+        s = make_reasoning_sample(seed, scale=RENDER_SCALE, augment=_augments(seed, mix), stepwise=STEPWISE_SUMS)
         return [TrainSample(s, s.thinking)]
     if task == "video":
         s, frames, times, speech = render_video_sample(seed, _pick(rng, VIDEO_QUESTIONS[stage]))
