@@ -158,7 +158,7 @@ def test_default_model_is_the_bundled_one(capsys):
 @pytest.mark.parametrize("seed", [2**64 + 777, 2**64 + 778])
 def test_bundled_model_reads_a_chart_before_answering_its_value(seed, tmp_path, capsys):
     # reasoning is on by default: the thought reads every label in chart order, and the answer is the
-    # thought's own reading of the asked label (v10 follows its readings 100 % of the time, n=100)
+    # thought's own reading of the asked label (v11 follows its readings 100 % of the time, n=100)
     from nanovl.llm import BUNDLED_MODEL
     from nanovl.train.data.charts import make_chart_sample
     from nanovl.train.samples import RENDER_SCALE

@@ -25,29 +25,29 @@ TOKENIZER_DIR = BUNDLED_MODEL
 # the CI slice: 20 invoices and a few of each other task, ~1 minute on 2 CPU cores
 SLICE = {"invoice": 20, "chart": 6, "multi_image": 6, "video": 4, "sums": 4, "sums_no_think": 4, "text_tile": 12,
          "scene_tile": 6}
-# SLICE FLOORS on (task, metric), a little under what the shipped checkpoint (v10: v9 continued to 28902
-# GPU steps with two questions per drawn page or chart, 2026-12-03) measured on this slice, about one case
-# below it each: invoice valid_json, vendor, number and currency 1.0, date and total 0.95 (19 of 20);
-# chart values 0.667 (4 of 6; 84 % on n=50 with thinking off); multi_image 0.833 (5 of 6; 92 % on n=50
-# with thinking off); video start within 1 s 1.0 (4 of 4); sums 1.0 (4 of 4; 78 % on n=300) with a trace
-# whenever reasoning is on; text tiles 0.917 exact (11 of 12), 0.966 of lines, 1.0 of digits, 0.966 of
-# letters; scene tiles 1.0 (6 of 6).
+# SLICE FLOORS on (task, metric), a little under what the shipped checkpoint (v11: v10 continued to 37495
+# GPU steps with sums weighted up, 2026-12-03) measured on this slice, about one case below it each:
+# invoice valid_json, vendor, number, date and currency 1.0, total 0.95 (19 of 20); chart values 0.833
+# (5 of 6; 88 % on n=50 with thinking off); multi_image 1.0 (6 of 6; 92 % on n=50 with thinking off);
+# video start within 1 s 1.0 (4 of 4); sums 1.0 (4 of 4; 85 % on n=300) with a trace whenever reasoning
+# is on; text tiles 0.917 exact (11 of 12), 0.966 of lines, 0.979 of digits, 1.0 of letters; scene
+# tiles 1.0 (6 of 6).
 FLOORS = {
     ("invoice", "valid_json"): 0.95,
-    ("invoice", "vendor"): 0.9,
-    ("invoice", "invoice_number"): 0.9,
-    ("invoice", "date"): 0.9,
-    ("invoice", "currency"): 0.9,
+    ("invoice", "vendor"): 0.95,
+    ("invoice", "invoice_number"): 0.95,
+    ("invoice", "date"): 0.95,
+    ("invoice", "currency"): 0.95,
     ("invoice", "total"): 0.9,
-    ("chart", "within_2pct"): 0.5,
-    ("multi_image", "accuracy"): 0.65,
+    ("chart", "within_2pct"): 0.65,
+    ("multi_image", "accuracy"): 0.8,
     ("video", "start_within_1s"): 0.75,
     ("sums", "accuracy"): 0.75,
     ("sums", "with_reasoning"): 0.95,
     ("text_tile", "exact"): 0.8,
     ("text_tile", "lines_exact"): 0.9,
     ("text_tile", "digits"): 0.95,
-    ("text_tile", "letters"): 0.9,
+    ("text_tile", "letters"): 0.95,
     ("scene_tile", "exact"): 0.8,
 }
 # ceilings: with /no_think there must be no reasoning at all
