@@ -113,8 +113,8 @@ class Mix:
     money_tile_share: float = MONEY_TILE_SHARE
     chart_tile_share: float = CHART_TILE_SHARE
     questions_per_image: int = 1  # of each drawn page or chart (FANNED_TASKS), in every stage
-    # pages of the document and sums tasks drawn without `augment`, as born-digital pages are (v10,
-    # trained on augmented pages only, reads clean ones about as well: TRAINING_NOTES §18)
+    # pages of the document and sums tasks drawn without `augment`, as born-digital pages are (v10 and
+    # v11, trained on augmented pages only, read clean ones about as well: TRAINING_NOTES §18-19)
     clean_page_share: float = 0.0
 
     def weights(self, stage: int) -> dict[str, float]:
