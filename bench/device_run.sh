@@ -40,10 +40,11 @@ timeout -k 5 110 python3 -m pytest -q -m gpu tests/gpu/test_gpu_ops.py tests/gpu
 echo "gpu tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/gpu_tests.log"
 
 # 1b. decode in detail: each projection shape, cuBLAS against the skinny GEMM; one decode step's kernels
-echo "== GEMV bench and decode profile (cap 60 s)"
+#     (each batch size with programmatic dependent launch off and on: NANOVL_PDL, nanovl/ops/pdl.py)
+echo "== GEMV bench and decode profile (cap 85 s)"
 timeout -k 5 25 python3 bench/bench_gemv.py --out "$OUT/gemv.json" 2>&1 | tail -12
-timeout -k 5 35 python3 -m nanovl.bench.decode_profile --batch 1,16 --steps 20 --top 12 \
-  --out "$OUT/decode_profile.json" 2>&1 | grep -v -i warn | tail -40
+timeout -k 5 60 python3 -m nanovl.bench.decode_profile --batch 1,16 --pdl 0,1 --steps 20 --top 12 \
+  --out "$OUT/decode_profile.json" 2>&1 | grep -v -i warn | tail -80
 
 # 2. nanovl's own figures; a pass that loses its CUDA context (exit 3) or is killed is resumed
 #    in a fresh process on the reference ops, skipping what the results file already holds

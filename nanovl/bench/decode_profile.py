@@ -6,7 +6,7 @@ hundreds of small kernels between the big matrix-vector products; this profile s
 missing time is in the products themselves (busy time near the step time) or between kernels
 (idle gaps), which decides between fusing kernels and a faster GEMV.
 
-    python -m nanovl.bench.decode_profile [--batch 1,16] [--steps 20] [--out decode_profile.json]
+    python -m nanovl.bench.decode_profile [--batch 1,16] [--steps 20] [--pdl 0,1] [--out decode_profile.json]
 
 On a GPU it profiles CUDA-graph replays of the real Nano-12B-v2-VL shape in bf16 (eager steps
 when the profiler sees no kernels inside a graph); on a CPU the tiny preset's eager steps, by op.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections import defaultdict
 
@@ -36,6 +37,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--top", type=int, default=25, help="kernel names printed")
     p.add_argument("--bandwidth", type=float, default=None,
                    help="copy bandwidth in bytes/s for the roofline (default: measured here)")
+    p.add_argument("--pdl", default=None,
+                   help="NANOVL_PDL settings to compare, e.g. 0,1 (each captures its own graphs; default: the env's)")
     p.add_argument("--out", default=None, help="write the results here as JSON")
     return p.parse_args(argv)
 
@@ -126,7 +129,8 @@ def profile_decode(model, batch: int, prompt_len: int, steps: int) -> dict:
 
 
 def format_table(res: dict, top: int) -> str:
-    lines = [f"decode step, batch {res['batch']} ({res['timed_mode']}): {res['step_us']:.1f} us"
+    lines = [f"decode step, batch {res['batch']} ({res['timed_mode']}, NANOVL_PDL={res.get('pdl', '0')}):"
+             f" {res['step_us']:.1f} us"
              f" = {1e6 / res['step_us'] * res['batch']:.1f} tok/s",
              f"roofline (bytes {res['bytes_per_step'] / 1e9:.2f} GB / {res['bandwidth'] / 1e12:.2f} TB/s):"
              f" {res['roofline_us']:.1f} us = {res['roofline_us'] / res['step_us']:.1%} of the step",
@@ -138,6 +142,20 @@ def format_table(res: dict, top: int) -> str:
         lines.append(f"{row['name'][:70]:<70} {row['calls_per_step']:>6.1f} {row['us_per_step']:>9.1f}"
                      f" {row['us_per_step'] / max(res['kernel_us_per_step'], 1e-9):>6.1%}")
     return "\n".join(lines)
+
+
+def _with_pdl(setting: str, fn):
+    """fn() with NANOVL_PDL=setting: kernels read it as they launch, so graphs captured inside launch
+    with it; the caller's value comes back after."""
+    before = os.environ.get("NANOVL_PDL")
+    os.environ["NANOVL_PDL"] = setting
+    try:
+        return fn()
+    finally:
+        if before is None:
+            os.environ.pop("NANOVL_PDL", None)
+        else:
+            os.environ["NANOVL_PDL"] = before
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
            "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
            "date": time.strftime("%Y-%m-%d", time.gmtime()), "bandwidth": bandwidth}
     results = []
-    for batch in (int(b) for b in args.batch.split(",")):
-        res = profile_decode(model, batch, args.prompt, args.steps)
+    pdl_settings = args.pdl.split(",") if args.pdl else [os.environ.get("NANOVL_PDL", "0")]
+    for batch, pdl in ((int(b), p) for b in args.batch.split(",") for p in pdl_settings):
+        res = _with_pdl(pdl, lambda: profile_decode(model, batch, args.prompt, args.steps))
+        res["pdl"] = pdl
         res["bytes_per_step"] = rl.lm_decode_bytes(cfg, batch, args.prompt + args.steps,
                                                    dtype_bytes=torch.finfo(dtype).bits // 8)
         res["roofline_us"] = res["bytes_per_step"] / bandwidth * 1e6

@@ -3,6 +3,7 @@ run on the tiny preset that writes a self-consistent table."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -38,3 +39,22 @@ def test_cpu_profile_of_the_tiny_preset(tmp_path, capsys):
     # the roofline of the tiny model: its weights (~0.1 M parameters in fp32) at 10 GB/s
     assert 10 < res["roofline_us"] < 1000
     assert "kernels per step" in capsys.readouterr().out
+
+
+def test_pdl_settings_profile_one_after_the_other(tmp_path, monkeypatch):
+    monkeypatch.delenv("NANOVL_PDL", raising=False)
+    seen = []
+    real = dp.profile_decode
+
+    def recording(*args, **kwargs):
+        seen.append(os.environ.get("NANOVL_PDL"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dp, "profile_decode", recording)
+    out = tmp_path / "profile.json"
+    assert dp.main(["--device", "cpu", "--steps", "2", "--prompt", "4", "--bandwidth", "1e10", "--batch", "1,2",
+                    "--pdl", "0,1", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    # every batch size under each setting, the kernels launched with it, and the env left as found
+    assert [(r["batch"], r["pdl"]) for r in res] == [(1, "0"), (1, "1"), (2, "0"), (2, "1")]
+    assert seen == ["0", "1", "0", "1"] and "NANOVL_PDL" not in os.environ

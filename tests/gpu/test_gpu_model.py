@@ -93,6 +93,45 @@ def test_decode_graphs_match_eager():
     assert not kernel_failures(), f"kernels fell back to the reference: {kernel_failures()}"
 
 
+def _graph_logits(lm: NemotronHForCausalLM, prompt: torch.Tensor, steps: int) -> torch.Tensor:
+    """Prefill `prompt` [B, T] row by row into a pool, then `steps` greedy CUDA-graph decode steps' logits."""
+    pool = lm.new_state(prompt.shape[0])
+    graphs = DecodeCudaGraphs(lm, pool, max_seq_len=128, buckets=(prompt.shape[0],))
+    graphs.capture()
+    pool.seq_lens.zero_()
+    for st in pool.layers:
+        if st is not None:
+            for t in st.tensors().values():
+                t.zero_()
+    for row in range(prompt.shape[0]):
+        one = lm.new_state(1)
+        lm(prompt[row:row + 1], state=one)
+        _put_row(pool, row, one)
+    tok, out = prompt[:, -1], []
+    for _ in range(steps):
+        out.append(graphs.step(tok).float())
+        tok = out[-1].argmax(-1)
+    return torch.stack(out)
+
+
+@torch.inference_mode()
+def test_pdl_decode_graphs_equal_plain_ones(monkeypatch):
+    # PDL changes when a kernel may start, never what it computes: a race (a read before the
+    # previous kernel's write) would show as logits that differ from the plain launches'
+    from nanovl.ops.pdl import pdl_wanted
+
+    lm = _model(torch.bfloat16)
+    prompt = torch.randint(0, 300, (2, 23), device="cuda")
+    for bsz in (1, 2):  # the one-row GEMV and the 2..16-row dot kernel
+        monkeypatch.setenv("NANOVL_PDL", "0")
+        plain = _graph_logits(lm, prompt[:bsz], 6)
+        monkeypatch.setenv("NANOVL_PDL", "1")
+        if not pdl_wanted(prompt):
+            pytest.skip("this GPU or Triton has no programmatic dependent launch (sm_90+, Triton >= 3.3)")
+        assert torch.equal(_graph_logits(lm, prompt[:bsz], 6), plain), f"batch {bsz}"
+    assert not kernel_failures(), f"kernels fell back to the reference: {kernel_failures()}"
+
+
 if __name__ == "__main__":  # TRITON_INTERPRET=1: the tiny LM's kernel path on the CPU (bench/interp_check.sh)
     import os
     import sys

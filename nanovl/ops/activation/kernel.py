@@ -6,9 +6,13 @@ import torch
 import triton
 import triton.language as tl
 
+from nanovl.ops.pdl import launch_options, pdl_wanted
+from nanovl.ops.pdl_jit import pdl_enter
+
 
 @triton.jit
-def _relu_square_kernel(x, out, n, BLOCK: tl.constexpr):
+def _relu_square_kernel(x, out, n, USE_PDL: tl.constexpr, BLOCK: tl.constexpr):
+    pdl_enter(USE_PDL)
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
     v = tl.maximum(tl.load(x + offs, mask=mask, other=0.0).to(tl.float32), 0.0)
@@ -27,5 +31,7 @@ def relu_square_triton(x: torch.Tensor) -> torch.Tensor:
     out = torch.empty_like(x1)
     if x1.numel():
         block = 2048
-        _relu_square_kernel[(triton.cdiv(x1.numel(), block),)](x1, out, x1.numel(), BLOCK=block, num_warps=4)
+        pdl = pdl_wanted(x1)
+        _relu_square_kernel[(triton.cdiv(x1.numel(), block),)](x1, out, x1.numel(), USE_PDL=pdl, BLOCK=block,
+                                                               num_warps=4, **launch_options(pdl))
     return out.view(x.shape)

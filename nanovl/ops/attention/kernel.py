@@ -14,6 +14,9 @@ import triton.language as tl
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.attention.bias import causal_lower_right
 
+from nanovl.ops.pdl import launch_options, pdl_wanted
+from nanovl.ops.pdl_jit import pdl_enter
+
 _FAST = [SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
 
 
@@ -65,7 +68,9 @@ def prefill_attention_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: to
 def _decode_attention_fwd_kernel(q, k, v, seq_lens, o_part, lse_part, scale,
                                  HKV, REP, NUM_SPLITS, CAP,
                                  q_b, q_h, k_b, k_h, k_s, v_b, v_h, v_s, op_b, op_h, op_s, l_b, l_h,
-                                 DH: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr):
+                                 DH: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
+                                 USE_PDL: tl.constexpr):
+    pdl_enter(USE_PDL)
     pid_bh, split = tl.program_id(0), tl.program_id(1)
     # int64 row offsets: 64 rows of a 32k-token cache overflow int32
     b, kvh = (pid_bh // HKV).to(tl.int64), pid_bh % HKV
@@ -107,7 +112,8 @@ def _decode_attention_fwd_kernel(q, k, v, seq_lens, o_part, lse_part, scale,
 @triton.jit
 def _decode_attention_combine_kernel(o_part, lse_part, out, HQ, NUM_SPLITS,
                                      op_b, op_h, op_s, l_b, l_h, o_b, o_h,
-                                     DH: tl.constexpr, BLOCK_S: tl.constexpr):
+                                     DH: tl.constexpr, BLOCK_S: tl.constexpr, USE_PDL: tl.constexpr):
+    pdl_enter(USE_PDL)
     pid = tl.program_id(0)
     b, h = pid // HQ, pid % HQ
     offs_s = tl.arange(0, BLOCK_S)
@@ -156,15 +162,17 @@ def decode_attention_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: tor
     o_part = torch.empty(bsz, hq, splits, dh, dtype=torch.float32, device=q.device)
     lse_part = torch.empty(bsz, hq, splits, dtype=torch.float32, device=q.device)
     rep = hq // hkv
+    pdl = pdl_wanted(q)
     _decode_attention_fwd_kernel[(bsz * hkv, splits)](
         q, k_cache, v_cache, seq_lens, o_part, lse_part, scale, hkv, rep, splits, cap,
         q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
         o_part.stride(0), o_part.stride(1), o_part.stride(2), lse_part.stride(0), lse_part.stride(1),
-        DH=dh, BLOCK_H=max(16, triton.next_power_of_2(rep)), BLOCK_N=64, num_warps=4)
+        DH=dh, BLOCK_H=max(16, triton.next_power_of_2(rep)), BLOCK_N=64, USE_PDL=pdl, num_warps=4,
+        **launch_options(pdl))
     out = torch.empty(bsz, hq, dh, dtype=q.dtype, device=q.device)
     _decode_attention_combine_kernel[(bsz * hq,)](
         o_part, lse_part, out, hq, splits, o_part.stride(0), o_part.stride(1), o_part.stride(2),
         lse_part.stride(0), lse_part.stride(1), out.stride(0), out.stride(1),
-        DH=dh, BLOCK_S=triton.next_power_of_2(splits), num_warps=4)
+        DH=dh, BLOCK_S=triton.next_power_of_2(splits), USE_PDL=pdl, num_warps=4, **launch_options(pdl))
     return out

@@ -9,6 +9,9 @@ import torch
 import triton
 import triton.language as tl
 
+from nanovl.ops.pdl import launch_options, pdl_wanted
+from nanovl.ops.pdl_jit import pdl_enter
+
 
 @triton.jit
 def _causal_conv1d_fwd_kernel(x, w, bias, state, out, C, T,
@@ -85,7 +88,8 @@ def causal_conv1d_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
 def _causal_conv1d_update_kernel(x, w, bias, state, out, C,
                                  sx_b, ss_b, ss_c, ss_k, so_b,
                                  KW: tl.constexpr, HAS_BIAS: tl.constexpr, SILU: tl.constexpr,
-                                 BLOCK_C: tl.constexpr):
+                                 USE_PDL: tl.constexpr, BLOCK_C: tl.constexpr):
+    pdl_enter(USE_PDL)  # the state is written: only once the previous kernel is done
     pid_b, pid_c = tl.program_id(0), tl.program_id(1)
     offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     mask = offs_c < C
@@ -130,8 +134,10 @@ def causal_conv1d_update_triton(x: torch.Tensor, conv_state: torch.Tensor, weigh
     w = weight.contiguous()
     out = torch.empty(b, c, dtype=x.dtype, device=x.device)
     block_c = 256
+    pdl = pdl_wanted(x)
     _causal_conv1d_update_kernel[(b, triton.cdiv(c, block_c))](
         x, w, bias if bias is not None else w, conv_state, out, c,
         x.stride(0), conv_state.stride(0), conv_state.stride(1), conv_state.stride(2), out.stride(0),
-        KW=k, HAS_BIAS=bias is not None, SILU=activation == "silu", BLOCK_C=block_c, num_warps=4)
+        KW=k, HAS_BIAS=bias is not None, SILU=activation == "silu", USE_PDL=pdl, BLOCK_C=block_c, num_warps=4,
+        **launch_options(pdl))
     return out

@@ -16,6 +16,8 @@ import triton
 import triton.language as tl
 
 from nanovl.ops.linear import MAX_ROWS
+from nanovl.ops.pdl import launch_options, pdl_wanted
+from nanovl.ops.pdl_jit import pdl_release, pdl_wait
 
 
 def _configs(table: list[tuple[int, int, int, int]]) -> list[triton.Config]:
@@ -40,15 +42,23 @@ _DOT_CONFIGS = _configs([(16, 512, 4, 3), (32, 256, 4, 4), (32, 512, 4, 2), (64,
 @triton.autotune(configs=_GEMV_CONFIGS, key=["N", "K"], do_bench=_bench)
 @triton.jit
 def _gemv_fwd_kernel(x, w, b, out, N, K, stride_wn,
-                     HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                     HAS_BIAS: tl.constexpr, USE_PDL: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     # one row: multiply into a [BLOCK_N, BLOCK_K] fp32 tile, reduce over K once at the end
     pid = tl.program_id(0)
     offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_k = tl.arange(0, BLOCK_K)
     mask_n = offs_n < N
     w_ptrs = w + offs_n.to(tl.int64)[:, None] * stride_wn + offs_k[None, :]
-    acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
+    # the first tile is peeled: no kernel writes weights, so under PDL it is in flight while the
+    # previous kernel finishes; x is that kernel's output and waits (without PDL: the same sums)
+    pdl_release(USE_PDL)
+    mask_k = offs_k < K
+    wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
+    pdl_wait(USE_PDL)
+    xt = tl.load(x + offs_k, mask=mask_k, other=0.0)
+    acc = wt.to(tl.float32) * xt.to(tl.float32)[None, :]
+    w_ptrs += BLOCK_K
+    for k0 in range(BLOCK_K, K, BLOCK_K):
         mask_k = offs_k < K - k0
         wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
         xt = tl.load(x + k0 + offs_k, mask=mask_k, other=0.0)
@@ -60,11 +70,19 @@ def _gemv_fwd_kernel(x, w, b, out, N, K, stride_wn,
     tl.store(out + offs_n, y.to(out.dtype.element_ty), mask=mask_n)
 
 
+@triton.jit
+def _dot_step(xt, wt, acc, IS_FP32: tl.constexpr):
+    if IS_FP32:
+        # full fp32 products, as F.linear computes them (tf32 would lose ~3 digits)
+        return tl.dot(xt, tl.trans(wt), acc, input_precision="ieee")
+    return tl.dot(xt, tl.trans(wt), acc)
+
+
 @triton.autotune(configs=_DOT_CONFIGS, key=["N", "K"], do_bench=_bench)
 @triton.jit(do_not_specialize=["M"])  # one binary for every M in 2..16 (16 would get its own)
 def _skinny_dot_fwd_kernel(x, w, b, out, M, N, K, stride_xm, stride_wn, stride_om,
-                           HAS_BIAS: tl.constexpr, IS_FP32: tl.constexpr, BLOCK_M: tl.constexpr,
-                           BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                           HAS_BIAS: tl.constexpr, IS_FP32: tl.constexpr, USE_PDL: tl.constexpr,
+                           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     # M <= BLOCK_M rows: rows past M load as zeros and are not stored
     pid = tl.program_id(0)
     offs_m = tl.arange(0, BLOCK_M)
@@ -74,17 +92,20 @@ def _skinny_dot_fwd_kernel(x, w, b, out, M, N, K, stride_xm, stride_wn, stride_o
     x_ptrs = x + offs_m[:, None] * stride_xm + offs_k[None, :]
     w_ptrs = w + offs_n.to(tl.int64)[:, None] * stride_wn + offs_k[None, :]
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
+    # as in the one-row kernel: the first weight tile is peeled and loads before the wait for x
+    pdl_release(USE_PDL)
+    mask_k = offs_k < K
+    wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
+    pdl_wait(USE_PDL)
+    xt = tl.load(x_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+    acc = _dot_step(xt, wt, acc, IS_FP32)
+    for k0 in range(BLOCK_K, K, BLOCK_K):
+        x_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K
         mask_k = offs_k < K - k0
         xt = tl.load(x_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
-        if IS_FP32:
-            # full fp32 products, as F.linear computes them (tf32 would lose ~3 digits)
-            acc = tl.dot(xt, tl.trans(wt), acc, input_precision="ieee")
-        else:
-            acc = tl.dot(xt, tl.trans(wt), acc)
-        x_ptrs += BLOCK_K
-        w_ptrs += BLOCK_K
+        acc = _dot_step(xt, wt, acc, IS_FP32)
     if HAS_BIAS:
         acc += tl.load(b + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
     out_ptrs = out + offs_m[:, None] * stride_om + offs_n[None, :]
@@ -106,11 +127,14 @@ def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, o
     def grid(args):
         return (triton.cdiv(n, args["BLOCK_N"]),)
 
+    pdl = pdl_wanted(x2)
     if m == 1:
-        kernel[grid](x2, weight, b, out, n, k, weight.stride(0), HAS_BIAS=bias is not None, **meta)
+        kernel[grid](x2, weight, b, out, n, k, weight.stride(0), HAS_BIAS=bias is not None, USE_PDL=pdl,
+                     **launch_options(pdl), **meta)
     else:
         kernel[grid](x2, weight, b, out, m, n, k, x2.stride(0), weight.stride(0), out.stride(0),
-                     HAS_BIAS=bias is not None, IS_FP32=x2.dtype == torch.float32, BLOCK_M=MAX_ROWS, **meta)
+                     HAS_BIAS=bias is not None, IS_FP32=x2.dtype == torch.float32, USE_PDL=pdl,
+                     BLOCK_M=MAX_ROWS, **launch_options(pdl), **meta)
 
 
 def skinny_linear_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

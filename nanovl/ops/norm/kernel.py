@@ -9,10 +9,15 @@ import torch
 import triton
 import triton.language as tl
 
+from nanovl.ops.pdl import launch_options, pdl_wanted
+from nanovl.ops.pdl_jit import pdl_enter
+
 
 @triton.jit
 def _rms_norm_fwd_kernel(x, z, w, out, res, res_out, D, GROUP, sx, sz, so, sr, sro, eps,
-                         HAS_GATE: tl.constexpr, HAS_RESIDUAL: tl.constexpr, BLOCK: tl.constexpr):
+                         HAS_GATE: tl.constexpr, HAS_RESIDUAL: tl.constexpr, USE_PDL: tl.constexpr,
+                         BLOCK: tl.constexpr):
+    pdl_enter(USE_PDL)  # nothing is read or written before the previous kernel is done
     row, grp = tl.program_id(0), tl.program_id(1)
     offs = grp * GROUP + tl.arange(0, BLOCK)
     mask = (tl.arange(0, BLOCK) < GROUP) & (offs < D)
@@ -48,10 +53,12 @@ def _launch(x: torch.Tensor, z: torch.Tensor | None, weight: torch.Tensor, n_gro
     block = triton.next_power_of_2(group)
     warps = 4 if block <= 2048 else 8
     if x2.shape[0]:
+        pdl = pdl_wanted(x2)
         _rms_norm_fwd_kernel[(x2.shape[0], n_groups)](
             x2, z2, weight, out, r2, r_out, d, group, x2.stride(0), z2.stride(0), out.stride(0),
             r2.stride(0), r_out.stride(0), eps,
-            HAS_GATE=z is not None, HAS_RESIDUAL=residual is not None, BLOCK=block, num_warps=warps)
+            HAS_GATE=z is not None, HAS_RESIDUAL=residual is not None, USE_PDL=pdl, BLOCK=block,
+            num_warps=warps, **launch_options(pdl))
     return out.view(x.shape), (r_out.view(x.shape) if residual is not None else None)
 
 

@@ -12,6 +12,9 @@ import torch
 import triton
 import triton.language as tl
 
+from nanovl.ops.pdl import launch_options, pdl_wanted
+from nanovl.ops.pdl_jit import pdl_enter
+
 
 @triton.jit
 def _ssd_state_update_kernel(state, x, dt, A, B, C, D, dt_bias, y,
@@ -19,7 +22,8 @@ def _ssd_state_update_kernel(state, x, dt, A, B, C, D, dt_bias, y,
                              s_b, s_h, s_p, x_b, x_h, dt_b, dt_h, B_b, B_g, C_b, C_g, y_b, y_h,
                              dt_min, dt_max,
                              HAS_D: tl.constexpr, HAS_DT_BIAS: tl.constexpr, CLAMP: tl.constexpr,
-                             BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr):
+                             USE_PDL: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr):
+    pdl_enter(USE_PDL)
     pid_bh, pid_p = tl.program_id(0), tl.program_id(1)
     b, h = pid_bh // H, pid_bh % H
     g = h // REP
@@ -78,14 +82,15 @@ def ssd_state_update_triton(state: torch.Tensor, x: torch.Tensor, dt: torch.Tens
     block_p = min(16, triton.next_power_of_2(p))
     clamp = dt_limit[0] > 0.0 or dt_limit[1] != math.inf
     grid = (bsz * n_heads, triton.cdiv(p, block_p))
+    pdl = pdl_wanted(x)
     _ssd_state_update_kernel[grid](
         state, x, dt, A, B, C, D if D is not None else A, dt_bias if dt_bias is not None else A, y,
         n_heads, p, n, n_heads // n_groups,
         state.stride(0), state.stride(1), state.stride(2), x.stride(0), x.stride(1), dt.stride(0), dt.stride(1),
         B.stride(0), B.stride(1), C.stride(0), C.stride(1), y.stride(0), y.stride(1),
         float(dt_limit[0]), float(min(dt_limit[1], 3.0e38)),
-        HAS_D=D is not None, HAS_DT_BIAS=dt_bias is not None, CLAMP=clamp,
-        BLOCK_P=block_p, BLOCK_N=triton.next_power_of_2(n), num_warps=4)
+        HAS_D=D is not None, HAS_DT_BIAS=dt_bias is not None, CLAMP=clamp, USE_PDL=pdl,
+        BLOCK_P=block_p, BLOCK_N=triton.next_power_of_2(n), num_warps=4, **launch_options(pdl))
     return y
 
 
