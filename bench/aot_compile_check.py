@@ -40,6 +40,8 @@ KERNELS = [
     (attention._decode_attention_fwd_kernel, dict(q=BF16, k=BF16, v=BF16, seq_lens="*i64", o_part=FP32,
                                                   lse_part=FP32), {"scale"},
      dict(DH=128, BLOCK_H=16, BLOCK_N=64, USE_PDL=True)),
+    (attention._kv_cache_write_kernel, dict(k_new=FP32, v_new=FP32, start_pos="*i64", k_cache=BF16, v_cache=BF16),
+     set(), dict(DH=128, BLOCK_T=1, BLOCK_D=128, USE_PDL=True)),
     (attention._decode_attention_combine_kernel, dict(o_part=FP32, lse_part=FP32, out=BF16), set(),
      dict(DH=128, BLOCK_S=16, USE_PDL=True)),
 ]

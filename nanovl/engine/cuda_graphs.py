@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from nanovl.model.state import AttentionLayerState, LMState, MambaLayerState
+from nanovl.ops.attention import kv_cache_write
 
 DEFAULT_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -27,14 +28,9 @@ class _StaticKV(AttentionLayerState):
     """A KV view of fixed capacity: `write` skips the growth check, so it never syncs with the host."""
 
     def write(self, k_new: torch.Tensor, v_new: torch.Tensor, start_pos: torch.Tensor) -> None:
-        b, _, t, _ = k_new.shape
-        rows = torch.arange(b, device=k_new.device)[:, None]
-        # a row past capacity (the owner's bug) overwrites its last slot instead of killing the
-        # CUDA context with an out-of-bounds index
-        pos = start_pos[:, None] + torch.arange(t, device=k_new.device)  # [B, T]
-        pos = pos.clamp_(max=self.capacity - 1)
-        self.k[rows, :, pos] = k_new.transpose(1, 2).to(self.k.dtype)
-        self.v[rows, :, pos] = v_new.transpose(1, 2).to(self.v.dtype)
+        # a row past capacity (the owner's bug) overwrites its last slot (kv_cache_write clamps)
+        # instead of killing the CUDA context with an out-of-bounds index
+        kv_cache_write(self.k, self.v, k_new, v_new, start_pos)
 
 
 def _rows(state: LMState, lo: int, hi: int) -> LMState:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from nanovl.ops.attention import kv_cache_write
+
 
 @dataclass
 class MambaLayerState:
@@ -46,13 +48,8 @@ class AttentionLayerState:
 
     def write(self, k_new: torch.Tensor, v_new: torch.Tensor, start_pos: torch.Tensor) -> None:
         """Store k_new, v_new [B, Hkv, T, Dh] at positions start_pos[b] .. start_pos[b]+T-1 of each row."""
-        b, _, t, _ = k_new.shape
-        self.ensure_capacity(int(start_pos.max()) + t)
-        rows = torch.arange(b, device=k_new.device)[:, None]
-        pos = start_pos.to(k_new.device)[:, None] + torch.arange(t, device=k_new.device)  # [B, T]
-        # advanced indices around a slice put their dims first: [B, T, Hkv, Dh]
-        self.k[rows, :, pos] = k_new.transpose(1, 2).to(self.k.dtype)
-        self.v[rows, :, pos] = v_new.transpose(1, 2).to(self.v.dtype)
+        self.ensure_capacity(int(start_pos.max()) + k_new.shape[2])
+        kv_cache_write(self.k, self.v, k_new, v_new, start_pos)
 
 
 def _pad_time(t: torch.Tensor, cap: int) -> torch.Tensor:

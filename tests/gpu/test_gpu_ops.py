@@ -118,6 +118,25 @@ def run_chunk_scan(device, dtype, b=2, t=300, h=8, p=80, g=2, n=128, with_state=
     return max(check("chunk_scan_y", y_ref, y, TOL[dtype]), check("chunk_scan_state", s_ref, s, TOL[dtype]))
 
 
+def run_kv_write(device, dtype, b=3, hkv=2, cap=40, dh=64):
+    from nanovl.ops.attention.kernel import kv_cache_write_triton
+    from nanovl.ops.attention.ref import kv_cache_write_ref
+
+    # a decode step (one row past the capacity: it lands in the last slot) and a prefill chunk
+    for t, start in ((1, [0, 17, 45]), (7, [0, 3, 30])):
+        cache = [torch.randn(b, hkv, cap, dh, device=device, dtype=dtype) for _ in range(2)]
+        ref, ker = [c.clone() for c in cache], [c.clone() for c in cache]
+        # fp32 new keys laid out as the model makes them ([B, T, Hkv, Dh] transposed)
+        k_new = torch.randn(b, t, hkv, dh, device=device).transpose(1, 2)
+        v_new = torch.randn(b, t, hkv, dh, device=device).transpose(1, 2)
+        sp = torch.tensor(start, device=device)
+        kv_cache_write_ref(*ref, k_new, v_new, sp)
+        kv_cache_write_triton(*ker, k_new, v_new, sp)
+        # a copy with one cast: bit-equal
+        assert torch.equal(ref[0], ker[0]) and torch.equal(ref[1], ker[1]), f"kv_cache_write differs (T={t})"
+    return 0.0
+
+
 def run_attention(device, dtype, b=3, hq=8, hkv=2, dh=64, cap=300, t=20):
     from nanovl.ops.attention.kernel import decode_attention_triton, prefill_attention_triton
 
@@ -167,6 +186,11 @@ def test_chunk_scan(dtype, with_state):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
+def test_kv_cache_write(dtype):
+    run_kv_write("cuda", dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
 def test_attention(dtype):
     run_attention("cuda", dtype)
     run_attention("cuda", dtype, b=2, hq=40, hkv=8, dh=128, cap=2000, t=64)
@@ -197,7 +221,8 @@ def _interpreter_main() -> None:
     dtypes = DTYPES if dev == "cuda" else [torch.float32, torch.float16]
     torch.manual_seed(0)
     scan = dict(b=2, t=70, h=4, p=80, g=2, n=32)  # the interpreter is slow: a small scan
-    cases = [(run_conv, {}), (run_norm, {}), (run_relu_square, {}), (run_state_update, {}), (run_attention, {}),
+    cases = [(run_conv, {}), (run_norm, {}), (run_relu_square, {}), (run_state_update, {}), (run_kv_write, {}),
+             (run_attention, {}),
              (run_chunk_scan, scan), (run_chunk_scan, dict(scan, with_state=False))]
     for fn, kw in cases:
         for dt in dtypes:

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from helpers import assert_close
-from nanovl.ops.attention import causal_attention, decode_attention, prefill_attention, prefill_attention_ref
+from nanovl.ops.attention import (causal_attention, decode_attention, kv_cache_write, prefill_attention,
+                                  prefill_attention_ref)
 
 
 def _loop(q, k, v, start_pos, scale):
@@ -73,3 +74,33 @@ def test_causal_attention(hq, hkv, t_len):
     ref_grads = torch.autograd.grad((ref * w).sum(), (q, k, v))
     for name, a, b in zip("qkv", ref_grads, grads):
         assert_close(f"d{name}", a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_kv_cache_write_puts_each_row_at_its_own_position():
+    b, h, cap, dh, t = 3, 2, 10, 4, 2
+    kc, vc = torch.zeros(b, h, cap, dh, dtype=torch.bfloat16), torch.zeros(b, h, cap, dh, dtype=torch.bfloat16)
+    # new keys as the model makes them: [B, T, Hkv, Dh] transposed, so not contiguous; fp32 cast down
+    k_new, v_new = torch.randn(b, t, h, dh).transpose(1, 2), torch.randn(b, t, h, dh).transpose(1, 2)
+    start = torch.tensor([0, 5, 9])  # the last row runs past the capacity
+    kv_cache_write(kc, vc, k_new, v_new, start)
+    for row, s0 in enumerate([0, 5, 9]):
+        for i in range(t):
+            slot = min(s0 + i, cap - 1)  # past the capacity: the last slot, never out of bounds
+            if row == 2 and i == 0:
+                continue  # overwritten by the clamped second token of the same row
+            assert torch.equal(kc[row, :, slot], k_new[row, :, i].bfloat16())
+            assert torch.equal(vc[row, :, slot], v_new[row, :, i].bfloat16())
+    assert torch.equal(kc[2, :, cap - 1], k_new[2, :, 1].bfloat16())
+    written = {(0, 0), (0, 1), (1, 5), (1, 6), (2, 9)}
+    for row in range(b):
+        for slot in range(cap):
+            if (row, slot) not in written:
+                assert not kc[row, :, slot].any() and not vc[row, :, slot].any(), (row, slot)
+
+
+def test_kv_cache_write_refuses_shapes_that_do_not_fit():
+    kc = vc = torch.zeros(2, 2, 8, 4)
+    with pytest.raises(ValueError, match="kv_cache_write"):
+        kv_cache_write(kc, vc, torch.zeros(2, 3, 1, 4), torch.zeros(2, 3, 1, 4), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="kv_cache_write"):
+        kv_cache_write(kc, vc, torch.zeros(2, 2, 1, 4), torch.zeros(2, 2, 2, 4), torch.zeros(2, dtype=torch.long))

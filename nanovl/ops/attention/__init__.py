@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nanovl.ops.attention.ref import decode_attention_ref, prefill_attention_ref
+from nanovl.ops.attention.ref import decode_attention_ref, kv_cache_write_ref, prefill_attention_ref
 from nanovl.ops.dispatch import run_op
 
 
@@ -20,6 +20,17 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     """One query per row over its first seq_lens[b] keys; see `decode_attention_ref` for shapes."""
     return run_op("decode_attention", __name__, "decode_attention_triton", decode_attention_ref,
                   (q, k_cache, v_cache, seq_lens, scale), (q, k_cache, v_cache))
+
+
+def kv_cache_write(k_cache: torch.Tensor, v_cache: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor,
+                   start_pos: torch.Tensor) -> None:
+    """Write new keys and values into the cache in place; see `kv_cache_write_ref`.
+
+    One kernel on the GPU where the indexed assignment is six small ones (two aranges, an add, a
+    clamp, two index_puts): ~65 us of a 12B decode step's 6.7 ms at batch 1 (H200 profile).
+    """
+    run_op("kv_cache_write", __name__, "kv_cache_write_triton", kv_cache_write_ref,
+           (k_cache, v_cache, k_new, v_new, start_pos), (k_cache, v_cache, k_new, v_new))
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
@@ -39,4 +50,5 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: f
     return o.transpose(1, 2)
 
 
-__all__ = ["prefill_attention", "decode_attention", "causal_attention", "prefill_attention_ref", "decode_attention_ref"]
+__all__ = ["prefill_attention", "decode_attention", "kv_cache_write", "causal_attention", "prefill_attention_ref",
+           "decode_attention_ref", "kv_cache_write_ref"]

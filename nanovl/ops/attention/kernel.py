@@ -176,3 +176,54 @@ def decode_attention_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: tor
         lse_part.stride(0), lse_part.stride(1), out.stride(0), out.stride(1),
         DH=dh, BLOCK_S=triton.next_power_of_2(splits), USE_PDL=pdl, num_warps=4, **launch_options(pdl))
     return out
+
+
+@triton.jit
+def _kv_cache_write_kernel(k_new, v_new, start_pos, k_cache, v_cache, HKV, T, CAP,
+                           kn_b, kn_h, kn_t, vn_b, vn_h, vn_t, kc_b, kc_h, kc_s, vc_b, vc_h, vc_s,
+                           DH: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+                           USE_PDL: tl.constexpr):
+    pdl_enter(USE_PDL)
+    pid_bh, pid_t = tl.program_id(0), tl.program_id(1)
+    b, h = (pid_bh // HKV).to(tl.int64), pid_bh % HKV
+    offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+    offs_d = tl.arange(0, BLOCK_D)
+    mask = (offs_t < T)[:, None] & (offs_d < DH)[None, :]
+    # as the reference: a position past the capacity lands in the last slot, never out of bounds
+    pos = tl.minimum(tl.load(start_pos + b).to(tl.int64) + offs_t, CAP - 1)
+    kv = tl.load(k_new + b * kn_b + h * kn_h + offs_t[:, None] * kn_t + offs_d[None, :], mask=mask)
+    tl.store(k_cache + b * kc_b + h * kc_h + pos[:, None] * kc_s + offs_d[None, :],
+             kv.to(k_cache.dtype.element_ty), mask=mask)
+    vv = tl.load(v_new + b * vn_b + h * vn_h + offs_t[:, None] * vn_t + offs_d[None, :], mask=mask)
+    tl.store(v_cache + b * vc_b + h * vc_h + pos[:, None] * vc_s + offs_d[None, :],
+             vv.to(v_cache.dtype.element_ty), mask=mask)
+
+
+def kv_cache_write_triton(k_cache: torch.Tensor, v_cache: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor,
+                          start_pos: torch.Tensor) -> None:
+    """Store k_new, v_new [B, Hkv, T, Dh] at positions start_pos[b] + t of the caches [B, Hkv, S, Dh], IN PLACE.
+
+    Args and the clamp at the capacity: see `kv_cache_write_ref`.
+    """
+    bsz, hkv, t, dh = k_new.shape
+    if k_new.shape != v_new.shape or k_cache.shape[:2] != k_new.shape[:2] or k_cache.shape[3] != dh:
+        raise ValueError(f"kv_cache_write: new k {tuple(k_new.shape)}, v {tuple(v_new.shape)} do not fit the "
+                         f"cache {tuple(k_cache.shape)}")
+    if k_new.stride(-1) != 1:
+        k_new = k_new.contiguous()
+    if v_new.stride(-1) != 1:
+        v_new = v_new.contiguous()
+    if k_cache.stride(-1) != 1 or v_cache.stride(-1) != 1:
+        raise ValueError("kv_cache_write: cache rows must be contiguous")
+    if not (bsz and t):
+        return
+    start_pos = start_pos.to(k_cache.device).contiguous()
+    block_d = triton.next_power_of_2(dh)
+    block_t = max(1, min(triton.next_power_of_2(t), 4096 // block_d))
+    pdl = pdl_wanted(k_cache)
+    _kv_cache_write_kernel[(bsz * hkv, triton.cdiv(t, block_t))](
+        k_new, v_new, start_pos, k_cache, v_cache, hkv, t, k_cache.shape[2],
+        k_new.stride(0), k_new.stride(1), k_new.stride(2), v_new.stride(0), v_new.stride(1), v_new.stride(2),
+        k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), v_cache.stride(0), v_cache.stride(1),
+        v_cache.stride(2), DH=dh, BLOCK_T=block_t, BLOCK_D=block_d, USE_PDL=pdl, num_warps=4,
+        **launch_options(pdl))

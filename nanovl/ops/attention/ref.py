@@ -53,3 +53,26 @@ def decode_attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.
         [B, Hq, Dh] in q's dtype.
     """
     return prefill_attention_ref(q[:, None], k_cache, v_cache, seq_lens - 1, scale)[:, 0]
+
+
+def kv_cache_write_ref(k_cache: torch.Tensor, v_cache: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor,
+                       start_pos: torch.Tensor) -> None:
+    """Store new keys and values in the cache, IN PLACE, at positions start_pos[b] + t of row b.
+
+    Args:
+        k_cache, v_cache: [B, Hkv, S, Dh] (S the capacity).
+        k_new, v_new: [B, Hkv, T, Dh], any strides and float dtype (cast to the cache's).
+        start_pos: LongTensor [B], tokens already in each row.
+    A position at or past S writes slot S-1 instead (the caller keeps rows within capacity; an
+    out-of-range index would kill the CUDA context in a graph replay).
+    """
+    b, _, t, _ = k_new.shape
+    if k_new.shape != v_new.shape or k_cache.shape[:2] != k_new.shape[:2] or k_cache.shape[3] != k_new.shape[3]:
+        raise ValueError(f"kv_cache_write: new k {tuple(k_new.shape)}, v {tuple(v_new.shape)} do not fit the "
+                         f"cache {tuple(k_cache.shape)}")
+    rows = torch.arange(b, device=k_cache.device)[:, None]
+    pos = start_pos.to(k_cache.device)[:, None] + torch.arange(t, device=k_cache.device)  # [B, T]
+    pos = pos.clamp_(max=k_cache.shape[2] - 1)
+    # advanced indices around a slice put their dims first: [B, T, Hkv, Dh]
+    k_cache[rows, :, pos] = k_new.transpose(1, 2).to(k_cache.dtype)
+    v_cache[rows, :, pos] = v_new.transpose(1, 2).to(v_cache.dtype)
