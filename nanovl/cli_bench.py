@@ -13,6 +13,7 @@ import datetime
 import functools
 import gc
 import math
+import os
 import platform
 import time
 
@@ -54,11 +55,15 @@ def _progress(key: str, r: dict) -> None:
 
 
 def _ops_report(dev: torch.device) -> dict:
-    rep = {"forced_reference": _forced_ref(), "triton": dev.type == "cuda" and triton_available(), "fla": False}
+    rep = {"forced_reference": _forced_ref(), "triton": dev.type == "cuda" and triton_available(), "fla": False,
+           # the kernel switches a figure depends on (nanovl/ops/linear, nanovl/ops/pdl.py)
+           "skinny_gemm": os.environ.get("NANOVL_SKINNY_GEMM", "1") != "0", "pdl": False}
     if rep["triton"]:
+        from nanovl.ops.pdl import pdl_wanted
         from nanovl.ops.ssd import fla_adapter
 
         rep["fla"] = fla_adapter.available()
+        rep["pdl"] = pdl_wanted(torch.empty(0, device=dev))
     return rep
 
 

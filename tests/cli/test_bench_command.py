@@ -1,0 +1,52 @@
+"""`nanovl bench` on the CPU (the tiny preset): every figure beside its roofline in the JSON and the
+table, a rerun resumes instead of measuring again, and --table-only reprints the JSON's table."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nanovl import cli_bench
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    table = out.with_suffix(".txt")
+    assert cli_bench.main(["--device", "cpu", "--sections", "prefill,decode,image", "--skip-hf",
+                           "--time-budget", "120", "--out", str(out), "--table-out", str(table)]) == 0
+    return out, table
+
+
+def test_every_figure_sits_under_its_roofline(bench_run):
+    out, _ = bench_run
+    d = json.loads(out.read_text())
+    assert d["preset"] == "tiny" and d["device"] == "cpu" and not d["kernel_failures"]
+    assert d["ops"]["pdl"] is False and d["ops"]["skinny_gemm"] is True  # what the figures ran with
+    assert [r["tokens"] for r in d["prefill"]] == [32, 128, 512]
+    assert [r["batch"] for r in d["decode"]] == [1, 16, 64]
+    for r in d["prefill"]:
+        assert 0 < r["tok_per_s"] < r["roofline_tok_per_s"], r
+    for r in d["decode"]:
+        assert 0 < r["tok_per_s"] < r["roofline_tok_per_s"], r
+    [img] = d["ttft"]
+    assert img["roofline_seconds"] < img["seconds"] and img["prompt_tokens"] > 0
+
+
+def test_the_table_prints_each_row(bench_run, capsys):
+    out, table = bench_run
+    text = table.read_text()
+    for row in ("prefill 32 tok (tok/s)", "decode b64 eager (tok/s)", "TTFT image 13 tiles (s)"):
+        assert row in text
+    assert "kernel failures: none" in text
+    assert cli_bench.main(["--table-only", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == text.strip()
+
+
+def test_a_rerun_resumes_instead_of_measuring_again(bench_run, capsys):
+    out, _ = bench_run
+    before = json.loads(out.read_text())
+    assert cli_bench.main(["--device", "cpu", "--sections", "prefill,decode,image", "--skip-hf",
+                           "--time-budget", "120", "--out", str(out)]) == 0
+    after = json.loads(out.read_text())
+    assert after["prefill"] == before["prefill"] and after["decode"] == before["decode"]
