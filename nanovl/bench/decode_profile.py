@@ -25,6 +25,7 @@ from torch.profiler import ProfilerActivity, profile
 from nanovl.bench import lm as our_bench
 from nanovl.bench import roofline as rl
 from nanovl.engine.cuda_graphs import DecodeCudaGraphs
+from nanovl.ops.pdl import pdl_wanted
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -129,7 +130,9 @@ def profile_decode(model, batch: int, prompt_len: int, steps: int) -> dict:
 
 
 def format_table(res: dict, top: int) -> str:
-    lines = [f"decode step, batch {res['batch']} ({res['timed_mode']}, NANOVL_PDL={res.get('pdl', '0')}):"
+    pdl = f"NANOVL_PDL={res.get('pdl', '0')}" + ("" if res.get("pdl_active") or res.get("pdl", "0") == "0"
+                                                 else ", no effect here")
+    lines = [f"decode step, batch {res['batch']} ({res['timed_mode']}, {pdl}):"
              f" {res['step_us']:.1f} us"
              f" = {1e6 / res['step_us'] * res['batch']:.1f} tok/s",
              f"roofline (bytes {res['bytes_per_step'] / 1e9:.2f} GB / {res['bandwidth'] / 1e12:.2f} TB/s):"
@@ -173,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     pdl_settings = args.pdl.split(",") if args.pdl else [os.environ.get("NANOVL_PDL", "0")]
     for batch, pdl in ((int(b), p) for b in args.batch.split(",") for p in pdl_settings):
         res = _with_pdl(pdl, lambda: profile_decode(model, batch, args.prompt, args.steps))
-        res["pdl"] = pdl
+        # whether the kernels could take it (sm_90+ with Triton's grid dependency control)
+        weight = model.language_model.backbone.embeddings.weight
+        res["pdl"], res["pdl_active"] = pdl, _with_pdl(pdl, lambda: pdl_wanted(weight))
         res["bytes_per_step"] = rl.lm_decode_bytes(cfg, batch, args.prompt + args.steps,
                                                    dtype_bytes=torch.finfo(dtype).bits // 8)
         res["roofline_us"] = res["bytes_per_step"] / bandwidth * 1e6

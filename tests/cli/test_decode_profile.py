@@ -41,7 +41,7 @@ def test_cpu_profile_of_the_tiny_preset(tmp_path, capsys):
     assert "kernels per step" in capsys.readouterr().out
 
 
-def test_pdl_settings_profile_one_after_the_other(tmp_path, monkeypatch):
+def test_pdl_settings_profile_one_after_the_other(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("NANOVL_PDL", raising=False)
     seen = []
     real = dp.profile_decode
@@ -58,3 +58,5 @@ def test_pdl_settings_profile_one_after_the_other(tmp_path, monkeypatch):
     # every batch size under each setting, the kernels launched with it, and the env left as found
     assert [(r["batch"], r["pdl"]) for r in res] == [(1, "0"), (1, "1"), (2, "0"), (2, "1")]
     assert seen == ["0", "1", "0", "1"] and "NANOVL_PDL" not in os.environ
+    assert not any(r["pdl_active"] for r in res)  # a CPU cannot take it, and the table says so
+    assert "NANOVL_PDL=1, no effect here" in capsys.readouterr().out
