@@ -83,14 +83,14 @@ def test_kv_cache_write_puts_each_row_at_its_own_position():
     k_new, v_new = torch.randn(b, t, h, dh).transpose(1, 2), torch.randn(b, t, h, dh).transpose(1, 2)
     start = torch.tensor([0, 5, 9])  # the last row runs past the capacity
     kv_cache_write(kc, vc, k_new, v_new, start)
-    for row, s0 in enumerate([0, 5, 9]):
+    for row, s0 in enumerate([0, 5]):
         for i in range(t):
-            slot = min(s0 + i, cap - 1)  # past the capacity: the last slot, never out of bounds
-            if row == 2 and i == 0:
-                continue  # overwritten by the clamped second token of the same row
-            assert torch.equal(kc[row, :, slot], k_new[row, :, i].bfloat16())
-            assert torch.equal(vc[row, :, slot], v_new[row, :, i].bfloat16())
-    assert torch.equal(kc[2, :, cap - 1], k_new[2, :, 1].bfloat16())
+            assert torch.equal(kc[row, :, s0 + i], k_new[row, :, i].bfloat16())
+            assert torch.equal(vc[row, :, s0 + i], v_new[row, :, i].bfloat16())
+    # the last row's two tokens both land in the last slot (never out of bounds); which one stays
+    # is unspecified, as with any indexed write of one place twice
+    assert any(torch.equal(kc[2, :, cap - 1], k_new[2, :, i].bfloat16()) for i in range(t))
+    assert any(torch.equal(vc[2, :, cap - 1], v_new[2, :, i].bfloat16()) for i in range(t))
     written = {(0, 0), (0, 1), (1, 5), (1, 6), (2, 9)}
     for row in range(b):
         for slot in range(cap):
