@@ -14,6 +14,7 @@ import triton.language as tl
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.attention.bias import causal_lower_right
 
+from nanovl.ops.attention.ref import check_kv_cache_write
 from nanovl.ops.pdl import launch_options, pdl_wanted
 from nanovl.ops.pdl_jit import pdl_enter
 
@@ -205,10 +206,8 @@ def kv_cache_write_triton(k_cache: torch.Tensor, v_cache: torch.Tensor, k_new: t
 
     Args and the clamp at the capacity: see `kv_cache_write_ref`.
     """
+    check_kv_cache_write(k_cache, k_new, v_new)
     bsz, hkv, t, dh = k_new.shape
-    if k_new.shape != v_new.shape or k_cache.shape[:2] != k_new.shape[:2] or k_cache.shape[3] != dh:
-        raise ValueError(f"kv_cache_write: new k {tuple(k_new.shape)}, v {tuple(v_new.shape)} do not fit the "
-                         f"cache {tuple(k_cache.shape)}")
     if k_new.stride(-1) != 1:
         k_new = k_new.contiguous()
     if v_new.stride(-1) != 1:

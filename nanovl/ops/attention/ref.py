@@ -55,6 +55,13 @@ def decode_attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.
     return prefill_attention_ref(q[:, None], k_cache, v_cache, seq_lens - 1, scale)[:, 0]
 
 
+def check_kv_cache_write(k_cache: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor) -> None:
+    """Raise unless new keys and values [B, Hkv, T, Dh] fit the cache [B, Hkv, S, Dh] (both paths check)."""
+    if k_new.shape != v_new.shape or k_cache.shape[:2] != k_new.shape[:2] or k_cache.shape[3] != k_new.shape[3]:
+        raise ValueError(f"kv_cache_write: new k {tuple(k_new.shape)}, v {tuple(v_new.shape)} do not fit the "
+                         f"cache {tuple(k_cache.shape)}")
+
+
 def kv_cache_write_ref(k_cache: torch.Tensor, v_cache: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor,
                        start_pos: torch.Tensor) -> None:
     """Store new keys and values in the cache, IN PLACE, at positions start_pos[b] + t of row b.
@@ -66,10 +73,8 @@ def kv_cache_write_ref(k_cache: torch.Tensor, v_cache: torch.Tensor, k_new: torc
     A position at or past S writes slot S-1 instead (the caller keeps rows within capacity; an
     out-of-range index would kill the CUDA context in a graph replay).
     """
+    check_kv_cache_write(k_cache, k_new, v_new)
     b, _, t, _ = k_new.shape
-    if k_new.shape != v_new.shape or k_cache.shape[:2] != k_new.shape[:2] or k_cache.shape[3] != k_new.shape[3]:
-        raise ValueError(f"kv_cache_write: new k {tuple(k_new.shape)}, v {tuple(v_new.shape)} do not fit the "
-                         f"cache {tuple(k_cache.shape)}")
     rows = torch.arange(b, device=k_cache.device)[:, None]
     pos = start_pos.to(k_cache.device)[:, None] + torch.arange(t, device=k_cache.device)  # [B, T]
     pos = pos.clamp_(max=k_cache.shape[2] - 1)
