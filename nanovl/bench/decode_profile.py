@@ -175,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     pdl_settings = args.pdl.split(",") if args.pdl else [os.environ.get("NANOVL_PDL", "0")]
     for batch, pdl in ((int(b), p) for b in args.batch.split(",") for p in pdl_settings):
-        res = _with_pdl(pdl, lambda: profile_decode(model, batch, args.prompt, args.steps))
-        # whether the kernels could take it (sm_90+ with Triton's grid dependency control)
-        weight = model.language_model.backbone.embeddings.weight
-        res["pdl"], res["pdl_active"] = pdl, _with_pdl(pdl, lambda: pdl_wanted(weight))
+        # with it, whether the kernels could take it (sm_90+ with Triton's grid dependency control)
+        res, active = _with_pdl(pdl, lambda: (profile_decode(model, batch, args.prompt, args.steps),
+                                              pdl_wanted(model.language_model.backbone.embeddings.weight)))
+        res["pdl"], res["pdl_active"] = pdl, active
         res["bytes_per_step"] = rl.lm_decode_bytes(cfg, batch, args.prompt + args.steps,
                                                    dtype_bytes=torch.finfo(dtype).bits // 8)
         res["roofline_us"] = res["bytes_per_step"] / bandwidth * 1e6
