@@ -55,6 +55,19 @@ def _put_row(pool: LMState, row: int, one: LMState) -> None:
     pool.seq_lens[row] = one.seq_lens[0]
 
 
+def _prefill_rows(lm: NemotronHForCausalLM, pool: LMState, prompts: list[torch.Tensor]) -> None:
+    """Empty `pool`, then prefill row i with prompts[i] [1, T_i] on its own (rows of different lengths)."""
+    pool.seq_lens.zero_()
+    for st in pool.layers:
+        if st is not None:
+            for t in st.tensors().values():
+                t.zero_()
+    for row, prompt in enumerate(prompts):
+        one = lm.new_state(1)
+        lm(prompt, state=one)
+        _put_row(pool, row, one)
+
+
 @torch.inference_mode()
 def test_decode_graphs_match_eager():
     lm = _model(torch.bfloat16)
@@ -62,15 +75,7 @@ def test_decode_graphs_match_eager():
     graphs = DecodeCudaGraphs(lm, pool, max_seq_len=128, buckets=(1, 2, 4))
     graphs.capture()
     # rows of different lengths: prefill each row on its own, then decode rows 0..2 (bucket 4)
-    pool.seq_lens.zero_()
-    for st in pool.layers:
-        if st is not None:
-            for t in st.tensors().values():
-                t.zero_()
-    for row, n in enumerate((5, 17, 9, 30)):
-        one = lm.new_state(1)
-        lm(torch.randint(0, 300, (1, n), device="cuda"), state=one)
-        _put_row(pool, row, one)
+    _prefill_rows(lm, pool, [torch.randint(0, 300, (1, n), device="cuda") for n in (5, 17, 9, 30)])
     eager = pool.snapshot()
     eager_rows = eager.select([0, 1, 2])
     row3 = pool.select([3])
@@ -98,15 +103,7 @@ def _graph_logits(lm: NemotronHForCausalLM, prompt: torch.Tensor, steps: int) ->
     pool = lm.new_state(prompt.shape[0])
     graphs = DecodeCudaGraphs(lm, pool, max_seq_len=128, buckets=(prompt.shape[0],))
     graphs.capture()
-    pool.seq_lens.zero_()
-    for st in pool.layers:
-        if st is not None:
-            for t in st.tensors().values():
-                t.zero_()
-    for row in range(prompt.shape[0]):
-        one = lm.new_state(1)
-        lm(prompt[row:row + 1], state=one)
-        _put_row(pool, row, one)
+    _prefill_rows(lm, pool, list(prompt.split(1)))
     tok, out = prompt[:, -1], []
     for _ in range(steps):
         out.append(graphs.step(tok).float())
