@@ -57,13 +57,14 @@ def _progress(key: str, r: dict) -> None:
 def _ops_report(dev: torch.device) -> dict:
     rep = {"forced_reference": _forced_ref(), "triton": dev.type == "cuda" and triton_available(), "fla": False,
            # the kernel switches a figure depends on (nanovl/ops/linear, nanovl/ops/pdl.py)
-           "skinny_gemm": os.environ.get("NANOVL_SKINNY_GEMM", "1") != "0", "pdl": False}
+           "skinny_gemm": os.environ.get("NANOVL_SKINNY_GEMM", "1") != "0",
+           "pdl": os.environ.get("NANOVL_PDL", "auto"), "pdl_capable": False}
     if rep["triton"]:
-        from nanovl.ops.pdl import pdl_wanted
+        from nanovl.ops import pdl
         from nanovl.ops.ssd import fla_adapter
 
         rep["fla"] = fla_adapter.available()
-        rep["pdl"] = pdl_wanted(torch.empty(0, device=dev))
+        rep["pdl_capable"] = pdl.device_can(torch.empty(0, device=dev))
     return rep
 
 

@@ -6,7 +6,7 @@ hundreds of small kernels between the big matrix-vector products; this profile s
 missing time is in the products themselves (busy time near the step time) or between kernels
 (idle gaps), which decides between fusing kernels and a faster GEMV.
 
-    python -m nanovl.bench.decode_profile [--batch 1,16] [--steps 20] [--pdl 0,1] [--out decode_profile.json]
+    python -m nanovl.bench.decode_profile [--batch 1,16] [--steps 20] [--pdl 0,1,2,auto] [--out decode_profile.json]
 
 On a GPU it profiles CUDA-graph replays of the real Nano-12B-v2-VL shape in bf16 (eager steps
 when the profiler sees no kernels inside a graph); on a CPU the tiny preset's eager steps, by op.
@@ -25,7 +25,7 @@ from torch.profiler import ProfilerActivity, profile
 from nanovl.bench import lm as our_bench
 from nanovl.bench import roofline as rl
 from nanovl.engine.cuda_graphs import DecodeCudaGraphs
-from nanovl.ops.pdl import pdl_wanted
+from nanovl.ops import pdl as pdl_launch
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,7 +39,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bandwidth", type=float, default=None,
                    help="copy bandwidth in bytes/s for the roofline (default: measured here)")
     p.add_argument("--pdl", default=None,
-                   help="NANOVL_PDL settings to compare, e.g. 0,1 (each captures its own graphs; default: the env's)")
+                   help="NANOVL_PDL settings to compare, e.g. 0,1,2,auto (each captures its own graphs; default: the env's)")
     p.add_argument("--out", default=None, help="write the results here as JSON")
     return p.parse_args(argv)
 
@@ -130,8 +130,8 @@ def profile_decode(model, batch: int, prompt_len: int, steps: int) -> dict:
 
 
 def format_table(res: dict, top: int) -> str:
-    pdl = f"NANOVL_PDL={res.get('pdl', '0')}" + ("" if res.get("pdl_active") or res.get("pdl", "0") == "0"
-                                                 else ", no effect here")
+    # the setting, and whether this step's kernels launched with PDL under it (auto: by batch size)
+    pdl = f"NANOVL_PDL={res.get('pdl', 'auto')}: PDL {'on' if res.get('pdl_active') else 'off'}"
     lines = [f"decode step, batch {res['batch']} ({res['timed_mode']}, {pdl}):"
              f" {res['step_us']:.1f} us"
              f" = {1e6 / res['step_us'] * res['batch']:.1f} tok/s",
@@ -145,6 +145,12 @@ def format_table(res: dict, top: int) -> str:
         lines.append(f"{row['name'][:70]:<70} {row['calls_per_step']:>6.1f} {row['us_per_step']:>9.1f}"
                      f" {row['us_per_step'] / max(res['kernel_us_per_step'], 1e-9):>6.1%}")
     return "\n".join(lines)
+
+
+def _launches_with_pdl(model, batch: int) -> bool:
+    """Whether the decode graphs of `batch` rows capture their kernels with PDL (as DecodeCudaGraphs asks)."""
+    with pdl_launch.decode_batch(batch):
+        return pdl_launch.pdl_wanted(model.language_model.backbone.embeddings.weight)
 
 
 def _with_pdl(setting: str, fn):
@@ -173,11 +179,11 @@ def main(argv: list[str] | None = None) -> int:
            "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
            "date": time.strftime("%Y-%m-%d", time.gmtime()), "bandwidth": bandwidth}
     results = []
-    pdl_settings = args.pdl.split(",") if args.pdl else [os.environ.get("NANOVL_PDL", "0")]
+    pdl_settings = args.pdl.split(",") if args.pdl else [os.environ.get("NANOVL_PDL", "auto")]
     for batch, pdl in ((int(b), p) for b in args.batch.split(",") for p in pdl_settings):
         # with it, whether the kernels could take it (sm_90+ with Triton's grid dependency control)
         res, active = _with_pdl(pdl, lambda: (profile_decode(model, batch, args.prompt, args.steps),
-                                              pdl_wanted(model.language_model.backbone.embeddings.weight)))
+                                              _launches_with_pdl(model, batch)))
         res["pdl"], res["pdl_active"] = pdl, active
         res["bytes_per_step"] = rl.lm_decode_bytes(cfg, batch, args.prompt + args.steps,
                                                    dtype_bytes=torch.finfo(dtype).bits // 8)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from nanovl.model.state import AttentionLayerState, LMState, MambaLayerState
+from nanovl.ops import pdl
 from nanovl.ops.attention import kv_cache_write
 
 DEFAULT_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -93,14 +94,16 @@ class DecodeCudaGraphs:
         with torch.cuda.stream(stream):
             # compile kernels and create library handles outside the capture
             for b in self.buckets:
-                self._forward(b)
+                with pdl.decode_batch(b):
+                    self._forward(b)
                 self.state.seq_lens.copy_(seq_lens)
         torch.cuda.current_stream().wait_stream(stream)
         torch.cuda.synchronize()
         pool = None
         for b in reversed(self.buckets):
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=pool):
+            # kernels read the launch mode (programmatic dependent launch) as they are captured
+            with pdl.decode_batch(b), torch.cuda.graph(graph, pool=pool):
                 self.logits[b] = self._forward(b)
             pool = graph.pool()
             self.graphs[b] = graph

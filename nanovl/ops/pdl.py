@@ -1,4 +1,4 @@
-"""Programmatic dependent launch (PDL) for the decode kernels (Hopper and later; env `NANOVL_PDL=1`).
+"""Programmatic dependent launch (PDL) for the decode kernels (Hopper and later; env `NANOVL_PDL`).
 
 Why: a batch-1 decode step is ~370 kernels back to back, and each of its 137 matrix-vector
 products takes ~5 us more than its bytes at the streaming rate (the H200 fit of
@@ -10,26 +10,70 @@ waits for its predecessor to finish and flush (`gdc_wait`) before it reads anyth
 at all. A kernel that waits before every other read or write is safe after any kernel, ours or
 torch's, and a kernel launched without PDL ignores both calls.
 
-Off by default until a device run measures it (docs/PERFORMANCE.md): `python -m
-nanovl.bench.decode_profile --pdl 0,1` profiles both; `nanovl bench` runs as the env says. This
+By default (`auto`) only the batch-1 decode graphs launch with PDL, where a device run measured it
+faster (docs/PERFORMANCE.md); `python -m nanovl.bench.decode_profile --pdl 0,1,2,auto` profiles
+each setting; `nanovl bench` runs as the env says. This
 module is the host side (no Triton import); the kernels' prologue helpers are in `pdl_jit.py`.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
 
 import torch
 
 
-def pdl_wanted(t: torch.Tensor) -> bool:
-    """True when a kernel on `t`'s device should launch with PDL (asked for, CUDA, sm_90+, Triton has it)."""
-    if os.environ.get("NANOVL_PDL", "0") != "1" or not t.is_cuda:
+OFF, EAGER, BOUNDED = 0, 1, 2
+_MODES = {"0": OFF, "1": EAGER, "2": BOUNDED}
+# the mode `auto` picks inside decode_batch(): measured on the H200 (docs/PERFORMANCE.md,
+# 2026-12-04), EAGER made the batch-1 step 2.3% faster and the batch-16 step 15% slower
+_AUTO_BY_ROWS = {1: EAGER}
+_auto_mode: contextvars.ContextVar[int] = contextvars.ContextVar("nanovl_pdl_auto", default=OFF)
+
+
+def setting() -> str:
+    """NANOVL_PDL: `auto` (the default: PDL where a device run measured it faster), or 0 / 1 / 2 for
+    every kernel launch: off, EAGER (release the successor on entry), BOUNDED (after the wait)."""
+    value = os.environ.get("NANOVL_PDL", "auto")
+    if value != "auto" and value not in _MODES:
+        raise ValueError(f"NANOVL_PDL must be auto, 0, 1 or 2, not {value!r}")
+    return value
+
+
+def pdl_mode(t: torch.Tensor) -> int:
+    """How a kernel on `t`'s device launches: OFF, EAGER or BOUNDED; never PDL where it cannot run
+    (not CUDA, before sm_90, a Triton without grid dependency control)."""
+    value = setting()
+    mode = _auto_mode.get() if value == "auto" else _MODES[value]
+    return mode if mode != OFF and device_can(t) else OFF
+
+
+def device_can(t: torch.Tensor) -> bool:
+    """Whether kernels on `t`'s device can launch with PDL (CUDA, sm_90+, Triton with it)."""
+    if not t.is_cuda:
         return False
     return _device_can(t.device.index if t.device.index is not None else torch.cuda.current_device())
 
 
-def launch_options(pdl: bool) -> dict:
+def pdl_wanted(t: torch.Tensor) -> bool:
+    """True when a kernel on `t`'s device launches with PDL in either mode."""
+    return pdl_mode(t) != OFF
+
+
+@contextlib.contextmanager
+def decode_batch(rows: int):
+    """Inside: kernels launch as `auto` picks for a decode step of `rows` rows (DecodeCudaGraphs
+    captures each bucket's step in one). Prefill and the other eager work stay plain."""
+    token = _auto_mode.set(_AUTO_BY_ROWS.get(rows, OFF))
+    try:
+        yield
+    finally:
+        _auto_mode.reset(token)
+
+
+def launch_options(pdl: int) -> dict:
     """The launch keyword for a PDL launch (none otherwise, so Triton without it still launches)."""
     return {"launch_pdl": True} if pdl else {}
 

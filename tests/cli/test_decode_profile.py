@@ -59,4 +59,4 @@ def test_pdl_settings_profile_one_after_the_other(tmp_path, monkeypatch, capsys)
     assert [(r["batch"], r["pdl"]) for r in res] == [(1, "0"), (1, "1"), (2, "0"), (2, "1")]
     assert seen == ["0", "1", "0", "1"] and "NANOVL_PDL" not in os.environ
     assert not any(r["pdl_active"] for r in res)  # a CPU cannot take it, and the table says so
-    assert "NANOVL_PDL=1, no effect here" in capsys.readouterr().out
+    assert "NANOVL_PDL=1: PDL off" in capsys.readouterr().out

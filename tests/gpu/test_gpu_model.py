@@ -111,19 +111,20 @@ def _graph_logits(lm: NemotronHForCausalLM, prompt: torch.Tensor, steps: int) ->
     return torch.stack(out)
 
 
+@pytest.mark.parametrize("mode", ["1", "2", "auto"])  # eager and bounded release, by batch (nanovl/ops/pdl.py)
 @torch.inference_mode()
-def test_pdl_decode_graphs_equal_plain_ones(monkeypatch):
+def test_pdl_decode_graphs_equal_plain_ones(monkeypatch, mode):
     # PDL changes when a kernel may start, never what it computes: a race (a read before the
     # previous kernel's write) would show as logits that differ from the plain launches'
-    from nanovl.ops.pdl import pdl_wanted
+    from nanovl.ops.pdl import device_can
 
     lm = _model(torch.bfloat16)
     prompt = torch.randint(0, 300, (2, 23), device="cuda")
     for bsz in (1, 2):  # the one-row GEMV and the 2..16-row dot kernel
         monkeypatch.setenv("NANOVL_PDL", "0")
         plain = _graph_logits(lm, prompt[:bsz], 6)
-        monkeypatch.setenv("NANOVL_PDL", "1")
-        if not pdl_wanted(prompt):
+        monkeypatch.setenv("NANOVL_PDL", mode)
+        if not device_can(prompt):
             pytest.skip("this GPU or Triton has no programmatic dependent launch (sm_90+, Triton >= 3.3)")
         assert torch.equal(_graph_logits(lm, prompt[:bsz], 6), plain), f"batch {bsz}"
     assert not kernel_failures(), f"kernels fell back to the reference: {kernel_failures()}"

@@ -6,7 +6,7 @@ import torch
 import triton
 import triton.language as tl
 
-from nanovl.ops.pdl import launch_options, pdl_wanted
+from nanovl.ops.pdl import launch_options, pdl_mode
 from nanovl.ops.pdl_jit import pdl_enter
 
 
@@ -31,7 +31,7 @@ def relu_square_triton(x: torch.Tensor) -> torch.Tensor:
     out = torch.empty_like(x1)
     if x1.numel():
         block = 2048
-        pdl = pdl_wanted(x1)
+        pdl = pdl_mode(x1)
         _relu_square_kernel[(triton.cdiv(x1.numel(), block),)](x1, out, x1.numel(), USE_PDL=pdl, BLOCK=block,
                                                                num_warps=4, **launch_options(pdl))
     return out.view(x.shape)

@@ -15,7 +15,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.attention.bias import causal_lower_right
 
 from nanovl.ops.attention.ref import check_kv_cache_write
-from nanovl.ops.pdl import launch_options, pdl_wanted
+from nanovl.ops.pdl import launch_options, pdl_mode
 from nanovl.ops.pdl_jit import pdl_enter
 
 _FAST = [SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
@@ -163,7 +163,7 @@ def decode_attention_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: tor
     o_part = torch.empty(bsz, hq, splits, dh, dtype=torch.float32, device=q.device)
     lse_part = torch.empty(bsz, hq, splits, dtype=torch.float32, device=q.device)
     rep = hq // hkv
-    pdl = pdl_wanted(q)
+    pdl = pdl_mode(q)
     _decode_attention_fwd_kernel[(bsz * hkv, splits)](
         q, k_cache, v_cache, seq_lens, o_part, lse_part, scale, hkv, rep, splits, cap,
         q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
@@ -219,7 +219,7 @@ def kv_cache_write_triton(k_cache: torch.Tensor, v_cache: torch.Tensor, k_new: t
     start_pos = start_pos.to(k_cache.device).contiguous()
     block_d = triton.next_power_of_2(dh)
     block_t = max(1, min(triton.next_power_of_2(t), 4096 // block_d))
-    pdl = pdl_wanted(k_cache)
+    pdl = pdl_mode(k_cache)
     _kv_cache_write_kernel[(bsz * hkv, triton.cdiv(t, block_t))](
         k_new, v_new, start_pos, k_cache, v_cache, hkv, t, k_cache.shape[2],
         k_new.stride(0), k_new.stride(1), k_new.stride(2), v_new.stride(0), v_new.stride(1), v_new.stride(2),

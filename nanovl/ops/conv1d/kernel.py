@@ -9,7 +9,7 @@ import torch
 import triton
 import triton.language as tl
 
-from nanovl.ops.pdl import launch_options, pdl_wanted
+from nanovl.ops.pdl import launch_options, pdl_mode
 from nanovl.ops.pdl_jit import pdl_enter
 
 
@@ -134,7 +134,7 @@ def causal_conv1d_update_triton(x: torch.Tensor, conv_state: torch.Tensor, weigh
     w = weight.contiguous()
     out = torch.empty(b, c, dtype=x.dtype, device=x.device)
     block_c = 256
-    pdl = pdl_wanted(x)
+    pdl = pdl_mode(x)
     _causal_conv1d_update_kernel[(b, triton.cdiv(c, block_c))](
         x, w, bias if bias is not None else w, conv_state, out, c,
         x.stride(0), conv_state.stride(0), conv_state.stride(1), conv_state.stride(2), out.stride(0),

@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 
 from nanovl.ops.linear import MAX_ROWS
-from nanovl.ops.pdl import launch_options, pdl_wanted
+from nanovl.ops.pdl import launch_options, pdl_mode
 from nanovl.ops.pdl_jit import pdl_release, pdl_wait
 
 
@@ -127,7 +127,7 @@ def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, o
     def grid(args):
         return (triton.cdiv(n, args["BLOCK_N"]),)
 
-    pdl = pdl_wanted(x2)
+    pdl = pdl_mode(x2)
     if m == 1:
         kernel[grid](x2, weight, b, out, n, k, weight.stride(0), HAS_BIAS=bias is not None, USE_PDL=pdl,
                      **launch_options(pdl), **meta)

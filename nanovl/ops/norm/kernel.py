@@ -9,7 +9,7 @@ import torch
 import triton
 import triton.language as tl
 
-from nanovl.ops.pdl import launch_options, pdl_wanted
+from nanovl.ops.pdl import launch_options, pdl_mode
 from nanovl.ops.pdl_jit import pdl_enter
 
 
@@ -53,7 +53,7 @@ def _launch(x: torch.Tensor, z: torch.Tensor | None, weight: torch.Tensor, n_gro
     block = triton.next_power_of_2(group)
     warps = 4 if block <= 2048 else 8
     if x2.shape[0]:
-        pdl = pdl_wanted(x2)
+        pdl = pdl_mode(x2)
         _rms_norm_fwd_kernel[(x2.shape[0], n_groups)](
             x2, z2, weight, out, r2, r_out, d, group, x2.stride(0), z2.stride(0), out.stride(0),
             r2.stride(0), r_out.stride(0), eps,

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from nanovl.ops.pdl import launch_options, pdl_wanted
+from nanovl.ops.pdl import launch_options, pdl_mode
 from nanovl.ops.pdl_jit import pdl_enter
 
 
@@ -82,7 +82,7 @@ def ssd_state_update_triton(state: torch.Tensor, x: torch.Tensor, dt: torch.Tens
     block_p = min(16, triton.next_power_of_2(p))
     clamp = dt_limit[0] > 0.0 or dt_limit[1] != math.inf
     grid = (bsz * n_heads, triton.cdiv(p, block_p))
-    pdl = pdl_wanted(x)
+    pdl = pdl_mode(x)
     _ssd_state_update_kernel[grid](
         state, x, dt, A, B, C, D if D is not None else A, dt_bias if dt_bias is not None else A, y,
         n_heads, p, n, n_heads // n_groups,
