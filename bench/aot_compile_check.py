@@ -26,9 +26,9 @@ BF16, FP32 = "*bf16", "*fp32"
 # (kernel, pointer arguments' types, float scalars, constexprs); other arguments are int32
 KERNELS = [
     (linear._gemv_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16), set(),
-     dict(HAS_BIAS=False, USE_PDL=True, BLOCK_N=8, BLOCK_K=512)),
+     dict(HAS_BIAS=False, RELU_SQUARE=True, USE_PDL=True, BLOCK_N=8, BLOCK_K=512)),
     (linear._skinny_dot_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16), set(),
-     dict(HAS_BIAS=False, IS_FP32=False, USE_PDL=True, BLOCK_M=16, BLOCK_N=16, BLOCK_K=512)),
+     dict(HAS_BIAS=False, RELU_SQUARE=True, IS_FP32=False, USE_PDL=True, BLOCK_M=16, BLOCK_N=16, BLOCK_K=512)),
     (norm._rms_norm_fwd_kernel, dict(x=BF16, z=BF16, w=BF16, out=BF16, res=BF16, res_out=BF16), {"eps"},
      dict(HAS_GATE=False, HAS_RESIDUAL=True, USE_PDL=True, BLOCK=8192)),
     (activation._relu_square_kernel, dict(x=BF16, out=BF16), set(), dict(USE_PDL=True, BLOCK=2048)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -93,11 +94,14 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(bench_shape(name, n, k, m, reps))
             torch.cuda.empty_cache()
     meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+            # NANOVL_PDL=1 or 2 launches the Triton calls with PDL (auto, outside a decode step: plain)
+            "pdl": os.environ.get("NANOVL_PDL", "auto"),
             "copy_bytes_per_s": copy_bw, "calls_per_graph": CALLS, "wall_s": time.perf_counter() - t0}
     if args.out:
         with open(args.out, "w") as f:
             json.dump({**meta, "rows": rows}, f, indent=1)
-    print(f"{meta['device']}  torch {meta['torch']}  triton {meta['triton']}  copy {copy_bw / 1e12:.2f} TB/s  "
+    print(f"{meta['device']}  torch {meta['torch']}  triton {meta['triton']}  NANOVL_PDL={meta['pdl']}  "
+          f"copy {copy_bw / 1e12:.2f} TB/s  "
           f"({meta['wall_s']:.0f} s)")
     print(f"{'shape':15s} {'M':>3s} {'N':>6s} {'K':>6s} {'cublas us':>9s} {'triton us':>9s} {'cublas TB/s':>11s} "
           f"{'triton TB/s':>11s} {'faster':>7s} {'speedup':>7s} {'config':>15s} {'rel diff':>8s} {'tune s':>6s}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nanovl.ops.linear import linear
+from nanovl.ops.linear import linear, linear_relu_square
 
 
 class Linear(nn.Linear):
@@ -17,3 +17,7 @@ class Linear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return linear(x, self.weight, self.bias)
+
+    def forward_relu_square(self, x: torch.Tensor) -> torch.Tensor:
+        """relu(self(x))^2 in one op (the MLP's up projection; one kernel at decode)."""
+        return linear_relu_square(x, self.weight, self.bias)

@@ -6,7 +6,6 @@ from torch import nn
 
 from nanovl.config import TextConfig
 from nanovl.model.linear import Linear
-from nanovl.ops.activation import relu_square
 
 
 class MLP(nn.Module):
@@ -23,4 +22,4 @@ class MLP(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden: [B, T, D] -> [B, T, D]."""
-        return self.down_proj(relu_square(self.up_proj(hidden)))
+        return self.down_proj(self.up_proj.forward_relu_square(hidden))

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from nanovl.bench.roofline import lm_linear_shapes
 from nanovl.model.presets import preset_text_config
 from nanovl.ops import dispatch, kernel_failures
-from nanovl.ops.linear import linear
+from nanovl.ops.activation import relu_square_ref
+from nanovl.ops.linear import linear, linear_relu_square
 
 gpu = pytest.mark.gpu
 # max abs error as a fraction of the output's max abs value (bf16 output rounding alone is 2**-8)
@@ -67,6 +68,34 @@ def test_linear_kernel_only_for_float_inputs_of_one_dtype(fake_kernel):
     assert fake_kernel == [2]
 
 
+@pytest.mark.parametrize("rows", [1, 40])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_linear_relu_square_is_the_two_ops(rows, dtype):
+    # the MLP's up projection and its activation: equal to the unfused pair on every path
+    x, w, b = torch.randn(rows, 5, dtype=dtype), torch.randn(7, 5, dtype=dtype), torch.randn(7, dtype=dtype)
+    out = linear_relu_square(x, w, b)
+    assert torch.equal(out, relu_square_ref(F.linear(x, w, b)))
+    assert (out >= 0).all() and (out == 0).any()  # the relu clipped something: the test sees it
+
+
+def test_linear_relu_square_kernel_only_for_few_rows(monkeypatch):
+    rows = []
+
+    def skinny_linear_relu_square_triton(x, weight, bias=None):
+        rows.append(x.shape[:-1].numel())
+        return relu_square_ref(F.linear(x, weight, bias))
+
+    mod = types.SimpleNamespace(skinny_linear_relu_square_triton=skinny_linear_relu_square_triton)
+    monkeypatch.setattr(dispatch, "use_kernel", lambda op, *t: True)
+    monkeypatch.setattr(dispatch, "kernel_module", lambda package: mod if package.endswith("linear") else None)
+    monkeypatch.setattr(dispatch, "_failed", {})
+    w = torch.randn(7, 5)
+    linear_relu_square(torch.randn(1, 5), w)
+    with dispatch.use_reference_ops():  # past 16 rows the activation is its own op (here forced to its reference)
+        linear_relu_square(torch.randn(17, 5), w)
+    assert rows == [1]
+
+
 def test_linear_env_switch_keeps_cublas(fake_kernel, monkeypatch):
     monkeypatch.setenv("NANOVL_SKINNY_GEMM", "0")
     linear(torch.randn(1, 5), torch.randn(7, 5))
@@ -102,6 +131,20 @@ def test_skinny_linear_kernel(m, dtype, has_bias):
     out = skinny_linear_triton(x, w, b)
     assert out.dtype == dtype
     _check(f"skinny_linear m={m}", _ref64(x, w, b), out, TOL[dtype])
+
+
+@gpu
+@pytest.mark.parametrize("m", [1, 5, 16])
+def test_skinny_linear_relu_square_is_the_kernel_then_the_square(m):
+    # the epilogue squares what the plain kernel would store: bit-equal to the unfused pair
+    from nanovl.ops.linear.kernel import skinny_linear_relu_square_triton, skinny_linear_triton
+
+    x, w, b = _inputs(m, 1000, 777, torch.bfloat16, True)
+    fused = skinny_linear_relu_square_triton(x, w, b)
+    assert (fused == 0).any() and (fused > 0).any()
+    assert torch.equal(fused, relu_square_ref(skinny_linear_triton(x, w, b)))
+    _check(f"linear_relu_square m={m}", _ref64(x, w, b).relu().square(), fused, 2e-2)
+    assert "linear_relu_square" not in kernel_failures()
 
 
 @gpu

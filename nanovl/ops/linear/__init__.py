@@ -8,8 +8,9 @@ import os
 
 import torch
 
+from nanovl.ops.activation import relu_square
 from nanovl.ops.dispatch import run_op
-from nanovl.ops.linear.ref import linear_ref
+from nanovl.ops.linear.ref import linear_ref, linear_relu_square_ref
 
 # most rows of x the skinny kernel serves; past it a prefill-sized GEMM is cuBLAS's job
 MAX_ROWS = 16
@@ -39,4 +40,13 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     return run_op("linear", __name__, "skinny_linear_triton", linear_ref, (x, weight, bias), (x, weight, bias))
 
 
-__all__ = ["linear", "linear_ref", "MAX_ROWS"]
+def linear_relu_square(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """relu(x @ weight.T + bias)^2; see `linear_relu_square_ref`. At decode one kernel (the square in
+    the projection's epilogue saves a launch per MLP layer); otherwise cuBLAS, then `relu_square`."""
+    if not _fits_skinny(x, weight, bias):
+        return relu_square(linear_ref(x, weight, bias))
+    return run_op("linear_relu_square", __name__, "skinny_linear_relu_square_triton", linear_relu_square_ref,
+                  (x, weight, bias), (x, weight, bias))
+
+
+__all__ = ["linear", "linear_ref", "linear_relu_square", "linear_relu_square_ref", "MAX_ROWS"]

@@ -42,7 +42,8 @@ _DOT_CONFIGS = _configs([(16, 512, 4, 3), (32, 256, 4, 4), (32, 512, 4, 2), (64,
 @triton.autotune(configs=_GEMV_CONFIGS, key=["N", "K"], do_bench=_bench)
 @triton.jit
 def _gemv_fwd_kernel(x, w, b, out, N, K, stride_wn,
-                     HAS_BIAS: tl.constexpr, USE_PDL: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                     HAS_BIAS: tl.constexpr, RELU_SQUARE: tl.constexpr, USE_PDL: tl.constexpr,
+                     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     # one row: multiply into a [BLOCK_N, BLOCK_K] fp32 tile, reduce over K once at the end
     pid = tl.program_id(0)
     offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -67,7 +68,17 @@ def _gemv_fwd_kernel(x, w, b, out, N, K, stride_wn,
     y = tl.sum(acc, axis=1)  # [BLOCK_N]
     if HAS_BIAS:
         y += tl.load(b + offs_n, mask=mask_n, other=0.0).to(tl.float32)
+    if RELU_SQUARE:
+        y = _relu_square_rounded(y, out.dtype.element_ty)
     tl.store(out + offs_n, y.to(out.dtype.element_ty), mask=mask_n)
+
+
+@triton.jit
+def _relu_square_rounded(y, dtype: tl.constexpr):
+    # relu(y)^2 as the unfused pair computes it: the product rounds to the output dtype, then the
+    # square (exact in fp32 for a bf16 / fp16 value) rounds again at the store
+    y = tl.maximum(y.to(dtype).to(tl.float32), 0.0)
+    return y * y
 
 
 @triton.jit
@@ -81,7 +92,8 @@ def _dot_step(xt, wt, acc, IS_FP32: tl.constexpr):
 @triton.autotune(configs=_DOT_CONFIGS, key=["N", "K"], do_bench=_bench)
 @triton.jit(do_not_specialize=["M"])  # one binary for every M in 2..16 (16 would get its own)
 def _skinny_dot_fwd_kernel(x, w, b, out, M, N, K, stride_xm, stride_wn, stride_om,
-                           HAS_BIAS: tl.constexpr, IS_FP32: tl.constexpr, USE_PDL: tl.constexpr,
+                           HAS_BIAS: tl.constexpr, RELU_SQUARE: tl.constexpr, IS_FP32: tl.constexpr,
+                           USE_PDL: tl.constexpr,
                            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     # M <= BLOCK_M rows: rows past M load as zeros and are not stored
     pid = tl.program_id(0)
@@ -108,13 +120,16 @@ def _skinny_dot_fwd_kernel(x, w, b, out, M, N, K, stride_xm, stride_wn, stride_o
         acc = _dot_step(xt, wt, acc, IS_FP32)
     if HAS_BIAS:
         acc += tl.load(b + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    if RELU_SQUARE:
+        acc = _relu_square_rounded(acc, out.dtype.element_ty)
     out_ptrs = out + offs_m[:, None] * stride_om + offs_n[None, :]
     tl.store(out_ptrs, acc.to(out.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
 def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor,
-            config: triton.Config | None = None) -> None:
-    """Write x2 @ weight.T (+ bias) into out; `config` pins one autotune entry (tests check each)."""
+            config: triton.Config | None = None, relu_square: bool = False) -> None:
+    """Write x2 @ weight.T (+ bias), squared-ReLU'd if asked, into out; `config` pins one autotune
+    entry (tests check each)."""
     (m, k), n = x2.shape, weight.shape[0]
     kernel = _gemv_fwd_kernel if m == 1 else _skinny_dot_fwd_kernel
     meta = {}
@@ -129,16 +144,29 @@ def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, o
 
     pdl = pdl_mode(x2)
     if m == 1:
-        kernel[grid](x2, weight, b, out, n, k, weight.stride(0), HAS_BIAS=bias is not None, USE_PDL=pdl,
-                     **launch_options(pdl), **meta)
+        kernel[grid](x2, weight, b, out, n, k, weight.stride(0), HAS_BIAS=bias is not None,
+                     RELU_SQUARE=relu_square, USE_PDL=pdl, **launch_options(pdl), **meta)
     else:
         kernel[grid](x2, weight, b, out, m, n, k, x2.stride(0), weight.stride(0), out.stride(0),
-                     HAS_BIAS=bias is not None, IS_FP32=x2.dtype == torch.float32, USE_PDL=pdl,
+                     HAS_BIAS=bias is not None, RELU_SQUARE=relu_square, IS_FP32=x2.dtype == torch.float32,
+                     USE_PDL=pdl,
                      BLOCK_M=MAX_ROWS, **launch_options(pdl), **meta)
 
 
 def skinny_linear_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """y = x @ weight.T + bias, as `nn.Linear` computes it, for at most 16 rows of x (fp32 accumulation).
+    See `_skinny` for the arguments."""
+    return _skinny(x, weight, bias, relu_square=False)
+
+
+def skinny_linear_relu_square_triton(x: torch.Tensor, weight: torch.Tensor,
+                                     bias: torch.Tensor | None = None) -> torch.Tensor:
+    """relu(x @ weight.T + bias)^2 in one kernel (the MLP's up projection and its activation at decode)."""
+    return _skinny(x, weight, bias, relu_square=True)
+
+
+def _skinny(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, relu_square: bool) -> torch.Tensor:
+    """The projection for at most 16 rows of x, squared-ReLU'd if asked.
 
     Args:
         x: [..., K] bf16, fp16 or fp32, with prod(x.shape[:-1]) <= 16.
@@ -160,5 +188,5 @@ def skinny_linear_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     bias = bias if bias is None or bias.stride(0) == 1 else bias.contiguous()
     out = torch.empty((x2.shape[0], n), dtype=x.dtype, device=x.device)
     if x2.shape[0] and n:
-        _launch(x2, weight, bias, out, None)
+        _launch(x2, weight, bias, out, None, relu_square)
     return out.view(*x.shape[:-1], n)
