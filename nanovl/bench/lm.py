@@ -8,6 +8,7 @@ import torch
 
 from nanovl.bench.roofline import sync, timed
 from nanovl.engine.cuda_graphs import DecodeCudaGraphs
+from nanovl.model.loader import fuse_projections
 from nanovl.model.presets import preset_config
 from nanovl.model.vlm import NemotronVL
 
@@ -21,7 +22,7 @@ def build_model(preset: str, device: torch.device, dtype: torch.dtype) -> Nemotr
             model = NemotronVL(preset_config(preset))
     finally:
         torch.set_default_dtype(prev)
-    return model.eval()
+    return fuse_projections(model).eval()  # as load_model does
 
 
 def _peak_reset(device: torch.device) -> None:
