@@ -33,7 +33,7 @@ KERNELS = [
      dict(HAS_GATE=False, HAS_RESIDUAL=True, USE_PDL=True, BLOCK=8192)),
     (activation._relu_square_kernel, dict(x=BF16, out=BF16), set(), dict(USE_PDL=True, BLOCK=2048)),
     (conv1d._causal_conv1d_update_kernel, dict(x=BF16, w=BF16, bias=BF16, state=BF16, out=BF16), set(),
-     dict(KW=4, HAS_BIAS=True, SILU=True, USE_PDL=True, BLOCK_C=256)),
+     dict(KW=4, KWP=4, HAS_BIAS=True, SILU=True, USE_PDL=True, BLOCK_C=256)),
     (ssd._ssd_state_update_kernel, dict(state=FP32, x=BF16, dt=BF16, A=FP32, B=BF16, C=BF16, D=FP32, dt_bias=FP32,
                                         y=BF16), {"dt_min", "dt_max"},
      dict(HAS_D=True, HAS_DT_BIAS=True, CLAMP=False, USE_PDL=True, BLOCK_P=16, BLOCK_N=128)),

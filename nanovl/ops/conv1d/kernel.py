@@ -10,7 +10,7 @@ import triton
 import triton.language as tl
 
 from nanovl.ops.pdl import launch_options, pdl_mode
-from nanovl.ops.pdl_jit import pdl_enter
+from nanovl.ops.pdl_jit import pdl_release, pdl_wait
 
 
 @triton.jit
@@ -85,27 +85,41 @@ def causal_conv1d_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
 
 
 @triton.jit
+def _column(tile, j: tl.constexpr, KWP: tl.constexpr):
+    """Column j of a [BLOCK_C, KWP] tile (exact: the other entries add as zeros)."""
+    return tl.sum(tl.where(tl.arange(0, KWP)[None, :] == j, tile, 0.0), axis=1)
+
+
+@triton.jit
 def _causal_conv1d_update_kernel(x, w, bias, state, out, C,
                                  sx_b, ss_b, ss_c, ss_k, so_b,
-                                 KW: tl.constexpr, HAS_BIAS: tl.constexpr, SILU: tl.constexpr,
+                                 KW: tl.constexpr, KWP: tl.constexpr, HAS_BIAS: tl.constexpr, SILU: tl.constexpr,
                                  USE_PDL: tl.constexpr, BLOCK_C: tl.constexpr):
-    pdl_enter(USE_PDL)  # the state is written: only once the previous kernel is done
     pid_b, pid_c = tl.program_id(0), tl.program_id(1)
     offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    offs_k = tl.arange(0, KWP)  # the taps, padded to a power of two
     mask = offs_c < C
-    xv = tl.load(x + pid_b * sx_b + offs_c, mask=mask, other=0.0)
-    acc = xv.to(tl.float32) * tl.load(w + offs_c * KW + (KW - 1), mask=mask, other=0.0).to(tl.float32)
+    # the weights and bias are no kernel's output: they load before the wait (under PDL while the
+    # previous kernel finishes); the whole history loads at once after it, not tap by tap between
+    # the shifting stores (a load is never moved past a store: each tap would cost a round trip)
+    pdl_release(USE_PDL)
+    wt = tl.load(w + offs_c[:, None] * KW + offs_k[None, :], mask=mask[:, None] & (offs_k < KW)[None, :],
+                 other=0.0).to(tl.float32)
     if HAS_BIAS:
-        acc += tl.load(bias + offs_c, mask=mask, other=0.0).to(tl.float32)
+        bv = tl.load(bias + offs_c, mask=mask, other=0.0).to(tl.float32)
+    pdl_wait(USE_PDL)  # x is the previous kernel's output, and the state is written below
+    xv = tl.load(x + pid_b * sx_b + offs_c, mask=mask, other=0.0)
     sp = state + pid_b * ss_b + offs_c * ss_c
-    # each lane owns one channel: it reads its whole history before shifting it, so no race
-    prev = tl.load(sp, mask=mask, other=0.0)
+    hist = tl.load(sp[:, None] + offs_k[None, :] * ss_k, mask=mask[:, None] & (offs_k < KW - 1)[None, :], other=0.0)
+    # the sums in the reference's order: the newest tap (and bias) first, then the history oldest first
+    acc = xv.to(tl.float32) * _column(wt, KW - 1, KWP)
+    if HAS_BIAS:
+        acc += bv
     for k in tl.static_range(KW - 1):
-        acc += prev.to(tl.float32) * tl.load(w + offs_c * KW + k, mask=mask, other=0.0).to(tl.float32)
-        if k < KW - 2:
-            nxt = tl.load(sp + (k + 1) * ss_k, mask=mask, other=0.0)
-            tl.store(sp + k * ss_k, nxt, mask=mask)
-            prev = nxt
+        acc += _column(hist.to(tl.float32), k, KWP) * _column(wt, k, KWP)
+    # shift the history left by one and append x
+    for k in tl.static_range(KW - 2):
+        tl.store(sp + k * ss_k, _column(hist, k + 1, KWP).to(state.dtype.element_ty), mask=mask)
     tl.store(sp + (KW - 2) * ss_k, xv.to(state.dtype.element_ty), mask=mask)
     if SILU:
         acc = acc / (1.0 + tl.exp(-acc))
@@ -138,6 +152,7 @@ def causal_conv1d_update_triton(x: torch.Tensor, conv_state: torch.Tensor, weigh
     _causal_conv1d_update_kernel[(b, triton.cdiv(c, block_c))](
         x, w, bias if bias is not None else w, conv_state, out, c,
         x.stride(0), conv_state.stride(0), conv_state.stride(1), conv_state.stride(2), out.stride(0),
-        KW=k, HAS_BIAS=bias is not None, SILU=activation == "silu", USE_PDL=pdl, BLOCK_C=block_c, num_warps=4,
+        KW=k, KWP=triton.next_power_of_2(k), HAS_BIAS=bias is not None, SILU=activation == "silu", USE_PDL=pdl,
+        BLOCK_C=block_c, num_warps=4,
         **launch_options(pdl))
     return out

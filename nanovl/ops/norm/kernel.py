@@ -10,17 +10,21 @@ import triton
 import triton.language as tl
 
 from nanovl.ops.pdl import launch_options, pdl_mode
-from nanovl.ops.pdl_jit import pdl_enter
+from nanovl.ops.pdl_jit import pdl_release, pdl_wait
 
 
 @triton.jit
 def _rms_norm_fwd_kernel(x, z, w, out, res, res_out, D, GROUP, sx, sz, so, sr, sro, eps,
                          HAS_GATE: tl.constexpr, HAS_RESIDUAL: tl.constexpr, USE_PDL: tl.constexpr,
                          BLOCK: tl.constexpr):
-    pdl_enter(USE_PDL)  # nothing is read or written before the previous kernel is done
     row, grp = tl.program_id(0), tl.program_id(1)
     offs = grp * GROUP + tl.arange(0, BLOCK)
     mask = (tl.arange(0, BLOCK) < GROUP) & (offs < D)
+    # the weight is no kernel's output: it loads before the wait (under PDL while the previous
+    # kernel finishes) and before the residual's store, past which no load would be moved
+    pdl_release(USE_PDL)
+    wv = tl.load(w + offs, mask=mask, other=0.0).to(tl.float32)
+    pdl_wait(USE_PDL)  # x, z and the residual are the previous kernels' outputs
     u = tl.load(x + row * sx + offs, mask=mask, other=0.0).to(tl.float32)
     if HAS_RESIDUAL:
         # the add rounds to the stream's dtype before the norm reads it, as the unfused pair does
@@ -32,7 +36,7 @@ def _rms_norm_fwd_kernel(x, z, w, out, res, res_out, D, GROUP, sx, sz, so, sr, s
         u = u * (g / (1.0 + tl.exp(-g)))
     rstd = 1.0 / tl.sqrt(tl.sum(u * u, axis=0) / GROUP + eps)
     # like the reference: normalize in fp32, multiply the fp32 weight, then cast once
-    y = u * rstd * tl.load(w + offs, mask=mask, other=0.0).to(tl.float32)
+    y = u * rstd * wv
     tl.store(out + row * so + offs, y.to(out.dtype.element_ty), mask=mask)
 
 
