@@ -1,19 +1,18 @@
 """Programmatic dependent launch (PDL) for the decode kernels (Hopper and later; env `NANOVL_PDL`).
 
-Why: a batch-1 decode step is ~370 kernels back to back, and each of its 137 matrix-vector
-products takes ~5 us more than its bytes at the streaming rate (the H200 fit of
-bench/results-h200-2026-12-02-gemv.json: t = 5.6 us + bytes / 4.62 TB/s), ~0.7 ms of a 6.7 ms
-step, most likely the first bytes' latency and the last wave's tail. With PDL a kernel may be made
-resident while the one before it still runs: it releases its own successor at once
-(`gdc_launch_dependents`), may read what no earlier kernel writes (a projection's weights), and
+Why: a batch-1 decode step is ~300 kernels back to back, most of them small and bound by latency
+(norms, the conv and state updates), between the matrix-vector products. With PDL a kernel may be
+made resident while the one before it still runs: it releases its successor
+(`gdc_launch_dependents`: on entry in EAGER mode, after its own wait in BOUNDED mode), may read
+what no kernel writes (weights: a projection's first tile, a norm's or the conv's weights), and
 waits for its predecessor to finish and flush (`gdc_wait`) before it reads anything else or writes
-at all. A kernel that waits before every other read or write is safe after any kernel, ours or
-torch's, and a kernel launched without PDL ignores both calls.
+at all. Such a kernel is safe after any kernel, ours or torch's (one launched without PDL releases
+its successor only when it ends), and a kernel launched without PDL ignores both calls. On the
+H200 it took ~160 us off the 6.6 ms batch-1 step, and added 0.9-1.5 ms to the batch-16 one.
 
 By default (`auto`) only the batch-1 decode graphs launch with PDL, where a device run measured it
 faster (docs/PERFORMANCE.md); `python -m nanovl.bench.decode_profile --pdl 0,1,2,auto` profiles
-each setting; `nanovl bench` runs as the env says. This
-module is the host side (no Triton import); the kernels' prologue helpers are in `pdl_jit.py`.
+each setting; `nanovl bench` runs as the env says. This module is the host side (no Triton import); the kernels' prologue helpers are in `pdl_jit.py`.
 """
 from __future__ import annotations
 
