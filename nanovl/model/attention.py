@@ -30,7 +30,8 @@ class Attention(nn.Module):
         views of it, so inference reads them with one projection: at decode one GEMV of 7168 rows
         instead of three (the k / v ones of 1024 rows stream at ~1.5 TB/s on an H200, bench_gemv).
         State-dict keys and values are unchanged; a later `.to()` or a replaced parameter just
-        returns forward to the three projections."""
+        returns forward to the three projections. The three now share one storage: safetensors'
+        `save_file` refuses that, so copy them first (`train.ship.checkpoint_tensors` does)."""
         projs = (self.q_proj, self.k_proj, self.v_proj)
         if any(p.weight.is_meta for p in projs):
             raise ValueError("fuse_qkv: load the weights first")
