@@ -8,7 +8,7 @@
 # Usage: OUT=/tmp/out bash bench/device_run.sh
 set -u
 T0=$(date +%s)
-TOTAL=${TOTAL:-500}
+TOTAL=${TOTAL:-580}
 OUT=${OUT:-/tmp/nanovl_out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
@@ -34,8 +34,8 @@ export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
 cat "$OUT/env.txt"
 
 # 1. kernels vs their reference twins, CUDA graphs vs eager (ops first: the model test needs them all)
-echo "== gpu tests (cap 200 s: the PDL tests compile every decode kernel in each mode)"
-timeout -k 5 200 python3 -m pytest -q -m gpu tests/gpu/test_gpu_ops.py tests/gpu/test_gpu_model.py \
+echo "== gpu tests (cap 240 s: the PDL tests compile every decode kernel in each mode)"
+timeout -k 5 240 python3 -m pytest -q -m gpu tests/gpu/test_gpu_ops.py tests/gpu/test_gpu_model.py \
   tests/ops/test_ops_linear.py -x -p no:cacheprovider --durations=8 2>&1 | tee "$OUT/gpu_tests.log"
 echo "gpu tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/gpu_tests.log"
 
