@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-shot GPU run from the repo root on the lent machine: install the fla wheels, run the gpu
 # tests, then the full benchmark (nanovl beside the roofline and transformers), all inside
-# TOTAL seconds (default 500). Writes $OUT/{env.txt,gpu_tests.log,gemv.json,decode_profile.json,bench.log,
+# TOTAL seconds (default 580). Writes $OUT/{env.txt,gpu_tests.log,gemv.json,decode_profile.json,bench.log,
 # bench.json,bench.txt}
 # as it goes and prints the table last. Every stage is capped and none can stop the next.
 # Without a GPU it runs the same stages on the tiny preset (a quick check of this script).
