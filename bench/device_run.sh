@@ -35,7 +35,7 @@ cat "$OUT/env.txt"
 
 # 1. kernels vs their reference twins, CUDA graphs vs eager (ops first: the model test needs them all)
 echo "== gpu tests (cap 240 s: the PDL tests compile every decode kernel in each mode)"
-timeout -k 5 240 python3 -m pytest -q -m gpu tests/gpu/test_gpu_ops.py tests/gpu/test_gpu_model.py \
+timeout -k 5 240 python3 -m pytest -q -m gpu tests/gpu/test_gpu_ops.py tests/gpu/test_gpu_model.py tests/gpu/test_gpu_engine.py \
   tests/ops/test_ops_linear.py -x -p no:cacheprovider --durations=8 2>&1 | tee "$OUT/gpu_tests.log"
 echo "gpu tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/gpu_tests.log"
 

@@ -83,11 +83,27 @@ class DecodeCudaGraphs:
         return self.lm(self.input_ids[:b], state=_rows(self.state, 0, b), logits_to_keep=1)[:, -1]
 
     @torch.inference_mode()
-    def capture(self) -> None:
+    def capture(self, *, preserve_state: bool = False) -> None:
         """Capture every bucket (largest first, one shared memory pool).
 
-        The warm-up steps run for real: they change the conv/SSM states of the pool's rows, so
-        call this before the rows hold live sequences (their `seq_lens` are restored)."""
+        The warm-up steps run for real: they change the conv/SSM states of the pool's rows (their
+        `seq_lens` are restored). Call this before the rows hold live sequences, or pass
+        `preserve_state=True`, which copies the conv/SSM states aside and back (a model runner
+        recapturing under live requests). The K/V the steps write land at each row's `seq_lens`,
+        past what the row holds, where the row's next real step writes before anything reads."""
+        saved = [t.clone() for st in self.state.layers if isinstance(st, MambaLayerState)
+                 for t in (st.conv, st.ssm)] if preserve_state else None
+        self._capture()
+        if saved is not None:
+            live = [t for st in self.state.layers if isinstance(st, MambaLayerState) for t in (st.conv, st.ssm)]
+            for dst, src in zip(live, saved):
+                dst.copy_(src)
+
+    def is_current(self) -> bool:
+        """False once a state tensor the graphs read was replaced (a grown KV cache): recapture."""
+        return bool(self.graphs) and _pointers(self.state) == self._ptrs
+
+    def _capture(self) -> None:
         seq_lens = self.state.seq_lens.clone()
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
@@ -130,7 +146,7 @@ class DecodeCudaGraphs:
         """
         if not self.graphs:
             raise RuntimeError("DecodeCudaGraphs.step before capture()")
-        if _pointers(self.state) != self._ptrs:
+        if not self.is_current():
             raise RuntimeError("state tensors were replaced since capture(); recapture the graphs")
         n = token_ids.shape[0]
         b = self.bucket_for(n)
@@ -144,3 +160,45 @@ class DecodeCudaGraphs:
         if saved is not None:
             _rows(self.state, n, b).restore(saved)
         return self.logits[b][:n]
+
+    @torch.inference_mode()
+    def step_rows(self, rows: list[int], token_ids: torch.Tensor, *, keep: list[int] | tuple = ()) -> torch.Tensor:
+        """One decode step for any pool rows (a model runner's slots), in the caller's order.
+
+        Replays the smallest bucket b covering max(rows) + 1 rows. Its other rows step too, on token
+        0: those in `keep` (rows holding a request that is not decoding now) get their conv/SSM
+        states and `seq_lens` copied back after the replay; their K/V takes one write at their
+        length, past what they hold, which their own next step overwrites before reading it, as long
+        as that length is below the capacity (the caller checks). The rest are free rows: their
+        `seq_lens` are zeroed and their state is left as garbage.
+
+        Args:
+            rows: distinct pool rows; token_ids: LongTensor [len(rows)] on the state's device.
+        Returns:
+            logits [len(rows), V], row i for rows[i] (a copy).
+        """
+        if not self.graphs:
+            raise RuntimeError("DecodeCudaGraphs.step_rows before capture()")
+        if not self.is_current():
+            raise RuntimeError("state tensors were replaced since capture(); recapture the graphs")
+        if not rows or len(set(rows)) != len(rows) or min(rows) < 0:
+            raise ValueError(f"step_rows: rows must be distinct non-negative pool rows, got {rows}")
+        b = self.bucket_for(max(rows) + 1)
+        dev = self.state.seq_lens.device
+        idx = torch.tensor(rows, dtype=torch.long, device=dev)
+        self.input_ids[:b, 0].zero_()
+        self.input_ids[idx, 0] = token_ids
+        stepping = set(rows)
+        held = [r for r in range(b) if r not in stepping and r in set(keep)]
+        free = [r for r in range(b) if r not in stepping and r not in set(keep)]
+        saved = []
+        if held:
+            hidx = torch.tensor(held, dtype=torch.long, device=dev)
+            recurrent = [t for st in self.state.layers if isinstance(st, MambaLayerState) for t in (st.conv, st.ssm)]
+            saved = [(t, hidx, t.index_select(0, hidx)) for t in recurrent + [self.state.seq_lens]]
+        if free:
+            self.state.seq_lens[torch.tensor(free, dtype=torch.long, device=dev)] = 0
+        self.graphs[b].replay()
+        for t, hidx, rows_before in saved:
+            t.index_copy_(0, hidx, rows_before)
+        return self.logits[b].index_select(0, idx)

@@ -38,7 +38,9 @@ class EngineConfig:
     tokens (None: the model's max_position_embeddings). max_prefill_chunk: prompt tokens run
     per step (long prompts are prefilled in chunks of this size). max_waiting: queued
     requests before QueueFullError. max_num_tiles / video_pruning_rate: None takes the model
-    config's value. video_fps / video_max_frames: frame sampling defaults.
+    config's value. video_fps / video_max_frames: frame sampling defaults. cuda_graphs: on a
+    GPU, decode steps replay captured CUDA graphs (engine/model_runner.py; off by default until a
+    device run has held the engine's graph path against its eager one).
     """
 
     model: str | None = None
@@ -54,6 +56,7 @@ class EngineConfig:
     video_max_frames: int = 128
     video_pruning_rate: float | None = None
     max_image_pixels: int = 64_000_000
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_num_seqs", "max_prefill_chunk", "max_waiting", "video_max_frames", "max_image_pixels"):
@@ -64,6 +67,8 @@ class EngineConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"EngineConfig.{name} must be None or an int >= 1, got {v!r}")
+        if not isinstance(self.cuda_graphs, bool):
+            raise ValueError(f"EngineConfig.cuda_graphs must be a bool, got {self.cuda_graphs!r}")
         if self.dtype != "auto" and self.dtype not in DTYPES:
             raise ValueError(f"EngineConfig.dtype must be 'auto' or one of {sorted(DTYPES)}, got {self.dtype!r}")
         if not self.video_fps > 0:
@@ -124,7 +129,8 @@ class LLMEngine:
                                    video_pruning_rate=config.video_pruning_rate,
                                    max_image_pixels=config.max_image_pixels)
         self.scheduler = Scheduler.from_config(config, self.max_model_len)
-        self.runner = ModelRunner(model, num_slots=config.max_num_seqs)
+        self.runner = ModelRunner(model, num_slots=config.max_num_seqs, cuda_graphs=config.cuda_graphs,
+                                  max_model_len=self.max_model_len)
         self.sampler = Sampler()
         self._states: dict[str, RequestState] = {}
         self._pending: list[RequestOutput] = []
@@ -287,4 +293,5 @@ class LLMEngine:
         """Queue and work counters (for /metrics)."""
         return {"num_waiting": self.scheduler.num_waiting, "num_running": self.scheduler.num_running,
                 "num_steps": self.num_steps, "num_generated_tokens": self.num_generated_tokens,
-                "num_prefill_tokens": self.runner.num_prefill_tokens}
+                "num_prefill_tokens": self.runner.num_prefill_tokens,
+                "num_graph_decode_steps": self.runner.num_graph_steps}

@@ -6,6 +6,13 @@ pool in slot order the pool is updated in place, with fixed shapes — the case 
 capture per batch-size bucket starts from. Rows on consecutive slots (every prefill, most
 decode batches) run on views of the pool, also in place, so no step copies a row's K/V;
 only a scattered decode batch is gathered and scattered back.
+
+With `cuda_graphs=True` on a GPU, a decode batch replays a captured CUDA graph
+(`engine/cuda_graphs.py`) of the smallest bucket b covering its highest slot: row r of the graph is
+slot r, and slots of the bucket that hold a request not decoding now (prefilling, say) get their
+recurrent state put back after the replay (`step_rows`). The graphs are captured on the first
+decode step and again whenever the K/V caches were grown (a new capacity, twice the longest row,
+is reserved first so that happens rarely); the pool larger than every bucket decodes eagerly.
 """
 from __future__ import annotations
 
@@ -14,8 +21,12 @@ from dataclasses import dataclass
 
 import torch
 
+from nanovl.engine.cuda_graphs import DEFAULT_BUCKETS, DecodeCudaGraphs
 from nanovl.engine.outputs import ModelRunnerOutput, SchedulerOutput
 from nanovl.model.state import AttentionLayerState, LMState, MambaLayerState
+
+# K/V capacity reserved for the graphs: at least this many tokens, a power of two
+MIN_GRAPH_CAPACITY = 256
 
 
 @dataclass
@@ -32,9 +43,12 @@ class ModelRunner:
     Args:
         model: the loaded model (VL models have `.language_model`).
         num_slots: rows of the state pool (= EngineConfig.max_num_seqs).
+        cuda_graphs: replay captured decode steps on a GPU (see the module docstring).
+        max_model_len: most tokens a row will hold (caps the K/V reserved for the graphs).
     """
 
-    def __init__(self, model: torch.nn.Module, *, num_slots: int) -> None:
+    def __init__(self, model: torch.nn.Module, *, num_slots: int, cuda_graphs: bool = False,
+                 max_model_len: int | None = None) -> None:
         self.model = model
         self.lm = getattr(model, "language_model", model)
         self.is_vl = self.lm is not model
@@ -45,6 +59,12 @@ class ModelRunner:
         self._media: dict[str, _EncodedMedia] = {}
         # prompt tokens actually run through the model (prefix reuse is checked against it)
         self.num_prefill_tokens = 0
+        self.use_cuda_graphs = cuda_graphs and self.device.type == "cuda"
+        self.max_model_len = max_model_len
+        self._graphs: DecodeCudaGraphs | None = None
+        self._slot_of: dict[str, int] = {}  # the requests holding a slot (a graph's padding rows must be free)
+        self.num_graph_steps = 0  # decode steps served by a graph replay
+        self.num_graph_captures = 0
 
     # -------------------------------------------------------------- requests
     @torch.inference_mode()
@@ -59,6 +79,9 @@ class ModelRunner:
         Returns:
             the final prompt ids (same length; EVS frames get their true token counts).
         """
+        for other in [r for r, s in self._slot_of.items() if s == slot]:
+            del self._slot_of[other]  # a slot has one owner: an aborted request's entry goes
+        self._slot_of[req_id] = slot
         start = 0
         if prefix is None:
             self.write_rows([slot], self.lm.new_state(1, device=self.device))
@@ -73,8 +96,9 @@ class ModelRunner:
         return ids
 
     def release(self, req_id: str) -> None:
-        """Forget a finished request's media embeddings."""
+        """Forget a finished request's media embeddings and its hold on its slot."""
         self._media.pop(req_id, None)
+        self._slot_of.pop(req_id, None)
 
     def _encode_media(self, req_id: str, ids: list[int], mm, *, skip_before: int) -> list[int]:
         items = [it for it in mm.items if it.end > skip_before]
@@ -144,6 +168,10 @@ class ModelRunner:
 
     def decode(self, slots: list[int], token_ids: list[int]) -> torch.Tensor:
         """One token for each of `slots` in one forward. Returns logits [len(slots), V]."""
+        if self.use_cuda_graphs:
+            logits = self._graph_decode(slots, token_ids)
+            if logits is not None:
+                return logits
         ids = torch.tensor(token_ids, dtype=torch.long, device=self.device).unsqueeze(1)  # [B, 1]
         if slots == list(range(self.pool.batch_size)):
             return self.lm(ids, state=self.pool, logits_to_keep=1)[:, -1]
@@ -159,6 +187,36 @@ class ModelRunner:
         logits = self.lm(ids, state=state, logits_to_keep=1)[:, -1]
         self.write_rows(slots, state)
         return logits
+
+    def _graph_decode(self, slots: list[int], token_ids: list[int]) -> torch.Tensor | None:
+        """The decode step by graph replay, or None where no captured bucket covers the slots."""
+        buckets = [b for b in DEFAULT_BUCKETS if b <= self.pool.batch_size]
+        bucket = next((b for b in buckets if b > max(slots)), None)
+        if bucket is None:
+            return None
+        # every row of the bucket steps in the replay: all must stay below the K/V capacity
+        longest = int(self.pool.seq_lens[:bucket].max())
+        if self._graphs is None or not self._graphs.is_current() or longest + 1 > self._graph_capacity():
+            self._capture_graphs(longest + 1, buckets)
+        held = [s for s in self._slot_of.values() if s < bucket and s not in set(slots)]
+        tokens = torch.tensor(token_ids, dtype=torch.long, device=self.device)
+        logits = self._graphs.step_rows(slots, tokens, keep=held)
+        self.num_graph_steps += 1
+        return logits
+
+    def _graph_capacity(self) -> int:
+        return min((st.capacity for st in self.pool.layers if isinstance(st, AttentionLayerState)), default=1 << 62)
+
+    def _capture_graphs(self, needed: int, buckets: list[int]) -> None:
+        """(Re)capture the decode graphs over the pool, reserving K/V for twice the longest row."""
+        capacity = max(MIN_GRAPH_CAPACITY, 1 << (2 * needed - 1).bit_length())
+        if self.max_model_len is not None:
+            capacity = max(needed, min(capacity, self.max_model_len))
+        self._graphs = None  # the old graphs' memory pool goes before the new capture
+        graphs = DecodeCudaGraphs(self.lm, self.pool, max_seq_len=capacity, buckets=tuple(buckets))
+        graphs.capture(preserve_state=True)  # rows hold live requests
+        self._graphs = graphs
+        self.num_graph_captures += 1
 
     def _rows_view(self, lo: int, hi: int, num_new: int) -> LMState:
         """Pool rows lo..hi-1 as views (the forward updates the pool in place); K/V capacity is

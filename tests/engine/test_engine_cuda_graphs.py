@@ -1,0 +1,147 @@
+"""The engine's CUDA-graph decode path (EngineConfig.cuda_graphs; engine/model_runner.py) on the CPU.
+
+A CUDA graph cannot be captured here, so `FakeGraphs` is DecodeCudaGraphs with the capture and the
+replay run eagerly: a replay is one step over pool rows 0..b-1 of the bucket through fixed-capacity
+K/V views, every row included, and the capture's warm-up steps move the rows' states for real.
+Outputs equal to eager decoding then mean the runner and `step_rows` keep every live row intact.
+The real graphs on a GPU: tests/gpu/test_gpu_model.py and tests/gpu/test_gpu_engine.py.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import nanovl
+from nanovl.engine import cuda_graphs, model_runner
+from nanovl.engine.engine import EngineConfig, LLMEngine
+from nanovl.model.state import AttentionLayerState
+from nanovl.sampling_params import SamplingParams
+from nanovl.testing.random_checkpoint import write_random_vl_checkpoint
+from nanovl.tokenizer import Tokenizer
+from nanovl.train.tokenizer import build_tiny_tokenizer
+
+
+class _EagerReplay:
+    """A "graph" of one bucket: replay() runs that bucket's step eagerly into its logits buffer."""
+
+    def __init__(self, owner: "FakeGraphs", b: int):
+        self.owner, self.b = owner, b
+
+    def replay(self):
+        self.owner.logits[self.b].copy_(self.owner._forward(self.b))
+
+
+class FakeGraphs(cuda_graphs.DecodeCudaGraphs):
+    """DecodeCudaGraphs with its CUDA parts (the capture, the replay) run eagerly: the rest, the
+    runner's `step_rows` and `capture(preserve_state=...)` included, is the real code."""
+
+    def __init__(self, lm, state, *, max_seq_len, buckets):
+        for st in state.layers:
+            if isinstance(st, AttentionLayerState):
+                st.ensure_capacity(max_seq_len)
+        self.lm, self.state, self.max_seq_len = lm, state, max_seq_len
+        self.buckets = sorted({b for b in buckets if 1 <= b <= state.batch_size})
+        self.input_ids = torch.zeros(self.buckets[-1], 1, dtype=torch.long)
+        self.graphs, self.logits, self._ptrs = {}, {}, []
+
+    def _capture(self):
+        # as the real capture: a warm-up step per bucket that runs for real (it moves the rows'
+        # recurrent states, which capture(preserve_state=True) must put back), seq_lens restored
+        seq_lens = self.state.seq_lens.clone()
+        for b in reversed(self.buckets):
+            self.logits[b] = self._forward(b).clone()
+            self.graphs[b] = _EagerReplay(self, b)
+            self.state.seq_lens.copy_(seq_lens)
+        self._ptrs = cuda_graphs._pointers(self.state)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_vl_graphs")
+    tok_dir = build_tiny_tokenizer(root / "tok")
+    ckpt = write_random_vl_checkpoint(root / "ckpt", tokenizer_dir=tok_dir,
+                                      overrides={"llm_config": {"vocab_size": 512}})
+    return ckpt, nanovl.load_model(ckpt), Tokenizer.from_dir(ckpt)
+
+
+def _engine(tiny, graphs: bool, monkeypatch, **kw) -> LLMEngine:
+    ckpt, model, tok = tiny
+    engine = LLMEngine(EngineConfig(model=str(ckpt), **kw), model=model, tokenizer=tok)
+    if graphs:
+        monkeypatch.setattr(model_runner, "DecodeCudaGraphs", FakeGraphs)
+        engine.runner.use_cuda_graphs = True  # on the CPU the config alone keeps it off
+    return engine
+
+
+PROMPTS = ["hi", "what is the answer please", "describe the frame " * 6, "yes", "where and when " * 12,
+           "hello world", "who", "how why " * 3]
+
+
+def _run(engine: LLMEngine, lengths: list[int]) -> list[list[int]]:
+    # different lengths: requests finish at different steps, slots free up and are reused, and
+    # later arrivals prefill while others decode
+    ids = [engine.add_request(p, SamplingParams(temperature=0, max_tokens=n, ignore_eos=True))
+           for p, n in zip(PROMPTS, lengths)]
+    finals = {}
+    while engine.has_unfinished_requests():
+        for out in engine.step():
+            if out.finished:
+                finals[out.req_id] = out.token_ids
+    return [finals[i] for i in ids]
+
+
+@torch.inference_mode()
+def test_graph_decode_gives_the_eager_tokens(tiny, monkeypatch):
+    lengths = [12, 3, 9, 20, 5, 14, 7, 2]
+    eager = _run(_engine(tiny, False, monkeypatch, max_num_seqs=4), lengths)
+    engine = _engine(tiny, True, monkeypatch, max_num_seqs=4)
+    assert _run(engine, lengths) == eager
+    runner = engine.runner
+    assert runner.num_graph_steps > 10 and runner.num_graph_captures >= 1
+
+
+@torch.inference_mode()
+def test_growing_past_the_graph_capacity_recaptures(tiny, monkeypatch):
+    monkeypatch.setattr(model_runner, "MIN_GRAPH_CAPACITY", 16)
+    lengths = [40, 3, 30, 2]
+    eager = _run(_engine(tiny, False, monkeypatch, max_num_seqs=2), lengths)
+    engine = _engine(tiny, True, monkeypatch, max_num_seqs=2)
+    assert _run(engine, lengths) == eager
+    assert engine.runner.num_graph_captures >= 2
+
+
+@torch.inference_mode()
+def test_rows_of_the_bucket_that_are_not_decoding_keep_their_state(tiny, monkeypatch):
+    # slots 1 and 3 hold requests that do not decode this step: the replay of bucket 4 steps them
+    # on token 0, and step_rows must put their recurrent state and length back
+    runner = _engine(tiny, True, monkeypatch, max_num_seqs=4).runner
+    plain = _engine(tiny, False, monkeypatch, max_num_seqs=4).runner
+    for r in (runner, plain):
+        for slot in range(4):
+            r.start_request(f"r{slot}", slot, [5 + slot, 6, 7])
+            r.prefill(f"r{slot}", slot, 0, [5 + slot, 6, 7])
+    before = runner.pool.snapshot()
+    logits = runner.decode([2, 0], [9, 11])
+    assert runner.num_graph_steps == 1
+    torch.testing.assert_close(logits, plain.decode([2, 0], [9, 11]), atol=1e-5, rtol=1e-5)
+    for mine, theirs in zip(runner.pool.layers, before.layers):
+        if mine is not None and not isinstance(mine, AttentionLayerState):
+            for name, t in mine.tensors().items():
+                assert torch.equal(t[[1, 3]], getattr(theirs, name)[[1, 3]]), name
+    assert runner.pool.seq_lens.tolist() == [4, 3, 4, 3]
+    # and the pool matches the eagerly decoded one wherever it is read: K/V up to each row's length
+    # (the held rows took one write at their length, which their next step overwrites first)
+    lens = plain.pool.seq_lens.tolist()
+    for mine, theirs in zip(runner.pool.layers, plain.pool.layers):
+        if isinstance(mine, AttentionLayerState):
+            for r, n in enumerate(lens):
+                assert torch.allclose(mine.k[r, :, :n], theirs.k[r, :, :n], atol=1e-6)
+                assert torch.allclose(mine.v[r, :, :n], theirs.v[r, :, :n], atol=1e-6)
+        elif mine is not None:
+            assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(mine.tensors().values(),
+                                                                          theirs.tensors().values()))
+
+
+def test_engine_config_checks_the_switch():
+    with pytest.raises(ValueError, match="cuda_graphs must be a bool"):
+        EngineConfig(cuda_graphs="yes")
