@@ -3,6 +3,7 @@ and time to first token for an image prompt and a video prompt with/without EVS.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -71,6 +72,41 @@ def bench_decode(model: NemotronVL, batch: int, prompt_len: int, steps: int, *, 
     sec = time.perf_counter() - t0
     return {"batch": batch, "steps": steps, "context": prompt_len + steps // 2, "step_seconds": sec / steps,
             "tok_per_s": batch * steps / sec, "cuda_graphs": graphs, "peak_bytes": peak_bytes(dev)}
+
+
+# the bundled tiny model's tokenizer: the engine needs one; ids past its vocabulary decode to nothing
+TINY_TOKENIZER = Path(__file__).resolve().parents[1] / "assets" / "tiny"
+
+
+def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graphs: bool) -> dict:
+    """One greedy request through LLMEngine, as `nanovl run` serves it (scheduler, runner, sampler,
+    detokenizer), on a random prompt: tok/s of its decode steps, the first token's step excluded.
+    The same request runs once before, untimed, so compiles and the graph capture stay outside."""
+    from nanovl.engine.engine import EngineConfig, LLMEngine
+    from nanovl.sampling_params import SamplingParams
+    from nanovl.tokenizer import Tokenizer
+
+    dev = model.language_model.backbone.embeddings.weight.device
+    tok = Tokenizer.from_dir(TINY_TOKENIZER)
+    engine = LLMEngine(EngineConfig(device=str(dev), dtype=str(model.language_model.backbone.embeddings.weight.dtype)
+                                    .removeprefix("torch."), max_num_seqs=1, cuda_graphs=graphs),
+                       model=model, tokenizer=tok)
+    prompt = torch.randint(0, min(1000, model.language_model.config.vocab_size), (prompt_len,)).tolist()
+    params = SamplingParams(temperature=0, max_tokens=steps + 1, ignore_eos=True)
+    _peak_reset(dev)
+    for timed_run in (False, True):
+        engine.add_request(prompt, params)
+        while engine.has_unfinished_requests():
+            outs = engine.step()
+            if outs and len(outs[0].token_ids) == 1:  # the prompt's step gave the first token
+                sync(dev)
+                t0 = time.perf_counter()
+        sync(dev)
+        sec = time.perf_counter() - t0
+    runner = engine.runner
+    return {"batch": 1, "steps": steps, "context": prompt_len + steps // 2, "step_seconds": sec / steps,
+            "tok_per_s": steps / sec, "cuda_graphs": graphs, "engine": True,
+            "graph_steps": runner.num_graph_steps, "peak_bytes": peak_bytes(dev)}
 
 
 def _ttft(model: NemotronVL, make_embeds) -> tuple[int, float]:

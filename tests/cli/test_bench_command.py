@@ -24,7 +24,11 @@ def test_every_figure_sits_under_its_roofline(bench_run):
     assert d["preset"] == "tiny" and d["device"] == "cpu" and not d["kernel_failures"]
     assert d["ops"]["pdl"] == "auto" and not d["ops"]["pdl_capable"] and d["ops"]["skinny_gemm"] is True  # what the figures ran with
     assert [r["tokens"] for r in d["prefill"]] == [32, 128, 512]
-    assert [r["batch"] for r in d["decode"]] == [1, 16, 64]
+    assert [(r["batch"], bool(r.get("engine"))) for r in d["decode"]] == [(1, False), (16, False), (64, False),
+                                                                          (1, True)]
+    [engine] = [r for r in d["decode"] if r.get("engine")]
+    # the whole engine (scheduler, sampler, detokenizer) on the same model; on a CPU without graphs
+    assert engine["steps"] == 4 and engine["graph_steps"] == 0 and not engine["cuda_graphs"]
     for r in d["prefill"]:
         assert 0 < r["tok_per_s"] < r["roofline_tok_per_s"], r
     for r in d["decode"]:
@@ -36,7 +40,8 @@ def test_every_figure_sits_under_its_roofline(bench_run):
 def test_the_table_prints_each_row(bench_run, capsys):
     out, table = bench_run
     text = table.read_text()
-    for row in ("prefill 32 tok (tok/s)", "decode b64 eager (tok/s)", "TTFT image 13 tiles (s)"):
+    for row in ("prefill 32 tok (tok/s)", "decode b64 eager (tok/s)", "decode b1 engine eager (tok/s)",
+                "TTFT image 13 tiles (s)"):
         assert row in text
     assert "kernel failures: none" in text
     assert cli_bench.main(["--table-only", "--out", str(out)]) == 0
