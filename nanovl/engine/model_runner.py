@@ -12,7 +12,8 @@ With `cuda_graphs=True` on a GPU, a decode batch replays a captured CUDA graph
 slot r, and slots of the bucket that hold a request not decoding now (prefilling, say) get their
 recurrent state put back after the replay (`step_rows`). The graphs are captured on the first
 decode step and again whenever the K/V caches were grown (a new capacity, twice the longest row,
-is reserved first so that happens rarely); the pool larger than every bucket decodes eagerly.
+is reserved first so that happens rarely). A batch with a slot past the largest bucket (64)
+decodes eagerly.
 """
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ class ModelRunner:
         self.use_cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.max_model_len = max_model_len
         self._graphs: DecodeCudaGraphs | None = None
-        self._slot_of: dict[str, int] = {}  # the requests holding a slot (a graph's padding rows must be free)
+        # the requests holding a slot: a replayed bucket's rows that hold one not decoding keep their state
+        self._slot_of: dict[str, int] = {}
         self.num_graph_steps = 0  # decode steps served by a graph replay
         self.num_graph_captures = 0
 
