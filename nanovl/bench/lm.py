@@ -86,11 +86,11 @@ def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graph
     from nanovl.sampling_params import SamplingParams
     from nanovl.tokenizer import Tokenizer
 
-    dev = model.language_model.backbone.embeddings.weight.device
-    tok = Tokenizer.from_dir(TINY_TOKENIZER)
-    engine = LLMEngine(EngineConfig(device=str(dev), dtype=str(model.language_model.backbone.embeddings.weight.dtype)
-                                    .removeprefix("torch."), max_num_seqs=1, cuda_graphs=graphs),
-                       model=model, tokenizer=tok)
+    weight = model.language_model.backbone.embeddings.weight
+    dev = weight.device
+    config = EngineConfig(device=str(dev), dtype=str(weight.dtype).removeprefix("torch."), max_num_seqs=1,
+                          cuda_graphs=graphs)
+    engine = LLMEngine(config, model=model, tokenizer=Tokenizer.from_dir(TINY_TOKENIZER))
     prompt = torch.randint(0, min(1000, model.language_model.config.vocab_size), (prompt_len,)).tolist()
     params = SamplingParams(temperature=0, max_tokens=steps + 1, ignore_eos=True)
     _peak_reset(dev)

@@ -47,6 +47,11 @@ def _rows(state: LMState, lo: int, hi: int) -> LMState:
     return LMState(layers, state.seq_lens[lo:hi])
 
 
+def _recurrent(state: LMState) -> list[torch.Tensor]:
+    """The conv and SSM state tensors of every Mamba layer (what a step changes besides K/V and lengths)."""
+    return [t for st in state.layers if isinstance(st, MambaLayerState) for t in (st.conv, st.ssm)]
+
+
 def _pointers(state: LMState) -> list[int]:
     return [t.data_ptr() for st in state.layers if st is not None for t in st.tensors().values()] \
         + [state.seq_lens.data_ptr()]
@@ -91,17 +96,21 @@ class DecodeCudaGraphs:
         `preserve_state=True`, which copies the conv/SSM states aside and back (a model runner
         recapturing under live requests). The K/V the steps write land at each row's `seq_lens`,
         past what the row holds, where the row's next real step writes before anything reads."""
-        saved = [t.clone() for st in self.state.layers if isinstance(st, MambaLayerState)
-                 for t in (st.conv, st.ssm)] if preserve_state else None
+        saved = [t.clone() for t in _recurrent(self.state)] if preserve_state else None
         self._capture()
         if saved is not None:
-            live = [t for st in self.state.layers if isinstance(st, MambaLayerState) for t in (st.conv, st.ssm)]
-            for dst, src in zip(live, saved):
+            for dst, src in zip(_recurrent(self.state), saved):
                 dst.copy_(src)
 
     def is_current(self) -> bool:
         """False once a state tensor the graphs read was replaced (a grown KV cache): recapture."""
         return bool(self.graphs) and _pointers(self.state) == self._ptrs
+
+    def _check_replayable(self, caller: str) -> None:
+        if not self.graphs:
+            raise RuntimeError(f"DecodeCudaGraphs.{caller} before capture()")
+        if not self.is_current():
+            raise RuntimeError("state tensors were replaced since capture(); recapture the graphs")
 
     def _capture(self) -> None:
         seq_lens = self.state.seq_lens.clone()
@@ -144,10 +153,7 @@ class DecodeCudaGraphs:
         Returns:
             logits [n, V] (a view of a static buffer, overwritten by the next step of that bucket).
         """
-        if not self.graphs:
-            raise RuntimeError("DecodeCudaGraphs.step before capture()")
-        if not self.is_current():
-            raise RuntimeError("state tensors were replaced since capture(); recapture the graphs")
+        self._check_replayable("step")
         n = token_ids.shape[0]
         b = self.bucket_for(n)
         self.input_ids[:n, 0].copy_(token_ids)
@@ -177,10 +183,7 @@ class DecodeCudaGraphs:
         Returns:
             logits [len(rows), V], row i for rows[i] (a copy).
         """
-        if not self.graphs:
-            raise RuntimeError("DecodeCudaGraphs.step_rows before capture()")
-        if not self.is_current():
-            raise RuntimeError("state tensors were replaced since capture(); recapture the graphs")
+        self._check_replayable("step_rows")
         if not rows or len(set(rows)) != len(rows) or min(rows) < 0:
             raise ValueError(f"step_rows: rows must be distinct non-negative pool rows, got {rows}")
         b = self.bucket_for(max(rows) + 1)
@@ -188,14 +191,14 @@ class DecodeCudaGraphs:
         idx = torch.tensor(rows, dtype=torch.long, device=dev)
         self.input_ids[:b, 0].zero_()
         self.input_ids[idx, 0] = token_ids
-        stepping = set(rows)
-        held = [r for r in range(b) if r not in stepping and r in set(keep)]
-        free = [r for r in range(b) if r not in stepping and r not in set(keep)]
+        stepping, kept = set(rows), set(keep)
+        idle = [r for r in range(b) if r not in stepping]
+        held = [r for r in idle if r in kept]
+        free = [r for r in idle if r not in kept]
         saved = []
         if held:
             hidx = torch.tensor(held, dtype=torch.long, device=dev)
-            recurrent = [t for st in self.state.layers if isinstance(st, MambaLayerState) for t in (st.conv, st.ssm)]
-            saved = [(t, hidx, t.index_select(0, hidx)) for t in recurrent + [self.state.seq_lens]]
+            saved = [(t, hidx, t.index_select(0, hidx)) for t in _recurrent(self.state) + [self.state.seq_lens]]
         if free:
             self.state.seq_lens[torch.tensor(free, dtype=torch.long, device=dev)] = 0
         self.graphs[b].replay()

@@ -200,7 +200,8 @@ class ModelRunner:
         longest = int(self.pool.seq_lens[:bucket].max())
         if self._graphs is None or not self._graphs.is_current() or longest + 1 > self._graph_capacity():
             self._capture_graphs(longest + 1, buckets)
-        held = [s for s in self._slot_of.values() if s < bucket and s not in set(slots)]
+        decoding = set(slots)
+        held = [s for s in self._slot_of.values() if s < bucket and s not in decoding]
         tokens = torch.tensor(token_ids, dtype=torch.long, device=self.device)
         logits = self._graphs.step_rows(slots, tokens, keep=held)
         self.num_graph_steps += 1

@@ -12,7 +12,8 @@ H200 it took ~160 us off the 6.6 ms batch-1 step, and added 0.9-1.5 ms to the ba
 
 By default (`auto`) only the batch-1 decode graphs launch with PDL, where a device run measured it
 faster (docs/PERFORMANCE.md); `python -m nanovl.bench.decode_profile --pdl 0,1,2,auto` profiles
-each setting; `nanovl bench` runs as the env says. This module is the host side (no Triton import); the kernels' prologue helpers are in `pdl_jit.py`.
+each setting; `nanovl bench` runs as the env says. This module is the host side (no Triton
+import); the kernels' prologue helpers are in `pdl_jit.py`.
 """
 from __future__ import annotations
 

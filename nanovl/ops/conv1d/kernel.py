@@ -115,8 +115,9 @@ def _causal_conv1d_update_kernel(x, w, bias, state, out, C,
     acc = xv.to(tl.float32) * _column(wt, KW - 1, KWP)
     if HAS_BIAS:
         acc += bv
+    hist32 = hist.to(tl.float32)
     for k in tl.static_range(KW - 1):
-        acc += _column(hist.to(tl.float32), k, KWP) * _column(wt, k, KWP)
+        acc += _column(hist32, k, KWP) * _column(wt, k, KWP)
     # shift the history left by one and append x
     for k in tl.static_range(KW - 2):
         tl.store(sp + k * ss_k, _column(hist, k + 1, KWP).to(state.dtype.element_ty), mask=mask)
