@@ -13,19 +13,15 @@ from PIL import Image
 import nanovl
 from nanovl.engine.engine import EngineConfig, LLMEngine
 from nanovl.sampling_params import SamplingParams
-from nanovl.testing.random_checkpoint import write_random_vl_checkpoint
+from nanovl.testing.engine_runs import run_to_completion, write_tiny_vl_checkpoint
 from nanovl.tokenizer import Tokenizer
-from nanovl.train.tokenizer import build_tiny_tokenizer
 
 GREEDY = SamplingParams(temperature=0, max_tokens=10, ignore_eos=True)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_vl")
-    tok_dir = build_tiny_tokenizer(root / "tok")
-    ckpt = write_random_vl_checkpoint(root / "ckpt", tokenizer_dir=tok_dir,
-                                      overrides={"llm_config": {"vocab_size": 512}})
+    ckpt = write_tiny_vl_checkpoint(tmp_path_factory.mktemp("tiny_vl"))
     return ckpt, nanovl.load_model(ckpt), Tokenizer.from_dir(ckpt)
 
 
@@ -51,14 +47,8 @@ def conversations() -> list[list[dict]]:
     return convs
 
 
-def run(engine: LLMEngine, prompts, params=GREEDY) -> dict[str, list[int]]:
-    ids = [engine.add_request(p, params) for p in prompts]
-    finals = {}
-    while engine.has_unfinished_requests():
-        for out in engine.step():
-            if out.finished:
-                finals[out.req_id] = out.token_ids
-    return [finals[i] for i in ids]
+def run(engine: LLMEngine, prompts, params=GREEDY) -> list[list[int]]:
+    return run_to_completion(engine, prompts, params)
 
 
 def reference_greedy(model, ids: list[int], pixel_values, n: int) -> list[int]:

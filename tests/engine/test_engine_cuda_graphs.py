@@ -16,9 +16,8 @@ from nanovl.engine import cuda_graphs, model_runner
 from nanovl.engine.engine import EngineConfig, LLMEngine
 from nanovl.model.state import AttentionLayerState
 from nanovl.sampling_params import SamplingParams
-from nanovl.testing.random_checkpoint import write_random_vl_checkpoint
+from nanovl.testing.engine_runs import run_to_completion, write_tiny_vl_checkpoint
 from nanovl.tokenizer import Tokenizer
-from nanovl.train.tokenizer import build_tiny_tokenizer
 
 
 class _EagerReplay:
@@ -57,10 +56,7 @@ class FakeGraphs(cuda_graphs.DecodeCudaGraphs):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_vl_graphs")
-    tok_dir = build_tiny_tokenizer(root / "tok")
-    ckpt = write_random_vl_checkpoint(root / "ckpt", tokenizer_dir=tok_dir,
-                                      overrides={"llm_config": {"vocab_size": 512}})
+    ckpt = write_tiny_vl_checkpoint(tmp_path_factory.mktemp("tiny_vl_graphs"))
     return ckpt, nanovl.load_model(ckpt), Tokenizer.from_dir(ckpt)
 
 
@@ -80,14 +76,8 @@ PROMPTS = ["hi", "what is the answer please", "describe the frame " * 6, "yes", 
 def _run(engine: LLMEngine, lengths: list[int]) -> list[list[int]]:
     # different lengths: requests finish at different steps, slots free up and are reused, and
     # later arrivals prefill while others decode
-    ids = [engine.add_request(p, SamplingParams(temperature=0, max_tokens=n, ignore_eos=True))
-           for p, n in zip(PROMPTS, lengths)]
-    finals = {}
-    while engine.has_unfinished_requests():
-        for out in engine.step():
-            if out.finished:
-                finals[out.req_id] = out.token_ids
-    return [finals[i] for i in ids]
+    return run_to_completion(engine, PROMPTS[:len(lengths)],
+                             [SamplingParams(temperature=0, max_tokens=n, ignore_eos=True) for n in lengths])
 
 
 @torch.inference_mode()

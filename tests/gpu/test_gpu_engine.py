@@ -13,38 +13,25 @@ import nanovl
 from nanovl.engine.engine import EngineConfig, LLMEngine
 from nanovl.ops import kernel_failures
 from nanovl.sampling_params import SamplingParams
-from nanovl.testing.random_checkpoint import write_random_vl_checkpoint
+from nanovl.testing.engine_runs import run_to_completion, write_tiny_vl_checkpoint
 from nanovl.tokenizer import Tokenizer
-from nanovl.train.tokenizer import build_tiny_tokenizer
 
 pytestmark = pytest.mark.gpu
 
 PROMPTS = ["hi", "what is the answer please", "describe the frame " * 6, "yes", "where and when " * 12,
            "hello world", "who", "how why " * 3]
 LENGTHS = [12, 3, 9, 300, 5, 14, 7, 2]  # one row grows past the first K/V capacity reserved
-
-
-def _run(engine: LLMEngine) -> list[list[int]]:
-    ids = [engine.add_request(p, SamplingParams(temperature=0, max_tokens=n, ignore_eos=True))
-           for p, n in zip(PROMPTS, LENGTHS)]
-    finals = {}
-    while engine.has_unfinished_requests():
-        for out in engine.step():
-            if out.finished:
-                finals[out.req_id] = out.token_ids
-    return [finals[i] for i in ids]
+PARAMS = [SamplingParams(temperature=0, max_tokens=n, ignore_eos=True) for n in LENGTHS]
 
 
 def test_engine_graph_decode_matches_eager(tmp_path):
-    tok_dir = build_tiny_tokenizer(tmp_path / "tok")
-    ckpt = write_random_vl_checkpoint(tmp_path / "ckpt", tokenizer_dir=tok_dir,
-                                      overrides={"llm_config": {"vocab_size": 512}})
+    ckpt = write_tiny_vl_checkpoint(tmp_path)
     model, tok = nanovl.load_model(ckpt, dtype=torch.float32, device="cuda"), Tokenizer.from_dir(ckpt)
     outs = {}
     for graphs in (False, True):
         engine = LLMEngine(EngineConfig(model=str(ckpt), device="cuda", dtype="float32", max_num_seqs=4,
                                         cuda_graphs=graphs), model=model, tokenizer=tok)
-        outs[graphs] = _run(engine)
+        outs[graphs] = run_to_completion(engine, PROMPTS, PARAMS)
         if graphs:
             assert engine.runner.num_graph_steps > 50 and engine.runner.num_graph_captures >= 2
     assert outs[True] == outs[False]
