@@ -144,7 +144,10 @@ class ModelRunner:
             if chunk.samples:
                 rows.append(logits)
         if sched.decode_req_ids:
-            rows.extend(self.decode(sched.decode_slots, sched.decode_token_ids).unbind(0))
+            decoded = self.decode(sched.decode_slots, sched.decode_token_ids)
+            if not rows:  # a decode-only step (the common one) skips the split and the restack
+                return ModelRunnerOutput(sched.sampling_req_ids, decoded.float())
+            rows.extend(decoded.unbind(0))
         logits = torch.stack(rows).float() if rows else torch.empty(0, self.vocab_size)
         return ModelRunnerOutput(sched.sampling_req_ids, logits)
 

@@ -2,6 +2,7 @@
 
 Order per row: grammar mask -> repetition penalty (prompt + output ids) -> presence/frequency
 penalties (output ids) -> logprobs of that distribution -> temperature/top-k/top-p/min-p -> draw.
+Greedy rows stop at the argmax of the penalised logits, the token the filters and the draw would give.
 """
 from __future__ import annotations
 
@@ -47,10 +48,11 @@ class Sampler:
             raise ValueError(f"{logits.shape[0]} logits rows for {len(rows)} sampling rows")
         if not rows:
             return SamplerOutput([], [])
-        x = logits.float().clone()
+        x = logits.float()
         dev = x.device
         masked = [i for i, r in enumerate(rows) if r.allowed is not None]
         if masked:
+            x = x.clone()  # the masks are written in place; the caller's logits stay as they were
             allowed = torch.stack([rows[i].allowed for i in masked]).to(dev)
             x[masked] = x[masked].masked_fill(~allowed, float("-inf"))
         ps = [r.params for r in rows]
@@ -63,15 +65,27 @@ class Sampler:
             x = apply_penalties(x, [r.output_token_ids for r in rows], torch.ones(len(rows), device=dev),
                                 torch.tensor([p.presence_penalty for p in ps], device=dev),
                                 torch.tensor([p.frequency_penalty for p in ps], device=dev))
-        report = x
-        filtered = apply_temperature_top_k_top_p_min_p(
-            x, torch.tensor([p.temperature for p in ps], device=dev),
-            torch.tensor([p.top_k for p in ps], device=dev),
-            torch.tensor([p.top_p for p in ps], device=dev),
-            torch.tensor([p.min_p for p in ps], device=dev))
-        greedy = torch.tensor([p.is_greedy for p in ps], device=dev)
-        ids = sample(filtered, [r.generator for r in rows], greedy=greedy)
-        return SamplerOutput(ids.tolist(), self._logprobs(report, ids, ps))
+        # greedy rows take the argmax here; only the others pay for the filters and the draw (up to
+        # two sorts of the vocabulary and a noise tensor a row, some 30 kernel launches)
+        ids = x.argmax(dim=1)
+        drawn = [i for i, p in enumerate(ps) if not p.is_greedy]
+        if len(drawn) == len(rows):
+            ids = self._draw(x, ps, [r.generator for r in rows])
+        elif drawn:
+            ids[drawn] = self._draw(x[drawn], [ps[i] for i in drawn], [rows[i].generator for i in drawn])
+        return SamplerOutput(ids.tolist(), self._logprobs(x, ids, ps))
+
+    @staticmethod
+    def _draw(x: torch.Tensor, ps: Sequence[SamplingParams],
+              generators: Sequence[torch.Generator | None]) -> torch.Tensor:
+        """Filter and draw rows that are not greedy; the knobs travel to the device in one copy."""
+        knobs = torch.tensor([[p.temperature, p.top_k, p.top_p, p.min_p] for p in ps],
+                             dtype=torch.float32).to(x.device)  # top_k <= V < 2**24: exact in fp32
+        # a filter no row uses is skipped (None): top-k and top-p each sort the whole vocabulary
+        top_k = knobs[:, 1].long() if any(p.top_k > 0 for p in ps) else None
+        top_p = knobs[:, 2] if any(p.top_p < 1 for p in ps) else None
+        min_p = knobs[:, 3] if any(p.min_p > 0 for p in ps) else None
+        return sample(apply_temperature_top_k_top_p_min_p(x, knobs[:, 0], top_k, top_p, min_p), generators)
 
     @staticmethod
     def _logprobs(logits: torch.Tensor, ids: torch.Tensor,

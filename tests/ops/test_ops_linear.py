@@ -148,12 +148,14 @@ def test_skinny_linear_relu_square_is_the_kernel_then_the_square(m):
 
 
 @gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("m", [1, 5])
-def test_skinny_linear_every_config(m):
-    # the autotuner may pick any entry on another shape or GPU: each must be right
+def test_skinny_linear_every_config(m, dtype):
+    # the autotuner may pick any entry on another shape or GPU: each must be right, and each must
+    # launch with fp32 inputs too (the tables promise their shared memory fits them)
     from nanovl.ops.linear import kernel
 
-    x, w, b = _inputs(m, 1000, 777, torch.bfloat16, True)
+    x, w, b = _inputs(m, 1000, 777, dtype, True)
     x2, ref = x.reshape(m, 777), _ref64(x, w, b).reshape(m, 1000)
     configs = kernel._gemv_fwd_kernel.configs if m == 1 else kernel._skinny_dot_fwd_kernel.configs
     for cfg in configs:

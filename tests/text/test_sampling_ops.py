@@ -55,6 +55,23 @@ def test_filters_differ_per_row():
     assert _kept(out) == [[0, 1], [0], [0, 1]]  # row 2: T=0.5 squares probs -> 0.15^2/0.5^2 < 0.2
 
 
+def test_a_filter_passed_as_none_equals_its_neutral_setting():
+    torch.manual_seed(4)
+    logits = torch.randn(5, 64) * 3
+    t = torch.tensor([0.7, 1.0, 1.3, 0.0, 2.0])
+    k, p, m = torch.tensor([0, 5, 0, 0, 9]), torch.tensor([1.0, 0.9, 0.5, 1.0, 1.0]), torch.tensor([0.0, 0.1, 0.0, 0.0, 0.3])
+    full = apply_temperature_top_k_top_p_min_p(logits, t, k, p, m)
+    zeros = torch.zeros(5)
+    assert torch.equal(apply_temperature_top_k_top_p_min_p(logits, t, None, p, m),
+                       apply_temperature_top_k_top_p_min_p(logits, t, zeros.long(), p, m))
+    assert torch.equal(apply_temperature_top_k_top_p_min_p(logits, t, k, None, m),
+                       apply_temperature_top_k_top_p_min_p(logits, t, k, torch.ones(5), m))
+    assert torch.equal(apply_temperature_top_k_top_p_min_p(logits, t, k, p, None),
+                       apply_temperature_top_k_top_p_min_p(logits, t, k, p, zeros))
+    # and None really switches the filter off (these knobs do drop tokens when given)
+    assert not torch.equal(apply_temperature_top_k_top_p_min_p(logits, t, None, None, None), full)
+
+
 def test_greedy_rows_take_argmax_even_with_generators():
     torch.manual_seed(1)
     logits = torch.randn(8, 50)

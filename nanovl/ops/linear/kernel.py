@@ -32,11 +32,17 @@ def _bench(fn, quantiles):
 # (BLOCK_N, BLOCK_K, num_warps, num_stages). Small BLOCK_N gives more programs (N=1024 still fills
 # the SMs at 8); the fp32 accumulator tile is BLOCK_N * BLOCK_K / (32 * num_warps) registers a thread.
 # On the H200 (2026-12-02) (8, 512, 4, 2) won five of seven decode shapes at 3.9-4.5 TB/s; the deeper
-# and wider entries after it are there for the autotuner to try against it (more bytes in flight)
+# and wider entries after it are there for the autotuner to try against it (more bytes in flight).
+# The last three won shapes in bench/sweep_gemm_configs.py (H200, 2026-12-04): (4, 512, 4, 2) the
+# out / down / q / o projections by 1-2.5%, (8, 1024, 8, 3) the k / v ones by 18%, (16, 512, 8, 2) in_proj
 _GEMV_CONFIGS = _configs([(8, 512, 4, 2), (16, 512, 4, 2), (32, 256, 4, 2), (16, 1024, 8, 2), (64, 256, 8, 2),
-                          (8, 512, 4, 4), (8, 1024, 4, 3), (8, 2048, 8, 2), (4, 1024, 4, 2)])
-# shared memory is (16 + BLOCK_N) * BLOCK_K * itemsize per stage: every entry fits fp32 inputs too
-_DOT_CONFIGS = _configs([(16, 512, 4, 3), (32, 256, 4, 4), (32, 512, 4, 2), (64, 256, 8, 2)])
+                          (8, 512, 4, 4), (8, 1024, 4, 3), (8, 2048, 8, 2), (4, 1024, 4, 2),
+                          (4, 512, 4, 2), (8, 1024, 8, 3), (16, 512, 8, 2)])
+# shared memory is (16 + BLOCK_N) * BLOCK_K * itemsize per stage: every entry fits fp32 inputs too.
+# The same sweep at 16 rows added (64, 128, 4, 3) (in_proj and the MLP's up projection, 7-8%) and
+# (16, 256, 4, 4) (k / v, 9%); (64, 256, 4, 3), 2% on lm_head, would not fit fp32
+_DOT_CONFIGS = _configs([(16, 512, 4, 3), (32, 256, 4, 4), (32, 512, 4, 2), (64, 256, 8, 2),
+                         (64, 128, 4, 3), (16, 256, 4, 4)])
 
 
 @triton.autotune(configs=_GEMV_CONFIGS, key=["N", "K"], do_bench=_bench)

@@ -38,8 +38,8 @@ def apply_penalties_ref(logits: torch.Tensor, prev_token_ids: Sequence[Sequence[
 
 
 def apply_temperature_top_k_top_p_min_p_ref(logits: torch.Tensor, temperature: torch.Tensor,
-                                            top_k: torch.Tensor, top_p: torch.Tensor,
-                                            min_p: torch.Tensor) -> torch.Tensor:
+                                            top_k: torch.Tensor | None, top_p: torch.Tensor | None,
+                                            min_p: torch.Tensor | None) -> torch.Tensor:
     """Scale by temperature, then drop tokens outside top-k, top-p and min-p (set to -inf).
 
     Args:
@@ -48,6 +48,8 @@ def apply_temperature_top_k_top_p_min_p_ref(logits: torch.Tensor, temperature: t
         top_k: [B] int; 0 = off. Ties with the k-th logit are kept.
         top_p: [B] in (0, 1]; keeps the smallest set of most likely tokens whose mass >= top_p.
         min_p: [B] in [0, 1]; drops tokens with prob < min_p * max prob.
+        Any of top_k / top_p / min_p may be None: that filter is off for every row. A caller that
+        knows on the host that no row uses a filter passes None and saves its sorts of the vocabulary.
     Returns:
         [B, V] float32 logits; the filters apply in the order of the name.
     """
@@ -59,23 +61,27 @@ def apply_temperature_top_k_top_p_min_p_ref(logits: torch.Tensor, temperature: t
     x = x / torch.where(greedy, torch.ones_like(temperature), temperature).unsqueeze(1)
     neg_inf = torch.tensor(float("-inf"), device=dev)
     # 1. top-k: threshold at the k-th largest logit of the row
-    k = torch.as_tensor(top_k, dtype=torch.long, device=dev).reshape(B)
-    k = torch.where(k <= 0, torch.full_like(k, V), k.clamp(max=V))
-    sorted_x = x.sort(dim=1, descending=True).values
-    kth = sorted_x.gather(1, (k - 1).unsqueeze(1))
-    x = torch.where(x < kth, neg_inf, x)
+    if top_k is not None:
+        k = torch.as_tensor(top_k, dtype=torch.long, device=dev).reshape(B)
+        k = torch.where(k <= 0, torch.full_like(k, V), k.clamp(max=V))
+        sorted_x = x.sort(dim=1, descending=True).values
+        kth = sorted_x.gather(1, (k - 1).unsqueeze(1))
+        x = torch.where(x < kth, neg_inf, x)
     # 2. top-p: keep a token while the mass strictly before it is < top_p (the first always stays)
-    p = torch.as_tensor(top_p, dtype=torch.float32, device=dev).reshape(B, 1)
-    probs_sorted, order = x.softmax(dim=1).sort(dim=1, descending=True, stable=True)
-    mass_before = probs_sorted.cumsum(dim=1) - probs_sorted
-    drop_sorted = mass_before >= p
-    drop_sorted[:, 0] = False
-    drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
-    x = x.masked_fill(drop, float("-inf"))
+    if top_p is not None:
+        p = torch.as_tensor(top_p, dtype=torch.float32, device=dev).reshape(B, 1)
+        probs_sorted, order = x.softmax(dim=1).sort(dim=1, descending=True, stable=True)
+        mass_before = probs_sorted.cumsum(dim=1) - probs_sorted
+        # p = 1 keeps every token: the rounded cumsum can reach 1 before the tail ends
+        drop_sorted = (mass_before >= p) & (p < 1)
+        drop_sorted[:, 0] = False
+        drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
+        x = x.masked_fill(drop, float("-inf"))
     # 3. min-p: relative to the most likely token, so renormalisation does not matter
-    m = torch.as_tensor(min_p, dtype=torch.float32, device=dev).reshape(B, 1)
-    probs = x.softmax(dim=1)
-    x = torch.where(probs < m * probs.max(dim=1, keepdim=True).values, neg_inf, x)
+    if min_p is not None:
+        m = torch.as_tensor(min_p, dtype=torch.float32, device=dev).reshape(B, 1)
+        probs = x.softmax(dim=1)
+        x = torch.where(probs < m * probs.max(dim=1, keepdim=True).values, neg_inf, x)
     # 4. greedy rows: a point mass on the argmax, so any sampler returns it
     argmax = logits.float().argmax(dim=1, keepdim=True)
     one_hot = torch.full_like(x, float("-inf")).scatter(1, argmax, 0.0)
