@@ -94,9 +94,9 @@ def _our_items(args, dev, dtype, sizes, caps, res: Results) -> list[Item]:
         r["roofline_tok_per_s"] = b * caps["copy_bytes_per_s"] / r["bytes"]
         return {**r, "ops": ops}
 
-    def engine_decode(graphs):
+    def engine_decode(graphs, lookahead=True):
         steps = sizes["steps"] if graphs else sizes["eager_steps"]
-        r = our_bench.bench_engine_decode(model(), sizes["prompt"], steps, graphs=graphs)
+        r = our_bench.bench_engine_decode(model(), sizes["prompt"], steps, graphs=graphs, lookahead=lookahead)
         r["bytes"] = rl.lm_decode_bytes(model().config.text, 1, r["context"])
         r["roofline_tok_per_s"] = caps["copy_bytes_per_s"] / r["bytes"]
         return {**r, "ops": ops}
@@ -131,11 +131,12 @@ def _our_items(args, dev, dtype, sizes, caps, res: Results) -> list[Item]:
     if cuda and "decode" in secs:  # eager, to show what the graphs buy
         items.append(Item("decode", "decode:1:eager", functools.partial(decode, 1, False),
                           tags={"batch": 1, "cuda_graphs": False}))
-    if "decode" in secs:  # what `nanovl run` gets: the whole engine, with and without its graph path
-        for graphs in (True, False) if cuda else (False,):
-            items.append(Item("decode", f"decode:1:engine{'-graphs' if graphs else ''}",
-                              functools.partial(engine_decode, graphs),
-                              tags={"batch": 1, "cuda_graphs": graphs, "engine": True}))
+    if "decode" in secs:  # what `nanovl run` gets: the whole engine, graphs with and without the
+        # decode lookahead, and eager
+        for graphs, lookahead in ((True, True), (True, False), (False, False)) if cuda else ((False, False),):
+            key = f"decode:1:engine{'-graphs' if graphs else ''}{'-no-lookahead' if graphs and not lookahead else ''}"
+            items.append(Item("decode", key, functools.partial(engine_decode, graphs, lookahead),
+                              tags={"batch": 1, "cuda_graphs": graphs, "engine": True, "lookahead": lookahead}))
     return items
 
 
@@ -210,8 +211,10 @@ def _table(d: dict) -> list[str]:
                     f"{r['mfu_pct'] or '-':>8s} {_txt(hf_pre.get(r.get('tokens')), 'tok_per_s', '.1f', 13, True)} "
                     f"{_gib(r)}")
     for r in sorted(d["decode"], key=lambda r: (bool(r.get("engine")), not r.get("cuda_graphs"), r.get("batch", 0))):
+        no_ahead = r.get("engine") and r.get("cuda_graphs") and r.get("lookahead") is False
         name = (f"decode b{r.get('batch')}{' engine' if r.get('engine') else ''}"
-                f"{'' if r.get('cuda_graphs') else ' eager'} (tok/s)" + _ref_mark(d, r))
+                f"{'' if r.get('cuda_graphs') else ' eager'}{' no lookahead' if no_ahead else ''} (tok/s)"
+                + _ref_mark(d, r))
         hf = hf_dec.get(r.get("batch")) if (r.get("cuda_graphs") or d["device"] == "cpu") and not r.get("engine") \
             else None
         rows.append(f"{name:34s} {_txt(r, 'tok_per_s', '.1f', 10, True)} "

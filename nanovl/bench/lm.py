@@ -78,7 +78,8 @@ def bench_decode(model: NemotronVL, batch: int, prompt_len: int, steps: int, *, 
 TINY_TOKENIZER = Path(__file__).resolve().parents[1] / "assets" / "tiny"
 
 
-def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graphs: bool) -> dict:
+def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graphs: bool,
+                        lookahead: bool = True) -> dict:
     """One greedy request through LLMEngine, as `nanovl run` serves it (scheduler, runner, sampler,
     detokenizer), on a random prompt: tok/s of its decode steps, the first token's step excluded.
     The same request runs once before, untimed, so compiles and the graph capture stay outside."""
@@ -89,7 +90,7 @@ def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graph
     weight = model.language_model.backbone.embeddings.weight
     dev = weight.device
     config = EngineConfig(device=str(dev), dtype=str(weight.dtype).removeprefix("torch."), max_num_seqs=1,
-                          cuda_graphs=graphs)
+                          cuda_graphs=graphs, decode_lookahead=lookahead)
     engine = LLMEngine(config, model=model, tokenizer=Tokenizer.from_dir(TINY_TOKENIZER))
     prompt = torch.randint(0, min(1000, model.language_model.config.vocab_size), (prompt_len,)).tolist()
     params = SamplingParams(temperature=0, max_tokens=steps + 1, ignore_eos=True)
@@ -105,8 +106,9 @@ def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graph
         sec = time.perf_counter() - t0
     runner = engine.runner
     return {"batch": 1, "steps": steps, "context": prompt_len + steps // 2, "step_seconds": sec / steps,
-            "tok_per_s": steps / sec, "cuda_graphs": graphs, "engine": True,
-            "graph_steps": runner.num_graph_steps, "peak_bytes": peak_bytes(dev)}
+            "tok_per_s": steps / sec, "cuda_graphs": graphs, "engine": True, "lookahead": lookahead,
+            "graph_steps": runner.num_graph_steps, "lookahead_steps": engine.num_lookahead_steps,
+            "peak_bytes": peak_bytes(dev)}
 
 
 def _ttft(model: NemotronVL, make_embeds) -> tuple[int, float]:

@@ -53,8 +53,15 @@ def _recurrent(state: LMState) -> list[torch.Tensor]:
 
 
 def _pointers(state: LMState) -> list[int]:
-    return [t.data_ptr() for st in state.layers if st is not None for t in st.tensors().values()] \
-        + [state.seq_lens.data_ptr()]
+    # read the attributes directly: this runs twice a replayed step, over every layer
+    out = []
+    for st in state.layers:
+        if isinstance(st, AttentionLayerState):
+            out += (st.k.data_ptr(), st.v.data_ptr())
+        elif isinstance(st, MambaLayerState):
+            out += (st.conv.data_ptr(), st.ssm.data_ptr())
+    out.append(state.seq_lens.data_ptr())
+    return out
 
 
 class DecodeCudaGraphs:
@@ -83,6 +90,7 @@ class DecodeCudaGraphs:
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.logits: dict[int, torch.Tensor] = {}
         self._ptrs: list[int] = []
+        self._indices: dict[tuple[int, ...], torch.Tensor] = {}
 
     def _forward(self, b: int) -> torch.Tensor:
         return self.lm(self.input_ids[:b], state=_rows(self.state, 0, b), logits_to_keep=1)[:, -1]
@@ -136,6 +144,19 @@ class DecodeCudaGraphs:
         torch.cuda.synchronize()
         self._ptrs = _pointers(self.state)
 
+    def _index(self, rows: list[int]) -> torch.Tensor:
+        """`rows` as a device LongTensor, made once per distinct list. A fresh one each step would be
+        a copy from pageable host memory, which torch makes wait for the stream to drain: for the
+        step the engine launched ahead (engine/lookahead.py) to finish, leaving the GPU idle while
+        the host launches the next graph."""
+        key = tuple(rows)
+        idx = self._indices.get(key)
+        if idx is None:
+            if len(self._indices) >= 4096:  # slot sets come and go with requests: keep it bounded
+                self._indices.clear()
+            idx = self._indices[key] = torch.tensor(key, dtype=torch.long, device=self.state.seq_lens.device)
+        return idx
+
     def bucket_for(self, n: int) -> int:
         """Smallest captured batch size >= n."""
         for b in self.buckets:
@@ -187,8 +208,7 @@ class DecodeCudaGraphs:
         if not rows or len(set(rows)) != len(rows) or min(rows) < 0:
             raise ValueError(f"step_rows: rows must be distinct non-negative pool rows, got {rows}")
         b = self.bucket_for(max(rows) + 1)
-        dev = self.state.seq_lens.device
-        idx = torch.tensor(rows, dtype=torch.long, device=dev)
+        idx = self._index(rows)
         self.input_ids[:b, 0].zero_()
         self.input_ids[idx, 0] = token_ids
         stepping, kept = set(rows), set(keep)
@@ -197,10 +217,10 @@ class DecodeCudaGraphs:
         free = [r for r in idle if r not in kept]
         saved = []
         if held:
-            hidx = torch.tensor(held, dtype=torch.long, device=dev)
+            hidx = self._index(held)
             saved = [(t, hidx, t.index_select(0, hidx)) for t in _recurrent(self.state) + [self.state.seq_lens]]
         if free:
-            self.state.seq_lens[torch.tensor(free, dtype=torch.long, device=dev)] = 0
+            self.state.seq_lens[self._index(free)] = 0
         self.graphs[b].replay()
         for t, hidx, rows_before in saved:
             t.index_copy_(0, hidx, rows_before)

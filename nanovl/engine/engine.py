@@ -1,5 +1,8 @@
 """LLMEngine.step(): schedule -> encode new media -> forward -> grammar masks -> sample -> update.
 
+With CUDA graphs and plain greedy rows, the forward of the next decode step is launched before this
+step's host work and picked up by the next `step()` (engine/lookahead.py).
+
 Also `EngineConfig`, the one flat dataclass of runtime knobs (`LLM(**kwargs)` and the CLI
 map onto its fields). Per-request output state (detokenizer, reasoning split, grammar,
 thinking budget, RNG) lives in `nanovl.engine.request_state.RequestState`.
@@ -14,8 +17,9 @@ from typing import Any, Sequence
 
 import torch
 
+from nanovl.engine.lookahead import InFlightDecode, copy_to_host_async, samples_on_device
 from nanovl.engine.model_runner import ModelRunner
-from nanovl.engine.outputs import RequestOutput, SchedulerOutput, TokenLogprob
+from nanovl.engine.outputs import ModelRunnerOutput, RequestOutput, SchedulerOutput, TokenLogprob
 from nanovl.engine.prefix_cache import PrefixHandle, make_handle, match_prefix
 from nanovl.engine.request import Request, RequestStatus
 from nanovl.engine.request_state import RequestState
@@ -39,8 +43,9 @@ class EngineConfig:
     per step (long prompts are prefilled in chunks of this size). max_waiting: queued
     requests before QueueFullError. max_num_tiles / video_pruning_rate: None takes the model
     config's value. video_fps / video_max_frames: frame sampling defaults. cuda_graphs: on a
-    GPU, decode steps replay captured CUDA graphs (engine/model_runner.py; off by default until a
-    device run has held the engine's graph path against its eager one).
+    GPU, decode steps replay captured CUDA graphs (engine/model_runner.py); a CPU ignores it.
+    decode_lookahead: with the graphs, launch the next decode step before this one's host work
+    when every row is plain greedy (engine/lookahead.py).
     """
 
     model: str | None = None
@@ -56,7 +61,8 @@ class EngineConfig:
     video_max_frames: int = 128
     video_pruning_rate: float | None = None
     max_image_pixels: int = 64_000_000
-    cuda_graphs: bool = False
+    cuda_graphs: bool = True
+    decode_lookahead: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_num_seqs", "max_prefill_chunk", "max_waiting", "video_max_frames", "max_image_pixels"):
@@ -67,8 +73,9 @@ class EngineConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"EngineConfig.{name} must be None or an int >= 1, got {v!r}")
-        if not isinstance(self.cuda_graphs, bool):
-            raise ValueError(f"EngineConfig.cuda_graphs must be a bool, got {self.cuda_graphs!r}")
+        for name in ("cuda_graphs", "decode_lookahead"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"EngineConfig.{name} must be a bool, got {getattr(self, name)!r}")
         if self.dtype != "auto" and self.dtype not in DTYPES:
             raise ValueError(f"EngineConfig.dtype must be 'auto' or one of {sorted(DTYPES)}, got {self.dtype!r}")
         if not self.video_fps > 0:
@@ -137,7 +144,9 @@ class LLMEngine:
         self._saved: dict[str, PrefixHandle] = {}
         self._ids = itertools.count()
         self._ll_tokenizer = None
+        self._ahead: InFlightDecode | None = None
         self.num_steps = 0
+        self.num_lookahead_steps = 0  # decode steps launched before the host had the previous tokens
         self.num_generated_tokens = 0
 
     # ----------------------------------------------------------------- requests
@@ -214,13 +223,27 @@ class LLMEngine:
     def step(self) -> list[RequestOutput]:
         """Run one scheduling step; returns an output for every request that progressed or ended."""
         outputs, self._pending = self._pending, []
-        sched = self.scheduler.schedule()
+        ahead, self._ahead = self._live_ahead(), None  # taken first: a failing step leaves none behind
+        sched = self.scheduler.schedule(admit=ahead is None)
         for req_id in sched.new_req_ids:
             self._start(self.scheduler.requests[req_id], sched)
         if sched.is_empty:
             return outputs
-        run_out = self.runner.execute(sched)
-        sampled, logprobs = self._sample(run_out.req_ids, run_out.logits)
+        if ahead is not None:
+            run_out = ModelRunnerOutput(sched.sampling_req_ids, ahead.logits_for(sched))
+        else:
+            run_out = self.runner.execute(sched)
+        if self._may_look_ahead(sched):
+            # the argmax stays on the device and feeds the next replay at once; its copy to the host is
+            # queued before that replay, so reading it waits for this step only
+            ids = run_out.logits.argmax(dim=1)
+            host_ids = copy_to_host_async(ids)
+            next_logits = self.runner.decode(sched.decode_slots, ids).float()
+            self._ahead = InFlightDecode(list(sched.decode_req_ids), next_logits)
+            self.num_lookahead_steps += 1
+            sampled, logprobs = self._accept_argmax(run_out.req_ids, host_ids())
+        else:
+            sampled, logprobs = self._sample(run_out.req_ids, run_out.logits)
         self._save_states(sched)
         touched = self.scheduler.update_from_output(sched, sampled)
         self.num_steps += 1
@@ -239,6 +262,32 @@ class LLMEngine:
             for chunk in sched.prefills:
                 if chunk.req_id == req.req_id:
                     chunk.token_ids = req.token_slice(chunk.start, len(chunk.token_ids))
+
+    def _live_ahead(self) -> InFlightDecode | None:
+        """The step launched ahead, unless every request it ran for has ended since."""
+        ahead = self._ahead
+        if ahead is None or not any(r in self.scheduler.requests for r in ahead.req_ids):
+            return None
+        return ahead
+
+    def _may_look_ahead(self, sched: SchedulerOutput) -> bool:
+        """Launch the next decode now? Only a decode-only step on the graphs, nobody waiting, every
+        row plain greedy, and no row ending by length here (its next step would be known waste)."""
+        if not (self.config.decode_lookahead and self.runner.use_cuda_graphs and sched.decode_req_ids) \
+                or sched.prefills or self.scheduler.waiting or not self.runner.can_replay(sched.decode_slots):
+            return False
+        for req_id in sched.decode_req_ids:
+            req = self.scheduler.requests[req_id]
+            if not samples_on_device(self._states[req_id]) or req.num_output_tokens + 1 >= req.max_tokens \
+                    or req.num_tokens + 1 >= self.max_model_len:
+                return False
+        return True
+
+    def _accept_argmax(self, req_ids: list[str], ids: list[int]):
+        """What `_sample` returns, for rows whose token is the argmax (see `samples_on_device`)."""
+        for req_id, tok in zip(req_ids, ids):
+            self._states[req_id].accept([tok])
+        return {r: [t] for r, t in zip(req_ids, ids)}, {r: [None] for r in req_ids}
 
     def _sample(self, req_ids: list[str], logits: torch.Tensor):
         """Forced (thinking budget) tokens, grammar masks and the draw for every sampling row."""
@@ -294,4 +343,5 @@ class LLMEngine:
         return {"num_waiting": self.scheduler.num_waiting, "num_running": self.scheduler.num_running,
                 "num_steps": self.num_steps, "num_generated_tokens": self.num_generated_tokens,
                 "num_prefill_tokens": self.runner.num_prefill_tokens,
-                "num_graph_decode_steps": self.runner.num_graph_steps}
+                "num_graph_decode_steps": self.runner.num_graph_steps,
+                "num_lookahead_steps": self.num_lookahead_steps}

@@ -65,6 +65,9 @@ class ModelRunner:
         self._graphs: DecodeCudaGraphs | None = None
         # the requests holding a slot: a replayed bucket's rows that hold one not decoding keep their state
         self._slot_of: dict[str, int] = {}
+        # tokens each occupied slot's state holds, kept on the host: the graph path sizes its K/V
+        # from it without reading `pool.seq_lens` back (a sync that would stall a lookahead launch)
+        self._lens: dict[int, int] = {}
         self.num_graph_steps = 0  # decode steps served by a graph replay
         self.num_graph_captures = 0
 
@@ -89,7 +92,8 @@ class ModelRunner:
             self.write_rows([slot], self.lm.new_state(1, device=self.device))
         else:
             self.write_rows([slot], prefix.state)
-            start = prefix.num_tokens
+            start = int(prefix.num_tokens)
+        self._lens[slot] = start
         ids = list(prompt_token_ids)
         if mm_input is not None and self.is_vl:
             ids = self._encode_media(req_id, ids, mm_input, skip_before=start)
@@ -100,7 +104,9 @@ class ModelRunner:
     def release(self, req_id: str) -> None:
         """Forget a finished request's media embeddings and its hold on its slot."""
         self._media.pop(req_id, None)
-        self._slot_of.pop(req_id, None)
+        slot = self._slot_of.pop(req_id, None)
+        if slot is not None:
+            self._lens.pop(slot, None)
 
     def _encode_media(self, req_id: str, ids: list[int], mm, *, skip_before: int) -> list[int]:
         items = [it for it in mm.items if it.end > skip_before]
@@ -168,16 +174,26 @@ class ModelRunner:
         else:
             logits = self.lm(ids, state=state, logits_to_keep=1)
         self._sync_view(slot, slot + 1, state)
+        self._lens[slot] = start + len(token_ids)
         self.num_prefill_tokens += len(token_ids)
         return logits[0, -1]
 
-    def decode(self, slots: list[int], token_ids: list[int]) -> torch.Tensor:
-        """One token for each of `slots` in one forward. Returns logits [len(slots), V]."""
+    def decode(self, slots: list[int], token_ids: list[int] | torch.Tensor) -> torch.Tensor:
+        """One token for each of `slots` in one forward. Returns logits [len(slots), V].
+
+        `token_ids` may be a LongTensor already on the device (the engine's lookahead feeds the
+        previous step's argmax without reading it back)."""
+        for slot in slots:
+            self._lens[slot] = self._lens.get(slot, 0) + 1
+        if isinstance(token_ids, torch.Tensor):
+            tokens = token_ids.to(self.device, torch.long)
+        else:
+            tokens = torch.tensor(token_ids, dtype=torch.long, device=self.device)
         if self.use_cuda_graphs:
-            logits = self._graph_decode(slots, token_ids)
+            logits = self._graph_decode(slots, tokens)
             if logits is not None:
                 return logits
-        ids = torch.tensor(token_ids, dtype=torch.long, device=self.device).unsqueeze(1)  # [B, 1]
+        ids = tokens.unsqueeze(1)  # [B, 1]
         if slots == list(range(self.pool.batch_size)):
             return self.lm(ids, state=self.pool, logits_to_keep=1)[:, -1]
         lo, hi = min(slots), max(slots) + 1
@@ -193,19 +209,27 @@ class ModelRunner:
         self.write_rows(slots, state)
         return logits
 
-    def _graph_decode(self, slots: list[int], token_ids: list[int]) -> torch.Tensor | None:
-        """The decode step by graph replay, or None where no captured bucket covers the slots."""
-        buckets = [b for b in DEFAULT_BUCKETS if b <= self.pool.batch_size]
+    def _buckets(self) -> list[int]:
+        return [b for b in DEFAULT_BUCKETS if b <= self.pool.batch_size]
+
+    def can_replay(self, slots: list[int]) -> bool:
+        """Whether a decode of `slots` goes through a graph replay (a captured bucket covers them)."""
+        return self.use_cuda_graphs and bool(slots) and any(b > max(slots) for b in self._buckets())
+
+    def _graph_decode(self, slots: list[int], tokens: torch.Tensor) -> torch.Tensor | None:
+        """The decode step by graph replay, or None where no captured bucket covers the slots.
+        `_lens` already counts this step's token."""
+        buckets = self._buckets()
         bucket = next((b for b in buckets if b > max(slots)), None)
         if bucket is None:
             return None
-        # every row of the bucket steps in the replay: all must stay below the K/V capacity
-        longest = int(self.pool.seq_lens[:bucket].max())
-        if self._graphs is None or not self._graphs.is_current() or longest + 1 > self._graph_capacity():
-            self._capture_graphs(longest + 1, buckets)
+        # every row of the bucket steps in the replay: the rows holding a request must stay within
+        # the K/V capacity (free rows are zeroed by step_rows first)
+        needed = max(self._lens.get(s, 0) for s in range(bucket))
+        if self._graphs is None or not self._graphs.is_current() or needed > self._graph_capacity():
+            self._capture_graphs(needed, buckets)
         decoding = set(slots)
         held = [s for s in self._slot_of.values() if s < bucket and s not in decoding]
-        tokens = torch.tensor(token_ids, dtype=torch.long, device=self.device)
         logits = self._graphs.step_rows(slots, tokens, keep=held)
         self.num_graph_steps += 1
         return logits

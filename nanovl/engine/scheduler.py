@@ -102,11 +102,12 @@ class Scheduler:
         self.requests.pop(req.req_id, None)
 
     # --------------------------------------------------------------- schedule
-    def schedule(self) -> SchedulerOutput:
-        """Pick this step's work; see the module docstring for the policy."""
+    def schedule(self, *, admit: bool = True) -> SchedulerOutput:
+        """Pick this step's work; see the module docstring for the policy. `admit=False` leaves the
+        waiting queue alone (the engine's decode lookahead has this step's decode in flight)."""
         out = SchedulerOutput(freed_slots=self.cache.take_released())
         # 1) admit waiting requests while slots are free
-        while self.waiting and self.cache.num_free_slots:
+        while admit and self.waiting and self.cache.num_free_slots:
             req = self.waiting.popleft()
             req.slot = self.cache.allocate(req.req_id)
             req.status = RequestStatus.RUNNING

@@ -1,9 +1,8 @@
 """The engine's CUDA-graph decode path (EngineConfig.cuda_graphs; engine/model_runner.py) on the CPU.
 
-A CUDA graph cannot be captured here, so `FakeGraphs` is DecodeCudaGraphs with the capture and the
-replay run eagerly: a replay is one step over pool rows 0..b-1 of the bucket through fixed-capacity
-K/V views, every row included, and the capture's warm-up steps move the rows' states for real.
-Outputs equal to eager decoding then mean the runner and `step_rows` keep every live row intact.
+A CUDA graph cannot be captured here, so `FakeGraphs` (nanovl/testing/fake_graphs.py) runs the
+capture and the replay eagerly. Outputs equal to eager decoding then mean the runner and
+`step_rows` keep every live row intact.
 The real graphs on a GPU: tests/gpu/test_gpu_model.py and tests/gpu/test_gpu_engine.py.
 """
 from __future__ import annotations
@@ -12,46 +11,13 @@ import pytest
 import torch
 
 import nanovl
-from nanovl.engine import cuda_graphs, model_runner
+from nanovl.engine import model_runner
 from nanovl.engine.engine import EngineConfig, LLMEngine
 from nanovl.model.state import AttentionLayerState
 from nanovl.sampling_params import SamplingParams
 from nanovl.testing.engine_runs import run_to_completion, write_tiny_vl_checkpoint
+from nanovl.testing.fake_graphs import FakeGraphs
 from nanovl.tokenizer import Tokenizer
-
-
-class _EagerReplay:
-    """A "graph" of one bucket: replay() runs that bucket's step eagerly into its logits buffer."""
-
-    def __init__(self, owner: "FakeGraphs", b: int):
-        self.owner, self.b = owner, b
-
-    def replay(self):
-        self.owner.logits[self.b].copy_(self.owner._forward(self.b))
-
-
-class FakeGraphs(cuda_graphs.DecodeCudaGraphs):
-    """DecodeCudaGraphs with its CUDA parts (the capture, the replay) run eagerly: the rest, the
-    runner's `step_rows` and `capture(preserve_state=...)` included, is the real code."""
-
-    def __init__(self, lm, state, *, max_seq_len, buckets):
-        for st in state.layers:
-            if isinstance(st, AttentionLayerState):
-                st.ensure_capacity(max_seq_len)
-        self.lm, self.state, self.max_seq_len = lm, state, max_seq_len
-        self.buckets = sorted({b for b in buckets if 1 <= b <= state.batch_size})
-        self.input_ids = torch.zeros(self.buckets[-1], 1, dtype=torch.long)
-        self.graphs, self.logits, self._ptrs = {}, {}, []
-
-    def _capture(self):
-        # as the real capture: a warm-up step per bucket that runs for real (it moves the rows'
-        # recurrent states, which capture(preserve_state=True) must put back), seq_lens restored
-        seq_lens = self.state.seq_lens.clone()
-        for b in reversed(self.buckets):
-            self.logits[b] = self._forward(b).clone()
-            self.graphs[b] = _EagerReplay(self, b)
-            self.state.seq_lens.copy_(seq_lens)
-        self._ptrs = cuda_graphs._pointers(self.state)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The engine's decode by CUDA-graph replay (EngineConfig.cuda_graphs) against its eager decode, on the
+"""The engine's decode by CUDA-graph replay (EngineConfig.cuda_graphs), with and without the decode
+lookahead (engine/lookahead.py), against its eager decode, on the
 lent GPU (`pytest tests/gpu -m gpu`): a tiny random VL checkpoint, requests of different lengths
 over fewer slots than requests, so rows free up, are reused, and prefill beside decoding ones.
 fp32, so that the two paths' different kernels (a bucket of 4 rows against 1 row eagerly, say)
@@ -28,11 +29,14 @@ def test_engine_graph_decode_matches_eager(tmp_path):
     ckpt = write_tiny_vl_checkpoint(tmp_path)
     model, tok = nanovl.load_model(ckpt, dtype=torch.float32, device="cuda"), Tokenizer.from_dir(ckpt)
     outs = {}
-    for graphs in (False, True):
+    # eager; graphs; graphs with the decode lookahead (the long row decodes alone at the end, ahead)
+    for graphs, lookahead in ((False, False), (True, False), (True, True)):
         engine = LLMEngine(EngineConfig(model=str(ckpt), device="cuda", dtype="float32", max_num_seqs=4,
-                                        cuda_graphs=graphs), model=model, tokenizer=tok)
-        outs[graphs] = run_to_completion(engine, PROMPTS, PARAMS)
+                                        cuda_graphs=graphs, decode_lookahead=lookahead), model=model, tokenizer=tok)
+        outs[graphs, lookahead] = run_to_completion(engine, PROMPTS, PARAMS)
         if graphs:
             assert engine.runner.num_graph_steps > 50 and engine.runner.num_graph_captures >= 2
-    assert outs[True] == outs[False]
+        assert (engine.num_lookahead_steps > 200) == lookahead
+    assert outs[True, False] == outs[False, False]
+    assert outs[True, True] == outs[False, False]
     assert not kernel_failures(), f"kernels fell back to the reference: {kernel_failures()}"
