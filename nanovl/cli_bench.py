@@ -94,9 +94,10 @@ def _our_items(args, dev, dtype, sizes, caps, res: Results) -> list[Item]:
         r["roofline_tok_per_s"] = b * caps["copy_bytes_per_s"] / r["bytes"]
         return {**r, "ops": ops}
 
-    def engine_decode(graphs, lookahead=True):
+    def engine_decode(graphs, lookahead=True, sampled=False):
         steps = sizes["steps"] if graphs else sizes["eager_steps"]
-        r = our_bench.bench_engine_decode(model(), sizes["prompt"], steps, graphs=graphs, lookahead=lookahead)
+        r = our_bench.bench_engine_decode(model(), sizes["prompt"], steps, graphs=graphs, lookahead=lookahead,
+                                          sampled=sampled)
         r["bytes"] = rl.lm_decode_bytes(model().config.text, 1, r["context"])
         r["roofline_tok_per_s"] = caps["copy_bytes_per_s"] / r["bytes"]
         return {**r, "ops": ops}
@@ -132,11 +133,14 @@ def _our_items(args, dev, dtype, sizes, caps, res: Results) -> list[Item]:
         items.append(Item("decode", "decode:1:eager", functools.partial(decode, 1, False),
                           tags={"batch": 1, "cuda_graphs": False}))
     if "decode" in secs:  # what `nanovl run` gets: the whole engine, graphs with and without the
-        # decode lookahead, and eager
-        for graphs, lookahead in ((True, True), (True, False), (False, False)) if cuda else ((False, False),):
-            key = f"decode:1:engine{'-graphs' if graphs else ''}{'-no-lookahead' if graphs and not lookahead else ''}"
-            items.append(Item("decode", key, functools.partial(engine_decode, graphs, lookahead),
-                              tags={"batch": 1, "cuda_graphs": graphs, "engine": True, "lookahead": lookahead}))
+        # decode lookahead, and eager; then a top-p draw instead of greedy
+        for graphs, lookahead, sampled in (((True, True, False), (True, False, False), (False, False, False),
+                                            (True, True, True)) if cuda else ((False, False, False),)):
+            key = (f"decode:1:engine{'-graphs' if graphs else ''}{'-no-lookahead' if graphs and not lookahead else ''}"
+                   f"{'-top-p' if sampled else ''}")
+            items.append(Item("decode", key, functools.partial(engine_decode, graphs, lookahead, sampled),
+                              tags={"batch": 1, "cuda_graphs": graphs, "engine": True, "lookahead": lookahead,
+                                    "sampled": sampled}))
     return items
 
 
@@ -213,7 +217,8 @@ def _table(d: dict) -> list[str]:
     for r in sorted(d["decode"], key=lambda r: (bool(r.get("engine")), not r.get("cuda_graphs"), r.get("batch", 0))):
         no_ahead = r.get("engine") and r.get("cuda_graphs") and r.get("lookahead") is False
         name = (f"decode b{r.get('batch')}{' engine' if r.get('engine') else ''}"
-                f"{'' if r.get('cuda_graphs') else ' eager'}{' no lookahead' if no_ahead else ''} (tok/s)"
+                f"{'' if r.get('cuda_graphs') else ' eager'}{' no lookahead' if no_ahead else ''}"
+                f"{' top-p' if r.get('sampled') else ''} (tok/s)"
                 + _ref_mark(d, r))
         hf = hf_dec.get(r.get("batch")) if (r.get("cuda_graphs") or d["device"] == "cpu") and not r.get("engine") \
             else None

@@ -79,7 +79,7 @@ TINY_TOKENIZER = Path(__file__).resolve().parents[1] / "assets" / "tiny"
 
 
 def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graphs: bool,
-                        lookahead: bool = True) -> dict:
+                        lookahead: bool = True, sampled: bool = False) -> dict:
     """One greedy request through LLMEngine, as `nanovl run` serves it (scheduler, runner, sampler,
     detokenizer), on a random prompt: tok/s of its decode steps, the first token's step excluded.
     The same request runs once before, untimed, so compiles and the graph capture stay outside."""
@@ -93,7 +93,9 @@ def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graph
                           cuda_graphs=graphs, decode_lookahead=lookahead)
     engine = LLMEngine(config, model=model, tokenizer=Tokenizer.from_dir(TINY_TOKENIZER))
     prompt = torch.randint(0, min(1000, model.language_model.config.vocab_size), (prompt_len,)).tolist()
-    params = SamplingParams(temperature=0, max_tokens=steps + 1, ignore_eos=True)
+    # sampled: the reasoning settings a chat user would send (a seeded top-p draw) instead of greedy
+    params = (SamplingParams(temperature=0.6, top_p=0.95, seed=0, max_tokens=steps + 1, ignore_eos=True) if sampled
+              else SamplingParams(temperature=0, max_tokens=steps + 1, ignore_eos=True))
     _peak_reset(dev)
     for timed_run in (False, True):
         engine.add_request(prompt, params)
@@ -107,6 +109,7 @@ def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graph
     runner = engine.runner
     return {"batch": 1, "steps": steps, "context": prompt_len + steps // 2, "step_seconds": sec / steps,
             "tok_per_s": steps / sec, "cuda_graphs": graphs, "engine": True, "lookahead": lookahead,
+            "sampled": sampled,
             "graph_steps": runner.num_graph_steps, "lookahead_steps": engine.num_lookahead_steps,
             "peak_bytes": peak_bytes(dev)}
 

@@ -1,7 +1,7 @@
 """LLMEngine.step(): schedule -> encode new media -> forward -> grammar masks -> sample -> update.
 
-With CUDA graphs and plain greedy rows, the forward of the next decode step is launched before this
-step's host work and picked up by the next `step()` (engine/lookahead.py).
+With CUDA graphs, a decode-only step launches the forward of the next decode step on its drawn ids
+before doing its host work; the next `step()` picks it up (engine/lookahead.py).
 
 Also `EngineConfig`, the one flat dataclass of runtime knobs (`LLM(**kwargs)` and the CLI
 map onto its fields). Per-request output state (detokenizer, reasoning split, grammar,
@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import torch
 
-from nanovl.engine.lookahead import InFlightDecode, copy_to_host_async, samples_on_device
+from nanovl.engine.lookahead import InFlightDecode, copy_to_host_async
 from nanovl.engine.model_runner import ModelRunner
 from nanovl.engine.outputs import ModelRunnerOutput, RequestOutput, SchedulerOutput, TokenLogprob
 from nanovl.engine.prefix_cache import PrefixHandle, make_handle, match_prefix
@@ -45,7 +45,7 @@ class EngineConfig:
     config's value. video_fps / video_max_frames: frame sampling defaults. cuda_graphs: on a
     GPU, decode steps replay captured CUDA graphs (engine/model_runner.py); a CPU ignores it.
     decode_lookahead: with the graphs, launch the next decode step before this one's host work
-    when every row is plain greedy (engine/lookahead.py).
+    (engine/lookahead.py).
     """
 
     model: str | None = None
@@ -233,17 +233,18 @@ class LLMEngine:
             run_out = ModelRunnerOutput(sched.sampling_req_ids, ahead.logits_for(sched))
         else:
             run_out = self.runner.execute(sched)
-        if self._may_look_ahead(sched):
-            # the argmax stays on the device and feeds the next replay at once; its copy to the host is
-            # queued before that replay, so reading it waits for this step only
-            ids = run_out.logits.argmax(dim=1)
+        forced, rows, idx = self._sampling_rows(run_out.req_ids)
+        if not forced and self._may_look_ahead(sched):
+            # the drawn ids stay on the device and feed the next replay at once; their copy to the
+            # host is queued before that replay, so reading it waits for this step only
+            ids = self.sampler.draw(run_out.logits, rows)
             host_ids = copy_to_host_async(ids)
             next_logits = self.runner.decode(sched.decode_slots, ids).float()
             self._ahead = InFlightDecode(list(sched.decode_req_ids), next_logits)
             self.num_lookahead_steps += 1
-            sampled, logprobs = self._accept_argmax(run_out.req_ids, host_ids())
+            sampled, logprobs = self._accept_drawn(run_out.req_ids, host_ids())
         else:
-            sampled, logprobs = self._sample(run_out.req_ids, run_out.logits)
+            sampled, logprobs = self._sample(run_out.req_ids, run_out.logits, forced, rows, idx)
         self._save_states(sched)
         touched = self.scheduler.update_from_output(sched, sampled)
         self.num_steps += 1
@@ -271,47 +272,55 @@ class LLMEngine:
         return ahead
 
     def _may_look_ahead(self, sched: SchedulerOutput) -> bool:
-        """Launch the next decode now? Only a decode-only step on the graphs, nobody waiting, every
-        row plain greedy, and no row ending by length here (its next step would be known waste)."""
+        """Launch the next decode now? Only a decode-only step on the graphs with nobody waiting, no
+        row asking for logprobs (reading them back would wait for the step launched ahead), and no
+        row ending by length here (its next step would be known waste). The caller has checked that
+        no row's tokens are forced this step (a forced row prefills next, not decodes)."""
         if not (self.config.decode_lookahead and self.runner.use_cuda_graphs and sched.decode_req_ids) \
                 or sched.prefills or self.scheduler.waiting or not self.runner.can_replay(sched.decode_slots):
             return False
         for req_id in sched.decode_req_ids:
             req = self.scheduler.requests[req_id]
-            if not samples_on_device(self._states[req_id]) or req.num_output_tokens + 1 >= req.max_tokens \
+            if self._states[req_id].params.logprobs is not None or req.num_output_tokens + 1 >= req.max_tokens \
                     or req.num_tokens + 1 >= self.max_model_len:
                 return False
         return True
 
-    def _accept_argmax(self, req_ids: list[str], ids: list[int]):
-        """What `_sample` returns, for rows whose token is the argmax (see `samples_on_device`)."""
+    def _accept_drawn(self, req_ids: list[str], ids: list[int]):
+        """What `_sample` returns when every row drew one token and none wants logprobs."""
         for req_id, tok in zip(req_ids, ids):
             self._states[req_id].accept([tok])
         return {r: [t] for r, t in zip(req_ids, ids)}, {r: [None] for r in req_ids}
 
-    def _sample(self, req_ids: list[str], logits: torch.Tensor):
-        """Forced (thinking budget) tokens, grammar masks and the draw for every sampling row."""
-        sampled: dict[str, list[int]] = {}
-        logprobs: dict[str, list[TokenLogprob | None]] = {}
+    def _sampling_rows(self, req_ids: list[str]):
+        """(ids the thinking budget forces, by request; a SamplingRow for every other row, with its
+        grammar mask; those rows' positions in `req_ids`)."""
+        forced: dict[str, list[int]] = {}
         rows, idx = [], []
         for i, req_id in enumerate(req_ids):
             req, st = self.scheduler.requests[req_id], self._states[req_id]
-            forced = st.forced_tokens(req.output_token_ids)
-            if forced:
-                sampled[req_id] = forced
-                logprobs[req_id] = [TokenLogprob(t, 0.0) for t in forced]
+            tokens = st.forced_tokens(req.output_token_ids)
+            if tokens:
+                forced[req_id] = tokens
                 continue
             rows.append(SamplingRow(st.params, st.generator, req.prompt_token_ids, req.output_token_ids,
                                     st.allowed_mask(self.vocab_size)))
             idx.append(i)
-        idx_ids = {req_ids[i] for i in idx}
+        return forced, rows, idx
+
+    def _sample(self, req_ids: list[str], logits: torch.Tensor, forced: dict[str, list[int]],
+                rows: list[SamplingRow], idx: list[int]):
+        """Forced (thinking budget) tokens, and the draw for every other row (see `_sampling_rows`)."""
+        sampled: dict[str, list[int]] = dict(forced)
+        logprobs: dict[str, list[TokenLogprob | None]] = {r: [TokenLogprob(t, 0.0) for t in f]
+                                                           for r, f in forced.items()}
         if rows:
-            out = self.sampler(logits[idx], rows)
+            out = self.sampler(logits if len(idx) == len(req_ids) else logits[idx], rows)
             for i, tok, lp in zip(idx, out.token_ids, out.logprobs):
                 sampled[req_ids[i]] = [tok]
                 logprobs[req_ids[i]] = [lp]
         for req_id, toks in sampled.items():
-            self._states[req_id].accept(toks, forced=req_id not in idx_ids)
+            self._states[req_id].accept(toks, forced=req_id in forced)
         return sampled, logprobs
 
     def _save_states(self, sched: SchedulerOutput) -> None:

@@ -1,19 +1,21 @@
 """Decode lookahead: launch decode step k+1 before the host has done step k's bookkeeping.
 
 A CUDA-graph decode step keeps the GPU busy for its whole replay, but the engine's host work
-between two replays (the sampler's copy of the tokens, stop rules, detokenizing, outputs, the next
-schedule) left it idle: on the H200 the engine decoded 139 tok/s at batch 1 where back-to-back
-replays ran 157. When every decoding request takes the argmax of its logits with nothing the host
-must add first (no grammar mask, penalty, logprobs, or thinking budget still able to force), step
-k's tokens exist on the device before the host reads them. The engine then replays step k+1 on
-them at once and does step k's host work while the GPU runs it; the next `step()` picks that
-in-flight result up instead of running the forward itself.
+between two replays (reading the tokens back, stop rules, detokenizing, outputs, the next
+schedule, the graph launch itself) left it idle: on the H200 the engine decoded 145 tok/s at batch 1
+where back-to-back replays ran 156. Step k's tokens are drawn on the device from what the host
+already knows (masks and penalties follow the tokens up to k-1), so the engine draws them
+(`Sampler.draw`), replays step k+1 on them at once, and only then reads them and does step k's
+host work while the GPU runs k+1; the next `step()` picks that in-flight result up instead of
+running the forward itself, and draws from it with the host state it has just brought up to date.
 
-A request that stops at step k (EOS, a stop string, an abort) has its row of step k+1 dropped: its
-slot holds one step of garbage, and a slot is reset before its next request uses it. While a step
-is in flight no new request is admitted (it would need the slots' schedule to change under the
-launched step), so an arrival waits at most one decode step; lookahead itself is not started while
-requests are waiting, nor for a step that ends a request by length (its step k+1 is known waste).
+A request that stops at step k (EOS, a stop string, a finished grammar, an abort) has its row of
+step k+1 dropped: its slot holds one step of garbage, and a slot is reset before its next request
+uses it. While a step is in flight no new request is admitted (it would need the slots' schedule
+to change under the launched step), so an arrival waits at most one decode step. Lookahead is not
+started while requests wait, for a step that ends a request by length (its step k+1 is known
+waste), for a step where the thinking budget forces a row's tokens (that row prefills next), or
+when a row wants logprobs (reading them back would wait for the step launched ahead).
 """
 from __future__ import annotations
 
@@ -23,7 +25,6 @@ from typing import Callable
 import torch
 
 from nanovl.engine.outputs import SchedulerOutput
-from nanovl.engine.request_state import RequestState
 
 
 @dataclass
@@ -65,11 +66,3 @@ def copy_to_host_async(t: torch.Tensor) -> Callable[[], list]:
         done.synchronize()
         return host.tolist()
     return wait
-
-
-def samples_on_device(st: RequestState) -> bool:
-    """True when the request's next token is the plain argmax of its logits: nothing the host must
-    compute (a grammar mask, penalties over past ids, logprobs, a forced budget close) comes first."""
-    p = st.params
-    return (p.is_greedy and p.logprobs is None and p.repetition_penalty == 1.0 and not p.presence_penalty
-            and not p.frequency_penalty and st.grammar is None and (st.budget is None or st.answer_started))

@@ -34,8 +34,15 @@ class SamplerOutput:
     logprobs: list[TokenLogprob | None]
 
 
+def _on_device(values, dtype: torch.dtype, dev: torch.device) -> torch.Tensor:
+    """A small host list as a device tensor, copied from pinned memory: a copy from pageable memory
+    makes the host wait for the stream, which with the engine's lookahead holds a whole decode step."""
+    t = torch.tensor(values, dtype=dtype)
+    return t.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else t
+
+
 class Sampler:
-    """Stateless; `__call__(logits [R, V], rows)` -> SamplerOutput."""
+    """Stateless; `__call__(logits [R, V], rows)` -> SamplerOutput; `draw` leaves the ids on the device."""
 
     def __call__(self, logits: torch.Tensor, rows: Sequence[SamplingRow]) -> SamplerOutput:
         """Draw one token per row.
@@ -44,27 +51,45 @@ class Sampler:
             logits: [R, V] float32 (last position of each sampling request).
             rows: R SamplingRow records, same order.
         """
+        if not rows:
+            self._check(logits, rows)
+            return SamplerOutput([], [])
+        ids, report = self._draw_rows(logits, rows)
+        return SamplerOutput(ids.tolist(), self._logprobs(report, ids, [r.params for r in rows]))
+
+    def draw(self, logits: torch.Tensor, rows: Sequence[SamplingRow]) -> torch.Tensor:
+        """The same tokens as `__call__`, as a LongTensor [R] on the logits' device; nothing is read
+        back, and every host value goes over from pinned memory, so the host never waits for the GPU
+        here (the engine's lookahead queues the next decode step on these ids). No logprobs."""
+        return self._draw_rows(logits, rows)[0]
+
+    @staticmethod
+    def _check(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> None:
         if logits.shape[0] != len(rows):
             raise ValueError(f"{logits.shape[0]} logits rows for {len(rows)} sampling rows")
-        if not rows:
-            return SamplerOutput([], [])
+
+    def _draw_rows(self, logits: torch.Tensor, rows: Sequence[SamplingRow]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids [R] on the device, the penalised logits the logprobs report)."""
+        self._check(logits, rows)
         x = logits.float()
         dev = x.device
         masked = [i for i, r in enumerate(rows) if r.allowed is not None]
         if masked:
             x = x.clone()  # the masks are written in place; the caller's logits stay as they were
-            allowed = torch.stack([rows[i].allowed for i in masked]).to(dev)
-            x[masked] = x[masked].masked_fill(~allowed, float("-inf"))
+            allowed = torch.stack([rows[i].allowed for i in masked])
+            allowed = allowed.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else allowed.to(dev)
+            where = _on_device(masked, torch.long, dev)
+            x[where] = x[where].masked_fill(~allowed, float("-inf"))
         ps = [r.params for r in rows]
         if any(p.repetition_penalty != 1.0 for p in ps):
-            rep = torch.tensor([p.repetition_penalty for p in ps], device=dev)
+            rep = _on_device([p.repetition_penalty for p in ps], torch.float32, dev)
             zeros = torch.zeros(len(rows), device=dev)
             x = apply_penalties(x, [list(r.prompt_token_ids) + list(r.output_token_ids) for r in rows],
                                 rep, zeros, zeros)
         if any(p.presence_penalty or p.frequency_penalty for p in ps):
             x = apply_penalties(x, [r.output_token_ids for r in rows], torch.ones(len(rows), device=dev),
-                                torch.tensor([p.presence_penalty for p in ps], device=dev),
-                                torch.tensor([p.frequency_penalty for p in ps], device=dev))
+                                _on_device([p.presence_penalty for p in ps], torch.float32, dev),
+                                _on_device([p.frequency_penalty for p in ps], torch.float32, dev))
         # greedy rows take the argmax here; only the others pay for the filters and the draw (up to
         # two sorts of the vocabulary and a noise tensor a row, some 30 kernel launches)
         ids = x.argmax(dim=1)
@@ -72,15 +97,16 @@ class Sampler:
         if len(drawn) == len(rows):
             ids = self._draw(x, ps, [r.generator for r in rows])
         elif drawn:
-            ids[drawn] = self._draw(x[drawn], [ps[i] for i in drawn], [rows[i].generator for i in drawn])
-        return SamplerOutput(ids.tolist(), self._logprobs(x, ids, ps))
+            where = _on_device(drawn, torch.long, dev)
+            ids[where] = self._draw(x[where], [ps[i] for i in drawn], [rows[i].generator for i in drawn])
+        return ids, x
 
     @staticmethod
     def _draw(x: torch.Tensor, ps: Sequence[SamplingParams],
               generators: Sequence[torch.Generator | None]) -> torch.Tensor:
         """Filter and draw rows that are not greedy; the knobs travel to the device in one copy."""
-        knobs = torch.tensor([[p.temperature, p.top_k, p.top_p, p.min_p] for p in ps],
-                             dtype=torch.float32).to(x.device)  # top_k <= V < 2**24: exact in fp32
+        # top_k <= V < 2**24: exact in fp32
+        knobs = _on_device([[p.temperature, p.top_k, p.top_p, p.min_p] for p in ps], torch.float32, x.device)
         # a filter no row uses is skipped (None): top-k and top-p each sort the whole vocabulary
         top_k = knobs[:, 1].long() if any(p.top_k > 0 for p in ps) else None
         top_p = knobs[:, 2] if any(p.top_p < 1 for p in ps) else None

@@ -138,17 +138,40 @@ def test_abort_while_in_flight_then_the_slot_serves_a_new_request(tiny, monkeypa
     assert got == _solo(tiny, monkeypatch, "hello world", _greedy(9))
 
 
+def _chat_run(engine: LLMEngine, texts: list[str], params: list[SamplingParams]) -> list[list[int]]:
+    prompts = [engine.processor.process_chat([{"role": "user", "content": t}],
+                                             enable_thinking=p.enable_thinking) for t, p in zip(texts, params)]
+    return run_to_completion(engine, prompts, params)
+
+
+JSON = {"type": "json_object"}
+# rows that draw on the device from host state (generators, penalties over past ids, grammar masks,
+# a thinking budget that has not forced yet) go ahead; a row wanting logprobs keeps the batch home
+CASES = {
+    "seeded-draw": (SamplingParams(temperature=0.8, seed=3, max_tokens=14, ignore_eos=True), True),
+    "penalties": (SamplingParams(temperature=0, repetition_penalty=1.3, presence_penalty=0.5, max_tokens=14,
+                                 ignore_eos=True), True),
+    "grammar": (SamplingParams(temperature=0.9, seed=5, max_tokens=300, response_format=JSON, enable_thinking=False),
+                True),
+    "thinking-budget": (SamplingParams(temperature=0.7, seed=7, max_tokens=300, response_format=JSON,
+                                       thinking_budget=4), True),
+    "logprobs": (_greedy(14, logprobs=2), False),
+}
+
+
 @torch.inference_mode()
-@pytest.mark.parametrize("other", [SamplingParams(temperature=0.8, seed=3, max_tokens=10, ignore_eos=True),
-                                   _greedy(10, logprobs=2), _greedy(10, repetition_penalty=1.3)],
-                         ids=["seeded-draw", "logprobs", "penalty"])
-def test_a_row_the_host_must_sample_keeps_the_batch_home(tiny, monkeypatch, other):
-    prompts = ["hi there", "what is the answer please"]
-    params = [_greedy(10), other]
-    plain = run_to_completion(_engine(tiny, monkeypatch, lookahead=False), prompts, params)
+@pytest.mark.parametrize("case", list(CASES))
+def test_rows_drawn_from_host_state_give_the_tokens_of_plain_steps(tiny, monkeypatch, case):
+    other, goes_ahead = CASES[case]
+    texts = ["hi there", "what is the answer please"]
+    params = [_greedy(12, enable_thinking=False), other]
+    plain = _chat_run(_engine(tiny, monkeypatch, lookahead=False), texts, params)
     engine = _engine(tiny, monkeypatch)
-    assert run_to_completion(engine, prompts, params) == plain
-    assert engine.num_lookahead_steps == 0
+    assert _chat_run(engine, texts, params) == plain
+    assert (engine.num_lookahead_steps > 0) == goes_ahead
+    if case in ("grammar", "thinking-budget"):
+        # the grammar ended the request (a complete JSON object) before max_tokens
+        assert len(plain[1]) < other.max_tokens
 
 
 def test_engine_config_checks_the_switch():

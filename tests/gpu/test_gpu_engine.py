@@ -40,3 +40,21 @@ def test_engine_graph_decode_matches_eager(tmp_path):
     assert outs[True, False] == outs[False, False]
     assert outs[True, True] == outs[False, False]
     assert not kernel_failures(), f"kernels fell back to the reference: {kernel_failures()}"
+
+
+def test_engine_lookahead_with_drawn_rows_matches_plain_steps(tmp_path):
+    # seeded draws with top-p, penalties and a JSON grammar: the sampler runs on the device from
+    # pinned copies, and the next step is launched on its ids before the host reads them
+    ckpt = write_tiny_vl_checkpoint(tmp_path)
+    model, tok = nanovl.load_model(ckpt, dtype=torch.float32, device="cuda"), Tokenizer.from_dir(ckpt)
+    params = [SamplingParams(temperature=0.8, top_p=0.9, seed=1, max_tokens=40, ignore_eos=True),
+              SamplingParams(temperature=0, repetition_penalty=1.3, max_tokens=40, ignore_eos=True),
+              SamplingParams(temperature=0.9, seed=2, max_tokens=200, response_format={"type": "json_object"})]
+    outs, ahead = {}, {}
+    for lookahead in (False, True):
+        engine = LLMEngine(EngineConfig(model=str(ckpt), device="cuda", dtype="float32", max_num_seqs=4,
+                                        decode_lookahead=lookahead), model=model, tokenizer=tok)
+        outs[lookahead] = run_to_completion(engine, PROMPTS[:3], params)
+        ahead[lookahead] = engine.num_lookahead_steps
+    assert outs[True] == outs[False]
+    assert ahead[False] == 0 and ahead[True] > 30

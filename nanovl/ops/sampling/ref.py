@@ -59,14 +59,13 @@ def apply_temperature_top_k_top_p_min_p_ref(logits: torch.Tensor, temperature: t
     temperature = torch.as_tensor(temperature, dtype=torch.float32, device=dev).reshape(B)
     greedy = temperature <= 0
     x = x / torch.where(greedy, torch.ones_like(temperature), temperature).unsqueeze(1)
-    neg_inf = torch.tensor(float("-inf"), device=dev)
     # 1. top-k: threshold at the k-th largest logit of the row
     if top_k is not None:
         k = torch.as_tensor(top_k, dtype=torch.long, device=dev).reshape(B)
         k = torch.where(k <= 0, torch.full_like(k, V), k.clamp(max=V))
         sorted_x = x.sort(dim=1, descending=True).values
         kth = sorted_x.gather(1, (k - 1).unsqueeze(1))
-        x = torch.where(x < kth, neg_inf, x)
+        x = x.masked_fill(x < kth, float("-inf"))
     # 2. top-p: keep a token while the mass strictly before it is < top_p (the first always stays)
     if top_p is not None:
         p = torch.as_tensor(top_p, dtype=torch.float32, device=dev).reshape(B, 1)
@@ -81,7 +80,7 @@ def apply_temperature_top_k_top_p_min_p_ref(logits: torch.Tensor, temperature: t
     if min_p is not None:
         m = torch.as_tensor(min_p, dtype=torch.float32, device=dev).reshape(B, 1)
         probs = x.softmax(dim=1)
-        x = torch.where(probs < m * probs.max(dim=1, keepdim=True).values, neg_inf, x)
+        x = x.masked_fill(probs < m * probs.max(dim=1, keepdim=True).values, float("-inf"))
     # 4. greedy rows: a point mass on the argmax, so any sampler returns it
     argmax = logits.float().argmax(dim=1, keepdim=True)
     one_hot = torch.full_like(x, float("-inf")).scatter(1, argmax, 0.0)
@@ -104,10 +103,9 @@ def sample_ref(logits: torch.Tensor, generators: Sequence[torch.Generator | None
     if len(generators) != B:
         raise ValueError(f"need one generator entry per row: {len(generators)} != {B}")
     probs = logits.float().softmax(dim=1)
-    noise = torch.empty_like(probs)
-    shared = [i for i, g in enumerate(generators) if g is None]
-    if shared:
-        noise[shared] = torch.empty(len(shared), V, device=probs.device).exponential_()
+    # every row from the global RNG first, then the seeded rows again from their own generators:
+    # no host list becomes an index (a host-to-device copy that would wait for the GPU)
+    noise = torch.empty_like(probs).exponential_()
     for i, g in enumerate(generators):
         if g is not None:
             noise[i] = torch.empty(V, device=probs.device).exponential_(generator=g)
