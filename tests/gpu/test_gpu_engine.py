@@ -43,13 +43,16 @@ def test_engine_graph_decode_matches_eager(tmp_path):
 
 
 def test_engine_lookahead_with_drawn_rows_matches_plain_steps(tmp_path):
-    # seeded draws with top-p, penalties and a JSON grammar: the sampler runs on the device from
-    # pinned copies, and the next step is launched on its ids before the host reads them
+    # seeded draws with top-p and min-p, and penalties: the sampler runs on the device from pinned
+    # copies, and the next step is launched on its ids before the host reads them. (Grammar rows
+    # go ahead too; the device machine lacks the structured-output packages, so the CPU tests and
+    # test_sampler_masks_on_the_device_equal_the_cpu below cover them.)
     ckpt = write_tiny_vl_checkpoint(tmp_path)
     model, tok = nanovl.load_model(ckpt, dtype=torch.float32, device="cuda"), Tokenizer.from_dir(ckpt)
     params = [SamplingParams(temperature=0.8, top_p=0.9, seed=1, max_tokens=40, ignore_eos=True),
-              SamplingParams(temperature=0, repetition_penalty=1.3, max_tokens=40, ignore_eos=True),
-              SamplingParams(temperature=0.9, seed=2, max_tokens=200, response_format={"type": "json_object"})]
+              SamplingParams(temperature=0, repetition_penalty=1.3, presence_penalty=0.4, max_tokens=40,
+                             ignore_eos=True),
+              SamplingParams(temperature=1.1, min_p=0.05, seed=2, max_tokens=60, ignore_eos=True)]
     outs, ahead = {}, {}
     for lookahead in (False, True):
         engine = LLMEngine(EngineConfig(model=str(ckpt), device="cuda", dtype="float32", max_num_seqs=4,
@@ -58,3 +61,21 @@ def test_engine_lookahead_with_drawn_rows_matches_plain_steps(tmp_path):
         ahead[lookahead] = engine.num_lookahead_steps
     assert outs[True] == outs[False]
     assert ahead[False] == 0 and ahead[True] > 30
+
+
+def test_sampler_masks_on_the_device_equal_the_cpu():
+    # the grammar masks, penalties and knobs travel from pinned memory without waiting for the
+    # stream: the ids must be those of the same rows sampled on the CPU (greedy rows: exact)
+    from nanovl.engine.sampler import Sampler, SamplingRow
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 512)
+    allowed = torch.zeros(4, 512, dtype=torch.bool)
+    for r in range(4):
+        allowed[r, torch.randperm(512)[:20 + r]] = True
+    rows = [SamplingRow(SamplingParams(temperature=0, repetition_penalty=1.2 if r % 2 else 1.0),
+                        None, [1, 2, 3], [4, 5], allowed[r] if r != 3 else None) for r in range(4)]
+    on_cpu = Sampler()(logits, rows).token_ids
+    on_gpu = Sampler().draw(logits.cuda(), rows)
+    assert on_gpu.is_cuda and on_gpu.tolist() == on_cpu
+    assert all(allowed[r, t] for r, t in enumerate(on_cpu[:3]))
