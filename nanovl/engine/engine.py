@@ -9,6 +9,7 @@ thinking budget, RNG) lives in `nanovl.engine.request_state.RequestState`.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
@@ -222,6 +223,13 @@ class LLMEngine:
     # --------------------------------------------------------------------- step
     def step(self) -> list[RequestOutput]:
         """Run one scheduling step; returns an output for every request that progressed or ended."""
+        # streams, events and graph captures take the current CUDA device: make it the model's
+        # (a model on cuda:1 in a process whose current device is cuda:0)
+        dev = self.runner.device
+        with torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext():
+            return self._step()
+
+    def _step(self) -> list[RequestOutput]:
         outputs, self._pending = self._pending, []
         ahead, self._ahead = self._live_ahead(), None  # taken first: a failing step leaves none behind
         sched = self.scheduler.schedule(admit=ahead is None)

@@ -60,7 +60,7 @@ def copy_to_host_async(t: torch.Tensor) -> Callable[[], list]:
     host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
     host.copy_(t, non_blocking=True)
     done = torch.cuda.Event()
-    done.record()
+    done.record(torch.cuda.current_stream(t.device))  # the tensor's device, which may not be the current one
 
     def wait() -> list:
         done.synchronize()
