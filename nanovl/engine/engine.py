@@ -280,12 +280,17 @@ class LLMEngine:
         return ahead
 
     def _may_look_ahead(self, sched: SchedulerOutput) -> bool:
-        """Launch the next decode now? Only a decode-only step on the graphs with nobody waiting, no
-        row asking for logprobs (reading them back would wait for the step launched ahead), and no
-        row ending by length here (its next step would be known waste). The caller has checked that
-        no row's tokens are forced this step (a forced row prefills next, not decodes)."""
+        """Launch the next decode now? Only a decode-only step on the graphs, unless a waiting request
+        could take a free slot next step (the step in flight would hold it back), no row asking for
+        logprobs (reading them back would wait for the step launched ahead), and no row ending by
+        length here (its next step would be known waste, and its slot goes to the queue). With every
+        slot taken, a queue does not stop it: only a request that ends on a stop token frees a slot
+        unforeseen, and its successor then starts one step later. The caller has checked that no
+        row's tokens are forced this step (a forced row prefills next, not decodes)."""
+        sch = self.scheduler
         if not (self.config.decode_lookahead and self.runner.use_cuda_graphs and sched.decode_req_ids) \
-                or sched.prefills or self.scheduler.waiting or not self.runner.can_replay(sched.decode_slots):
+                or sched.prefills or (sch.waiting and sch.cache.num_free_slots) \
+                or not self.runner.can_replay(sched.decode_slots):
             return False
         for req_id in sched.decode_req_ids:
             req = self.scheduler.requests[req_id]

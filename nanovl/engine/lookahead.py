@@ -13,9 +13,11 @@ A request that stops at step k (EOS, a stop string, a finished grammar, an abort
 step k+1 dropped: its slot holds one step of garbage, and a slot is reset before its next request
 uses it. While a step is in flight no new request is admitted (it would need the slots' schedule
 to change under the launched step), so an arrival waits at most one decode step. Lookahead is not
-started while requests wait, for a step that ends a request by length (its step k+1 is known
-waste), for a step where the thinking budget forces a row's tokens (that row prefills next), or
-when a row wants logprobs (reading them back would wait for the step launched ahead).
+started while a waiting request could take a free slot (a full engine with a queue keeps it: a slot
+frees unforeseen only when a request ends on a stop token), for a step that ends a request by
+length (its step k+1 is known waste), for a step where the thinking budget forces a row's tokens
+(that row prefills next), or when a row wants logprobs (reading them back would wait for the step
+launched ahead).
 """
 from __future__ import annotations
 

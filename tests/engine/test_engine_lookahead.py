@@ -82,6 +82,25 @@ def test_batch_one_request_goes_ahead_on_every_decode_step_but_the_last(tiny, mo
 
 
 @torch.inference_mode()
+def test_a_full_engine_with_a_queue_still_goes_ahead(tiny, monkeypatch):
+    # 2 slots, 5 requests: the queue is never empty until the end, but no slot is free between the
+    # length-ended steps (which stay home, so each successor starts on the same step as without)
+    prompts = ["hi", "what is the answer please", "describe the frame " * 3, "yes", "where and when"]
+    params = [_greedy(n) for n in (9, 4, 12, 6, 10)]
+    plain = run_to_completion(_engine(tiny, monkeypatch, lookahead=False, max_num_seqs=2), prompts, params)
+    engine = _engine(tiny, monkeypatch, max_num_seqs=2)
+    ids = [engine.add_request(p, sp) for p, sp in zip(prompts, params)]
+    finals, ahead_with_queue = {}, 0
+    while engine.has_unfinished_requests():
+        queued = engine.scheduler.num_waiting
+        before = engine.num_lookahead_steps
+        finals.update({o.req_id: o.token_ids for o in engine.step() if o.finished})
+        ahead_with_queue += queued > 0 and engine.num_lookahead_steps > before
+    assert [finals[i] for i in ids] == plain
+    assert ahead_with_queue >= 5
+
+
+@torch.inference_mode()
 def test_a_request_that_stops_drops_its_in_flight_row_and_its_slot_is_reused(tiny, monkeypatch):
     prompt_a, prompt_b, prompt_c = "hello world", "who " * 5, "how why " * 3
     free_run = _solo(tiny, monkeypatch, prompt_a, _greedy(30))
