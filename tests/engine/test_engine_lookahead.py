@@ -124,6 +124,29 @@ def test_a_request_that_stops_drops_its_in_flight_row_and_its_slot_is_reused(tin
 
 
 @torch.inference_mode()
+def test_a_stop_string_ends_the_request_the_same_way(tiny, monkeypatch):
+    # stop strings end a request in the engine's output step, after the next step went ahead
+    _, _, tok = tiny
+    free_run = _solo(tiny, monkeypatch, "who " * 4, _greedy(30))
+    text = tok.decode(free_run[8:], skip_special_tokens=True)
+    stop = next(text[i:i + 3] for i in range(len(text) - 3)
+                if text[i:i + 3].strip() and text[i:i + 3] not in tok.decode(free_run[:8], skip_special_tokens=True))
+    params = SamplingParams(temperature=0, max_tokens=30, stop=[stop], ignore_eos=True)
+    outs = {}
+    for lookahead in (False, True):
+        engine = _engine(tiny, monkeypatch, lookahead=lookahead, max_num_seqs=2)
+        ids = [engine.add_request("who " * 4, params), engine.add_request("hello world", _greedy(20))]
+        finals = {}
+        while engine.has_unfinished_requests():
+            finals.update({o.req_id: (o.token_ids, o.text, o.finish_reason) for o in engine.step() if o.finished})
+        outs[lookahead] = [finals[i] for i in ids]
+        assert (engine.num_lookahead_steps > 0) == lookahead
+    assert outs[True] == outs[False]
+    token_ids, text_out, reason = outs[True][0]
+    assert reason == "stop" and len(token_ids) < 30 and stop not in text_out
+
+
+@torch.inference_mode()
 def test_an_arrival_waits_one_step_while_a_step_is_in_flight(tiny, monkeypatch):
     engine = _engine(tiny, monkeypatch)
     first = engine.add_request("describe the frame", _greedy(20))
