@@ -79,3 +79,21 @@ def test_sampler_masks_on_the_device_equal_the_cpu():
     on_gpu = Sampler().draw(logits.cuda(), rows)
     assert on_gpu.is_cuda and on_gpu.tolist() == on_cpu
     assert all(allowed[r, t] for r, t in enumerate(on_cpu[:3]))
+
+
+def test_engine_lookahead_with_a_grammar_matches_plain_steps(tmp_path):
+    # needs the structured-output packages (bench/fetch_device_wheels.sh carries them to the device)
+    pytest.importorskip("llguidance")
+    pytest.importorskip("jsonschema")
+    ckpt = write_tiny_vl_checkpoint(tmp_path)
+    model, tok = nanovl.load_model(ckpt, dtype=torch.float32, device="cuda"), Tokenizer.from_dir(ckpt)
+    params = [SamplingParams(temperature=0.9, seed=s, max_tokens=200, response_format={"type": "json_object"})
+              for s in (2, 3)] + [SamplingParams(temperature=0, max_tokens=30, ignore_eos=True)]
+    outs, ahead = {}, {}
+    for lookahead in (False, True):
+        engine = LLMEngine(EngineConfig(model=str(ckpt), device="cuda", dtype="float32", max_num_seqs=4,
+                                        decode_lookahead=lookahead), model=model, tokenizer=tok)
+        outs[lookahead] = run_to_completion(engine, PROMPTS[:3], params)
+        ahead[lookahead] = engine.num_lookahead_steps
+    assert outs[True] == outs[False]
+    assert ahead[False] == 0 and ahead[True] > 10
