@@ -74,9 +74,11 @@ class DecodeCudaGraphs:
         buckets: batch sizes to capture (those above the pool size are dropped).
     """
 
+    needs_cuda = True  # nanovl.testing.fake_graphs runs the capture and replay eagerly, on a CPU too
+
     def __init__(self, lm: torch.nn.Module, state: LMState, *, max_seq_len: int,
                  buckets: tuple[int, ...] = DEFAULT_BUCKETS):
-        if not state.seq_lens.is_cuda:
+        if self.needs_cuda and not state.seq_lens.is_cuda:
             raise ValueError("DecodeCudaGraphs needs a CUDA state")
         self.lm, self.state = lm, state
         self.buckets = sorted({b for b in buckets if 1 <= b <= state.batch_size})

@@ -8,10 +8,7 @@ DecodeCudaGraphs (`step_rows`, `capture(preserve_state=...)`) is the real code. 
 """
 from __future__ import annotations
 
-import torch
-
 from nanovl.engine import cuda_graphs
-from nanovl.model.state import AttentionLayerState
 
 
 class _EagerReplay:
@@ -28,14 +25,7 @@ class FakeGraphs(cuda_graphs.DecodeCudaGraphs):
     """DecodeCudaGraphs with its CUDA parts (the capture, the replay) run eagerly: the rest, the
     runner's `step_rows` and `capture(preserve_state=...)` included, is the real code."""
 
-    def __init__(self, lm, state, *, max_seq_len, buckets):
-        for st in state.layers:
-            if isinstance(st, AttentionLayerState):
-                st.ensure_capacity(max_seq_len)
-        self.lm, self.state, self.max_seq_len = lm, state, max_seq_len
-        self.buckets = sorted({b for b in buckets if 1 <= b <= state.batch_size})
-        self.input_ids = torch.zeros(self.buckets[-1], 1, dtype=torch.long)
-        self.graphs, self.logits, self._ptrs, self._indices = {}, {}, [], {}
+    needs_cuda = False
 
     def _capture(self):
         # as the real capture: a warm-up step per bucket that runs for real (it moves the rows'
