@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import torch
 
-from nanovl.engine.lookahead import InFlightDecode, copy_to_host_async
+from nanovl.engine.lookahead import InFlightDecode
 from nanovl.engine.model_runner import ModelRunner
 from nanovl.engine.outputs import ModelRunnerOutput, RequestOutput, SchedulerOutput, TokenLogprob
 from nanovl.engine.prefix_cache import PrefixHandle, make_handle, match_prefix
@@ -26,6 +26,7 @@ from nanovl.engine.request import Request, RequestStatus
 from nanovl.engine.request_state import RequestState
 from nanovl.engine.sampler import Sampler, SamplingRow
 from nanovl.engine.scheduler import Scheduler
+from nanovl.engine.transfers import copy_to_host_async
 from nanovl.errors import InvalidRequestError
 from nanovl.processor import ProcessedPrompt, Processor
 from nanovl.sampling_params import SamplingParams

@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 
 from nanovl.engine.outputs import TokenLogprob
+from nanovl.engine.transfers import to_device_async
 from nanovl.ops.sampling import (apply_penalties, apply_temperature_top_k_top_p_min_p,
                                  compute_logprobs, sample)
 from nanovl.sampling_params import SamplingParams
@@ -35,10 +36,8 @@ class SamplerOutput:
 
 
 def _on_device(values, dtype: torch.dtype, dev: torch.device) -> torch.Tensor:
-    """A small host list as a device tensor, copied from pinned memory: a copy from pageable memory
-    makes the host wait for the stream, which with the engine's lookahead holds a whole decode step."""
-    t = torch.tensor(values, dtype=dtype)
-    return t.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else t
+    """A small host list as a device tensor, without waiting for the stream (engine/transfers.py)."""
+    return to_device_async(torch.tensor(values, dtype=dtype), dev)
 
 
 class Sampler:
@@ -76,8 +75,7 @@ class Sampler:
         masked = [i for i, r in enumerate(rows) if r.allowed is not None]
         if masked:
             x = x.clone()  # the masks are written in place; the caller's logits stay as they were
-            allowed = torch.stack([rows[i].allowed for i in masked])
-            allowed = allowed.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else allowed.to(dev)
+            allowed = to_device_async(torch.stack([rows[i].allowed for i in masked]), dev)
             where = _on_device(masked, torch.long, dev)
             x[where] = x[where].masked_fill(~allowed, float("-inf"))
         ps = [r.params for r in rows]
