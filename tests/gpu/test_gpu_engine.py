@@ -42,23 +42,30 @@ def test_engine_graph_decode_matches_eager(tmp_path):
     assert not kernel_failures(), f"kernels fell back to the reference: {kernel_failures()}"
 
 
+def _with_and_without_lookahead(tmp_path, params: list[SamplingParams]) -> tuple[dict, dict]:
+    """The first len(params) prompts through a fresh tiny checkpoint in fp32, lookahead off then on:
+    ({lookahead: token ids of each}, {lookahead: steps that went ahead})."""
+    ckpt = write_tiny_vl_checkpoint(tmp_path)
+    model, tok = nanovl.load_model(ckpt, dtype=torch.float32, device="cuda"), Tokenizer.from_dir(ckpt)
+    outs, ahead = {}, {}
+    for lookahead in (False, True):
+        engine = LLMEngine(EngineConfig(model=str(ckpt), device="cuda", dtype="float32", max_num_seqs=4,
+                                        decode_lookahead=lookahead), model=model, tokenizer=tok)
+        outs[lookahead] = run_to_completion(engine, PROMPTS[:len(params)], params)
+        ahead[lookahead] = engine.num_lookahead_steps
+    return outs, ahead
+
+
 def test_engine_lookahead_with_drawn_rows_matches_plain_steps(tmp_path):
     # seeded draws with top-p and min-p, and penalties: the sampler runs on the device from pinned
     # copies, and the next step is launched on its ids before the host reads them. (Grammar rows
     # go ahead too; the device machine lacks the structured-output packages, so the CPU tests and
     # test_sampler_masks_on_the_device_equal_the_cpu below cover them.)
-    ckpt = write_tiny_vl_checkpoint(tmp_path)
-    model, tok = nanovl.load_model(ckpt, dtype=torch.float32, device="cuda"), Tokenizer.from_dir(ckpt)
     params = [SamplingParams(temperature=0.8, top_p=0.9, seed=1, max_tokens=40, ignore_eos=True),
               SamplingParams(temperature=0, repetition_penalty=1.3, presence_penalty=0.4, max_tokens=40,
                              ignore_eos=True),
               SamplingParams(temperature=1.1, min_p=0.05, seed=2, max_tokens=60, ignore_eos=True)]
-    outs, ahead = {}, {}
-    for lookahead in (False, True):
-        engine = LLMEngine(EngineConfig(model=str(ckpt), device="cuda", dtype="float32", max_num_seqs=4,
-                                        decode_lookahead=lookahead), model=model, tokenizer=tok)
-        outs[lookahead] = run_to_completion(engine, PROMPTS[:3], params)
-        ahead[lookahead] = engine.num_lookahead_steps
+    outs, ahead = _with_and_without_lookahead(tmp_path, params)
     assert outs[True] == outs[False]
     assert ahead[False] == 0 and ahead[True] > 30
 
@@ -85,15 +92,8 @@ def test_engine_lookahead_with_a_grammar_matches_plain_steps(tmp_path):
     # needs the structured-output packages (bench/fetch_device_wheels.sh carries them to the device)
     pytest.importorskip("llguidance")
     pytest.importorskip("jsonschema")
-    ckpt = write_tiny_vl_checkpoint(tmp_path)
-    model, tok = nanovl.load_model(ckpt, dtype=torch.float32, device="cuda"), Tokenizer.from_dir(ckpt)
     params = [SamplingParams(temperature=0.9, seed=s, max_tokens=200, response_format={"type": "json_object"})
               for s in (2, 3)] + [SamplingParams(temperature=0, max_tokens=30, ignore_eos=True)]
-    outs, ahead = {}, {}
-    for lookahead in (False, True):
-        engine = LLMEngine(EngineConfig(model=str(ckpt), device="cuda", dtype="float32", max_num_seqs=4,
-                                        decode_lookahead=lookahead), model=model, tokenizer=tok)
-        outs[lookahead] = run_to_completion(engine, PROMPTS[:3], params)
-        ahead[lookahead] = engine.num_lookahead_steps
+    outs, ahead = _with_and_without_lookahead(tmp_path, params)
     assert outs[True] == outs[False]
     assert ahead[False] == 0 and ahead[True] > 10
