@@ -94,12 +94,12 @@ def _our_items(args, dev, dtype, sizes, caps, res: Results) -> list[Item]:
         r["roofline_tok_per_s"] = b * caps["copy_bytes_per_s"] / r["bytes"]
         return {**r, "ops": ops}
 
-    def engine_decode(graphs, lookahead=True, sampled=False):
+    def engine_decode(graphs, lookahead=True, sampled=False, batch=1):
         steps = sizes["steps"] if graphs else sizes["eager_steps"]
         r = our_bench.bench_engine_decode(model(), sizes["prompt"], steps, graphs=graphs, lookahead=lookahead,
-                                          sampled=sampled)
-        r["bytes"] = rl.lm_decode_bytes(model().config.text, 1, r["context"])
-        r["roofline_tok_per_s"] = caps["copy_bytes_per_s"] / r["bytes"]
+                                          sampled=sampled, batch=batch)
+        r["bytes"] = rl.lm_decode_bytes(model().config.text, batch, r["context"])
+        r["roofline_tok_per_s"] = batch * caps["copy_bytes_per_s"] / r["bytes"]
         return {**r, "ops": ops}
 
     def ttft(name, fn, n_items):
@@ -133,13 +133,16 @@ def _our_items(args, dev, dtype, sizes, caps, res: Results) -> list[Item]:
         items.append(Item("decode", "decode:1:eager", functools.partial(decode, 1, False),
                           tags={"batch": 1, "cuda_graphs": False}))
     if "decode" in secs:  # what `nanovl run` gets: the whole engine, graphs with and without the
-        # decode lookahead, and eager; then a top-p draw instead of greedy
-        for graphs, lookahead, sampled in (((True, True, False), (True, False, False), (False, False, False),
-                                            (True, True, True)) if cuda else ((False, False, False),)):
-            key = (f"decode:1:engine{'-graphs' if graphs else ''}{'-no-lookahead' if graphs and not lookahead else ''}"
-                   f"{'-top-p' if sampled else ''}")
-            items.append(Item("decode", key, functools.partial(engine_decode, graphs, lookahead, sampled),
-                              tags={"batch": 1, "cuda_graphs": graphs, "engine": True, "lookahead": lookahead,
+        # decode lookahead, and eager; then a top-p draw instead of greedy; then what `nanovl serve`
+        # gets from many requests at once, beside the bare batched replays above
+        runs = (((1, True, True, False), (1, True, False, False), (1, False, False, False), (1, True, True, True))
+                + tuple((b, True, True, s) for b in sizes["decode"] if b > 1 for s in (False, True))
+                if cuda else ((1, False, False, False),))
+        for batch, graphs, lookahead, sampled in runs:
+            key = (f"decode:{batch}:engine{'-graphs' if graphs else ''}"
+                   f"{'-no-lookahead' if graphs and not lookahead else ''}{'-top-p' if sampled else ''}")
+            items.append(Item("decode", key, functools.partial(engine_decode, graphs, lookahead, sampled, batch),
+                              tags={"batch": batch, "cuda_graphs": graphs, "engine": True, "lookahead": lookahead,
                                     "sampled": sampled}))
     return items
 

@@ -79,37 +79,46 @@ TINY_TOKENIZER = Path(__file__).resolve().parents[1] / "assets" / "tiny"
 
 
 def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graphs: bool,
-                        lookahead: bool = True, sampled: bool = False) -> dict:
-    """One greedy request through LLMEngine, as `nanovl run` serves it (scheduler, runner, sampler,
-    detokenizer), on a random prompt: tok/s of its decode steps, the first token's step excluded.
-    The same request runs once before, untimed, so compiles and the graph capture stay outside."""
+                        lookahead: bool = True, sampled: bool = False, batch: int = 1) -> dict:
+    """`batch` greedy requests through LLMEngine at once, as `nanovl run` / `serve` decode them
+    (scheduler, runner, sampler, detokenizer), on random prompts: tok/s of the decode steps once every
+    request has its first token. The same requests run once before, untimed, so compiles and the
+    graph capture stay outside."""
     from nanovl.engine.engine import EngineConfig, LLMEngine
     from nanovl.sampling_params import SamplingParams
     from nanovl.tokenizer import Tokenizer
 
     weight = model.language_model.backbone.embeddings.weight
     dev = weight.device
-    config = EngineConfig(device=str(dev), dtype=str(weight.dtype).removeprefix("torch."), max_num_seqs=1,
+    config = EngineConfig(device=str(dev), dtype=str(weight.dtype).removeprefix("torch."), max_num_seqs=batch,
                           cuda_graphs=graphs, decode_lookahead=lookahead)
     engine = LLMEngine(config, model=model, tokenizer=Tokenizer.from_dir(TINY_TOKENIZER))
-    prompt = torch.randint(0, min(1000, model.language_model.config.vocab_size), (prompt_len,)).tolist()
+    vocab = min(1000, model.language_model.config.vocab_size)
+    prompts = [torch.randint(0, vocab, (prompt_len,)).tolist() for _ in range(batch)]
     # sampled: the reasoning settings a chat user would send (a seeded top-p draw) instead of greedy
-    params = (SamplingParams(temperature=0.6, top_p=0.95, seed=0, max_tokens=steps + 1, ignore_eos=True) if sampled
-              else SamplingParams(temperature=0, max_tokens=steps + 1, ignore_eos=True))
+    params = [SamplingParams(temperature=0.6, top_p=0.95, seed=i, max_tokens=steps + 1, ignore_eos=True)
+              if sampled else SamplingParams(temperature=0, max_tokens=steps + 1, ignore_eos=True)
+              for i in range(batch)]
     _peak_reset(dev)
     for timed_run in (False, True):
-        engine.add_request(prompt, params)
+        for prompt, p in zip(prompts, params):
+            engine.add_request(prompt, p)
+        started, t0 = set(), None
+        tokens_at_start = 0
         while engine.has_unfinished_requests():
             outs = engine.step()
-            if outs and len(outs[0].token_ids) == 1:  # the prompt's step gave the first token
+            started |= {o.req_id for o in outs if o.token_ids}
+            if t0 is None and len(started) == batch:  # every prompt's step is done: decode only from here
+                tokens_at_start = sum(len(o.token_ids) for o in outs)
                 sync(dev)
                 t0 = time.perf_counter()
         sync(dev)
         sec = time.perf_counter() - t0
+    decoded = batch * (steps + 1) - tokens_at_start
     runner = engine.runner
-    return {"batch": 1, "steps": steps, "context": prompt_len + steps // 2, "step_seconds": sec / steps,
-            "tok_per_s": steps / sec, "cuda_graphs": graphs, "engine": True, "lookahead": lookahead,
-            "sampled": sampled,
+    return {"batch": batch, "steps": decoded // batch, "context": prompt_len + steps // 2,
+            "step_seconds": sec * batch / decoded, "tok_per_s": decoded / sec, "cuda_graphs": graphs,
+            "engine": True, "lookahead": lookahead, "sampled": sampled,
             "graph_steps": runner.num_graph_steps, "lookahead_steps": engine.num_lookahead_steps,
             "peak_bytes": peak_bytes(dev)}
 

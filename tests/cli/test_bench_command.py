@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from nanovl import cli_bench
 
@@ -55,3 +56,14 @@ def test_a_rerun_resumes_instead_of_measuring_again(bench_run, capsys):
                            "--time-budget", "120", "--out", str(out)]) == 0
     after = json.loads(out.read_text())
     assert after["prefill"] == before["prefill"] and after["decode"] == before["decode"]
+
+
+def test_the_engine_bench_decodes_a_batch_of_requests_together():
+    from nanovl.bench import lm as our_bench
+
+    model = our_bench.build_model("tiny", torch.device("cpu"), torch.float32)
+    r = our_bench.bench_engine_decode(model, 8, 5, graphs=False, lookahead=False, batch=3)
+    # three requests of 6 tokens each: the first token of each comes from its prompt's step, so the
+    # timed decode covers the other 5 of each
+    assert (r["batch"], r["steps"]) == (3, 5) and r["tok_per_s"] > 0 and r["step_seconds"] > 0
+    assert r["lookahead_steps"] == 0 and r["graph_steps"] == 0
