@@ -5,7 +5,8 @@ replays ("decode b1"); the difference is host work the GPU waits for. This runs 
 and splits each step's wall time into its phases (schedule, the runner's launch, the sampler, whose
 `.tolist()` waits for the GPU, the scheduler's update, the outputs), so the next cut is aimed.
 
-    python bench/engine_step_profile.py [--steps 64] [--graphs/--no-graphs] [--lookahead/--no-lookahead] [--out prof.json]
+    python bench/engine_step_profile.py [--steps 64] [--batch 1] [--top-p] [--graphs/--no-graphs]
+        [--lookahead/--no-lookahead] [--out prof.json]
 
 It first times the steps bare, then (on a GPU) traces their kernels: the GPU's busy time against the
 step's wall time tells host stalls from GPU work, and the kernels outside the graph are listed.
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--preset", default=None, help="model shape (default: nano-12b-v2-vl on GPU, tiny on CPU)")
     p.add_argument("--steps", type=int, default=64)
     p.add_argument("--prompt", type=int, default=256, help="prompt tokens")
+    p.add_argument("--batch", type=int, default=1, help="requests decoded together")
+    p.add_argument("--top-p", action="store_true", help="a seeded top-p draw (temperature 0.6, top_p 0.95)")
     p.add_argument("--graphs", action=argparse.BooleanOptionalAction, default=True, help="CUDA-graph decode")
     p.add_argument("--lookahead", action=argparse.BooleanOptionalAction, default=True, help="decode lookahead")
     p.add_argument("--top", type=int, default=25, help="cProfile rows to print")
@@ -70,20 +73,30 @@ def main(argv: list[str] | None = None) -> None:
     preset = args.preset or ("nano-12b-v2-vl" if dev.type == "cuda" else "tiny")
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     model = our_bench.build_model(preset, dev, dtype)
-    config = EngineConfig(device=str(dev), dtype=str(dtype).removeprefix("torch."), max_num_seqs=1,
+    config = EngineConfig(device=str(dev), dtype=str(dtype).removeprefix("torch."), max_num_seqs=args.batch,
                           cuda_graphs=args.graphs and dev.type == "cuda", decode_lookahead=args.lookahead)
     engine = LLMEngine(config, model=model, tokenizer=Tokenizer.from_dir(our_bench.TINY_TOKENIZER))
     vocab = min(1000, model.language_model.config.vocab_size)
-    prompt = torch.randint(0, vocab, (args.prompt,)).tolist()
-    params = SamplingParams(temperature=0, max_tokens=args.steps + 1, ignore_eos=True)
+    prompts = [torch.randint(0, vocab, (args.prompt,)).tolist() for _ in range(args.batch)]
+    params = [SamplingParams(temperature=0.6, top_p=0.95, seed=i, max_tokens=args.steps + 1, ignore_eos=True)
+              if args.top_p else SamplingParams(temperature=0, max_tokens=args.steps + 1, ignore_eos=True)
+              for i in range(args.batch)]
 
-    def run(on_decode_step: Callable[[], None] | None = None) -> None:
-        engine.add_request(prompt, params)
-        engine.step()  # the prompt
+    def run(on_decode_step: Callable[[], None] | None = None) -> int:
+        """The requests to the end; `on_decode_step` runs once every prompt has had its step, and the
+        steps after it are counted and returned."""
+        for prompt, p in zip(prompts, params):
+            engine.add_request(prompt, p)
+        started: set[str] = set()
+        while len(started) < args.batch:  # the prompts (several steps when they do not fit one)
+            started |= {o.req_id for o in engine.step() if o.token_ids}
         if on_decode_step:
             on_decode_step()
+        steps = 0
         while engine.has_unfinished_requests():
             engine.step()
+            steps += 1
+        return steps
 
     run()  # compiles, autotunes and captures outside what is measured
     marks: dict[str, float] = {}
@@ -96,9 +109,9 @@ def main(argv: list[str] | None = None) -> None:
         sync()
         marks["t0"] = time.perf_counter()
 
-    run(mark)
+    steps = run(mark)
     sync()
-    bare_us = (time.perf_counter() - marks["t0"]) / args.steps * 1e6
+    bare_us = (time.perf_counter() - marks["t0"]) / steps * 1e6
     kernels = None
     if dev.type == "cuda":
         from torch.profiler import ProfilerActivity, profile
@@ -109,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         run(lambda: (sync(), prof.start()))
         sync()
         prof.stop()
-        kernels = summarize_events(_kernel_events(prof, dev), args.steps)
+        kernels = summarize_events(_kernel_events(prof, dev), steps)
     totals: dict[str, float] = defaultdict(float)
     _instrument(engine, totals)
     cprof = cProfile.Profile()
@@ -120,13 +133,12 @@ def main(argv: list[str] | None = None) -> None:
         marks["t0"] = time.perf_counter()
         cprof.enable()
 
-    run(start)
+    steps = run(start)
     cprof.disable()
     wall = time.perf_counter() - marks["t0"]
-    steps = args.steps
     print(f"{preset} on {torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'}, graphs {config.cuda_graphs}, "
-          f"lookahead {config.decode_lookahead}: {steps} decode steps, {bare_us:.0f} us a step bare "
-          f"({1e6 / bare_us:.1f} tok/s); {engine.num_lookahead_steps} steps went ahead")
+          f"lookahead {config.decode_lookahead}, batch {args.batch}{' top-p' if args.top_p else ''}: {steps} decode "
+          f"steps, {bare_us:.0f} us a step bare ({args.batch * 1e6 / bare_us:.1f} tok/s); {engine.num_lookahead_steps} steps went ahead")
     if kernels is not None:
         print(f"GPU busy {kernels['busy_us_per_step']:.0f} us a step ({kernels['busy_us_per_step'] / bare_us:.1%} of the"
               f" bare step), {kernels['kernels_per_step']:.0f} kernels a step; the largest:")
@@ -143,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"preset": preset, "device": str(dev), "graphs": config.cuda_graphs,
-                       "lookahead": config.decode_lookahead, "steps": steps, "bare_step_us": bare_us,
+                       "lookahead": config.decode_lookahead, "batch": args.batch, "top_p": args.top_p, "steps": steps, "bare_step_us": bare_us,
                        "kernels": kernels, "profiled_step_us": wall / steps * 1e6, "phases_us": phases,
                        "cprofile": buf.getvalue()}, f, indent=1)
 

@@ -41,14 +41,15 @@ def _reserved(dev: torch.device) -> int:
 
 
 def _capture_seconds(graphs_cls, lm, state, capacity: int, buckets: tuple[int, ...], dev) -> tuple[float, int]:
-    """(seconds, bytes the capture added to the allocator's reserve); the graphs are freed after."""
+    """(seconds, bytes the capture added to the allocator's reserve); the graphs are freed after.
+    The K/V the graphs reserve is grown first and left out of both: it is the state's, not the graphs'."""
+    graphs = graphs_cls(lm, state, max_seq_len=capacity, buckets=buckets)
     _sync(dev)
     before = _reserved(dev)
-    t0 = time.perf_counter()
-    graphs = graphs_cls(lm, state, max_seq_len=capacity, buckets=buckets)
+    t1 = time.perf_counter()
     graphs.capture(preserve_state=True)
     _sync(dev)
-    sec = time.perf_counter() - t0
+    sec = time.perf_counter() - t1
     grown = _reserved(dev) - before
     del graphs
     if dev.type == "cuda":
