@@ -42,6 +42,18 @@ def _timed(totals: dict[str, float], name: str, fn: Callable) -> Callable:
     return wrapper
 
 
+class _TimedSampler:
+    """The engine's sampler with both entries timed: `__call__` reads the ids back (it waits for the
+    GPU), `draw` leaves them on the device (the lookahead's path)."""
+
+    def __init__(self, sampler, totals: dict[str, float]):
+        self._call = _timed(totals, "  sampler (waits for the GPU)", sampler)
+        self.draw = _timed(totals, "  sampler.draw (no wait)", sampler.draw)
+
+    def __call__(self, *args, **kwargs):
+        return self._call(*args, **kwargs)
+
+
 def _instrument(engine: LLMEngine, totals: dict[str, float]) -> None:
     """Wrap the step's phases on this engine instance (the classes stay as they are)."""
     engine.scheduler.schedule = _timed(totals, "scheduler.schedule", engine.scheduler.schedule)
@@ -50,7 +62,7 @@ def _instrument(engine: LLMEngine, totals: dict[str, float]) -> None:
     if hasattr(engine.runner, "_graph_decode"):
         engine.runner._graph_decode = _timed(totals, "    runner._graph_decode", engine.runner._graph_decode)
     engine._sample = _timed(totals, "engine._sample", engine._sample)
-    engine.sampler = _timed(totals, "  sampler (waits for the GPU)", engine.sampler)
+    engine.sampler = _TimedSampler(engine.sampler, totals)
     engine.scheduler.update_from_output = _timed(totals, "scheduler.update_from_output",
                                                  engine.scheduler.update_from_output)
     engine._output = _timed(totals, "engine._output", engine._output)

@@ -26,3 +26,23 @@ def test_profile_times_the_engine_phases_and_writes_json(tmp_path, capsys):
     # the decode forward sits inside the runner's execute, and no phase exceeds the whole step
     assert phases["  runner.decode"] <= phases["runner.execute"] <= res["profiled_step_us"]
     assert f"{res['bare_step_us']:.0f} us a step bare" in printed
+
+
+def test_the_timed_sampler_keeps_both_entries_of_the_sampler():
+    # the lookahead draws through `sampler.draw`: a wrapper without it broke the GPU profile once
+    import torch
+    from collections import defaultdict
+
+    from nanovl.engine.sampler import Sampler, SamplingRow
+    from nanovl.sampling_params import SamplingParams
+
+    spec = importlib.util.spec_from_file_location("engine_step_profile", _PATH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    totals = defaultdict(float)
+    timed = mod._TimedSampler(Sampler(), totals)
+    logits = torch.tensor([[0.0, 3.0, 1.0], [2.0, 0.0, 1.0]])
+    rows = [SamplingRow(SamplingParams(temperature=0), None, [], []) for _ in range(2)]
+    assert timed.draw(logits, rows).tolist() == [1, 0]
+    assert timed(logits, rows).token_ids == [1, 0]
+    assert set(totals) == {"  sampler (waits for the GPU)", "  sampler.draw (no wait)"}
