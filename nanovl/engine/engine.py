@@ -181,7 +181,7 @@ class LLMEngine:
                       eos_token_ids=self.eos_token_ids, stop_token_ids=frozenset(params.stop_token_ids),
                       ignore_eos=params.ignore_eos, mm_input=processed.mm_input, prefix=prefix)
         state = RequestState.create(req, params, self.tokenizer, thinking=thinking,
-                                    grammar_tokenizer=self._grammar_tokenizer, device=self.runner.device)
+                                    grammar_tokenizer=self._grammar_tokenizer)
         state.save_state, state.processed = save_state, processed
         self.scheduler.add_request(req)
         self._states[req_id] = state
@@ -317,7 +317,7 @@ class LLMEngine:
             if tokens:
                 forced[req_id] = tokens
                 continue
-            rows.append(SamplingRow(st.params, st.generator, req.prompt_token_ids, req.output_token_ids,
+            rows.append(SamplingRow(st.params, st.next_seed(), req.prompt_token_ids, req.output_token_ids,
                                     st.allowed_mask(self.vocab_size)))
             idx.append(i)
         return forced, rows, idx

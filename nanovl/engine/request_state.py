@@ -7,6 +7,7 @@ forced by the thinking budget never reach it.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -29,7 +30,7 @@ class RequestState:
     reasoning: ReasoningStream
     thinking: bool
     think_end_ids: list[int]
-    generator: torch.Generator | None = None
+    rng: random.Random = field(default_factory=random.Random)
     budget: ThinkingBudget | None = None
     grammar: Any = None
     answer_started: bool = True
@@ -43,9 +44,13 @@ class RequestState:
     _thought: list[int] = field(default_factory=list)
     _delta: list[str] = field(default_factory=lambda: ["", ""])
 
+    def next_seed(self) -> int:
+        """The seed of this request's next draw (ops/sampling `sample`)."""
+        return self.rng.getrandbits(63)
+
     @classmethod
     def create(cls, req: Request, params: SamplingParams, tokenizer, *, thinking: bool,
-               grammar_tokenizer: Callable[[], Any], device: torch.device) -> "RequestState":
+               grammar_tokenizer: Callable[[], Any]) -> "RequestState":
         """Build the state; raises InvalidRequestError for a bad response_format."""
         detok = IncrementalDetokenizer(tokenizer, skip_special_tokens=params.skip_special_tokens,
                                        stop=params.stop,
@@ -55,8 +60,10 @@ class RequestState:
         think_end = tokenizer.encode(THINK_END) if thinking else []
         st = cls(params, detok, ReasoningStream(thinking_enabled=thinking), thinking, think_end,
                  answer_started=not thinking)
-        if params.seed is not None:
-            st.generator = torch.Generator(device=device).manual_seed(params.seed)
+        # every draw takes its seed from the request's own RNG (ops/sampling: counter-based noise), so
+        # a seeded request repeats whatever else is in the batch; an unseeded one is seeded from
+        # torch's global RNG, which torch.manual_seed makes repeatable too
+        st.rng = random.Random(params.seed if params.seed is not None else int(torch.randint(0, 2 ** 62, ())))
         if thinking and params.thinking_budget is not None:
             st.budget = ThinkingBudget.from_tokenizer(params.thinking_budget, tokenizer)
         if params.response_format is not None:

@@ -23,7 +23,7 @@ class SamplingRow:
     """What the sampler needs of one request for one step."""
 
     params: SamplingParams
-    generator: torch.Generator | None
+    seed: int  # this draw's seed, from the request's own RNG (RequestState.next_seed)
     prompt_token_ids: Sequence[int]
     output_token_ids: Sequence[int]
     allowed: torch.Tensor | None = None  # bool [V] grammar mask, None = all allowed
@@ -93,23 +93,24 @@ class Sampler:
         ids = x.argmax(dim=1)
         drawn = [i for i, p in enumerate(ps) if not p.is_greedy]
         if len(drawn) == len(rows):
-            ids = self._draw(x, ps, [r.generator for r in rows])
+            ids = self._draw(x, ps, [r.seed for r in rows])
         elif drawn:
             where = _on_device(drawn, torch.long, dev)
-            ids[where] = self._draw(x[where], [ps[i] for i in drawn], [rows[i].generator for i in drawn])
+            ids[where] = self._draw(x[where], [ps[i] for i in drawn], [rows[i].seed for i in drawn])
         return ids, x
 
     @staticmethod
-    def _draw(x: torch.Tensor, ps: Sequence[SamplingParams],
-              generators: Sequence[torch.Generator | None]) -> torch.Tensor:
-        """Filter and draw rows that are not greedy; the knobs travel to the device in one copy."""
+    def _draw(x: torch.Tensor, ps: Sequence[SamplingParams], seeds: Sequence[int]) -> torch.Tensor:
+        """Filter and draw rows that are not greedy; the knobs travel to the device in one copy, the
+        seeds in another."""
         # top_k <= V < 2**24: exact in fp32
         knobs = _on_device([[p.temperature, p.top_k, p.top_p, p.min_p] for p in ps], torch.float32, x.device)
         # a filter no row uses is skipped (None): top-k and top-p each sort the whole vocabulary
         top_k = knobs[:, 1].long() if any(p.top_k > 0 for p in ps) else None
         top_p = knobs[:, 2] if any(p.top_p < 1 for p in ps) else None
         min_p = knobs[:, 3] if any(p.min_p > 0 for p in ps) else None
-        return sample(apply_temperature_top_k_top_p_min_p(x, knobs[:, 0], top_k, top_p, min_p), generators)
+        filtered = apply_temperature_top_k_top_p_min_p(x, knobs[:, 0], top_k, top_p, min_p)
+        return sample(filtered, _on_device(list(seeds), torch.long, x.device))
 
     @staticmethod
     def _logprobs(logits: torch.Tensor, ids: torch.Tensor,

@@ -77,7 +77,7 @@ class SamplingFields(_Model):
     presence_penalty: Optional[float] = None
     frequency_penalty: Optional[float] = None
     repetition_penalty: Optional[float] = None
-    # torch generators take 64-bit seeds
+    # a signed 64-bit range, as OpenAI's clients send (each request's own RNG takes any int)
     seed: Optional[int] = Field(default=None, ge=-(2**63), lt=2**63)
     stop: Union[str, list[str], None] = None
     stop_token_ids: Optional[list[int]] = None

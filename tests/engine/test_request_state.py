@@ -43,7 +43,7 @@ def make_state(**params) -> tuple[RequestState, Request, RecordingGrammar]:
     tok = CharTokenizer()
     req = Request("r", tok.encode("Q: <think>\n"), max_tokens=100)
     st = RequestState.create(req, SamplingParams(**params), tok, thinking=True,
-                             grammar_tokenizer=lambda: None, device=torch.device("cpu"))
+                             grammar_tokenizer=lambda: None)
     st.grammar = RecordingGrammar()
     return st, req, st.grammar
 

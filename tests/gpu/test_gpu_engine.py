@@ -81,7 +81,7 @@ def test_sampler_masks_on_the_device_equal_the_cpu():
     for r in range(4):
         allowed[r, torch.randperm(512)[:20 + r]] = True
     rows = [SamplingRow(SamplingParams(temperature=0, repetition_penalty=1.2 if r % 2 else 1.0),
-                        None, [1, 2, 3], [4, 5], allowed[r] if r != 3 else None) for r in range(4)]
+                        r, [1, 2, 3], [4, 5], allowed[r] if r != 3 else None) for r in range(4)]
     on_cpu = Sampler()(logits, rows).token_ids
     on_gpu = Sampler().draw(logits.cuda(), rows)
     assert on_gpu.is_cuda and on_gpu.tolist() == on_cpu

@@ -5,6 +5,7 @@ Run: pytest tests/text/test_sampling_ops.py
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 import torch
@@ -75,10 +76,9 @@ def test_a_filter_passed_as_none_equals_its_neutral_setting():
 def test_greedy_rows_take_argmax_even_with_generators():
     torch.manual_seed(1)
     logits = torch.randn(8, 50)
-    gens = [torch.Generator().manual_seed(i) for i in range(8)]
-    ids = sample(_filter(logits, temperature=0.0), gens)
+    ids = sample(_filter(logits, temperature=0.0), torch.arange(8))
     assert torch.equal(ids, logits.argmax(dim=1))
-    ids = sample(_filter(logits, temperature=1.0), [None] * 8, greedy=torch.ones(8, dtype=torch.bool))
+    ids = sample(_filter(logits, temperature=1.0), torch.arange(8), greedy=torch.ones(8, dtype=torch.bool))
     assert torch.equal(ids, logits.argmax(dim=1))
 
 
@@ -86,19 +86,21 @@ def test_top_k_one_equals_greedy():
     torch.manual_seed(2)
     logits = torch.randn(16, 100) * 0.1
     for _ in range(5):
-        assert torch.equal(sample(_filter(logits, temperature=1.5, top_k=1), [None] * 16), logits.argmax(dim=1))
+        seeds = torch.randint(0, 2 ** 62, (16,))
+        assert torch.equal(sample(_filter(logits, temperature=1.5, top_k=1), seeds), logits.argmax(dim=1))
 
 
 def _seeded_run(seed, others, steps=20, V=64):
     """Tokens of a seeded row inside a batch whose other rows change every run."""
     logits_rng = torch.Generator().manual_seed(99)
-    gen = torch.Generator().manual_seed(seed)
+    rng = random.Random(seed)  # the request's own RNG, as RequestState draws each step's seed
     out = []
     for _ in range(steps):
         row = torch.randn(1, V, generator=logits_rng)
         batch = torch.cat([torch.randn(others, V), row, torch.randn(others, V)])
-        gens = [None] * others + [gen] + [torch.Generator().manual_seed(7)] * others
-        out.append(int(sample(_filter(batch), gens)[others]))
+        seeds = torch.randint(0, 2 ** 62, (2 * others + 1,))
+        seeds[others] = rng.getrandbits(63)
+        out.append(int(sample(_filter(batch), seeds)[others]))
     return out
 
 
@@ -112,7 +114,7 @@ def test_seed_reproduces_regardless_of_batch_and_differs_across_seeds():
 def test_sample_follows_the_distribution():
     probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
     n = 40000
-    ids = sample(probs.log().repeat(n, 1), [None] * n)
+    ids = sample(probs.log().repeat(n, 1), torch.randint(0, 2 ** 62, (n,)))
     freq = torch.bincount(ids, minlength=4).float() / n
     # 4 binomial standard deviations at most
     tol = 4 * torch.sqrt(probs * (1 - probs) / n)
@@ -121,7 +123,7 @@ def test_sample_follows_the_distribution():
 
 def test_sample_never_picks_filtered_tokens():
     logits = _filter(torch.randn(200, 30), top_k=3)
-    ids = sample(logits, [None] * 200)
+    ids = sample(logits, torch.randint(0, 2 ** 62, (200,)))
     assert torch.isfinite(logits.gather(1, ids[:, None])).all()
 
 
@@ -150,6 +152,43 @@ def test_compute_logprobs_hand_made():
     assert chosen.item() == pytest.approx(math.log(1 / 3), abs=1e-6) and top.shape == (1, 0) == top_ids.shape
 
 
-def test_sample_rejects_wrong_generator_count():
-    with pytest.raises(ValueError, match="generator"):
-        sample(torch.zeros(2, 4), [None])
+def test_sample_rejects_wrong_seed_count():
+    with pytest.raises(ValueError, match="one seed per row"):
+        sample(torch.zeros(2, 4), torch.tensor([1]))
+
+
+def test_top_p_keeps_the_tokens_tied_with_the_last_one_kept():
+    # masses 0.4, 0.2, 0.2, 0.2: top_p 0.5 needs the first and one 0.2 token, and its two twins stay
+    logits = torch.tensor([[0.4, 0.2, 0.2, 0.2]]).log()
+    assert _kept(_filter(logits, top_p=0.5)) == [[0, 1, 2, 3]]
+    logits = torch.tensor([[0.4, 0.3, 0.2, 0.1]]).log()
+    assert _kept(_filter(logits, top_p=0.5)) == [[0, 1]]
+
+
+def test_the_32_bit_multiply_of_the_noise_hash_wraps_like_uint32():
+    from nanovl.ops.sampling.ref import _mul32
+
+    rng = random.Random(0)
+    xs = [rng.getrandbits(32) for _ in range(1000)] + [0, 1, 2 ** 32 - 1]
+    for m in (0x7FEB352D, 0x846CA68B, 2 ** 32 - 1):
+        got = _mul32(torch.tensor(xs), m).tolist()
+        assert got == [(x * m) % 2 ** 32 for x in xs]
+
+
+def test_the_noise_is_uniform_per_seed_and_column_and_repeats_for_a_seed():
+    from nanovl.ops.sampling import uniform_noise_ref
+
+    seeds = torch.tensor([0, 1, 2 ** 62 + 5, 2 ** 63 - 1])
+    u = uniform_noise_ref(seeds, 50000)
+    assert u.shape == (4, 50000) and u.dtype == torch.float32
+    assert (u > 0).all() and (u < 1).all()
+    # mean 1/2 and variance 1/12 to within 5 standard errors; no two rows alike
+    assert ((u.mean(dim=1) - 0.5).abs() < 5 * (1 / 12 / 50000) ** 0.5).all()
+    assert ((u.var(dim=1) - 1 / 12).abs() < 0.002).all()
+    assert all(not torch.equal(u[i], u[j]) for i in range(4) for j in range(i))
+    # a pure function of (seed, column): a row alone or in another batch gets the same noise
+    assert torch.equal(uniform_noise_ref(seeds[2:3], 50000)[0], u[2])
+    assert torch.equal(uniform_noise_ref(seeds[2:3], 100)[0], u[2, :100])
+    # neighbouring columns and seeds are not correlated
+    assert abs(torch.corrcoef(torch.stack([u[0, :-1], u[0, 1:]]))[0, 1]) < 0.02
+    assert abs(torch.corrcoef(u[:2])[0, 1]) < 0.02

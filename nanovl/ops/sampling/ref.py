@@ -46,7 +46,8 @@ def apply_temperature_top_k_top_p_min_p_ref(logits: torch.Tensor, temperature: t
         logits: [B, V] float.
         temperature: [B]; 0 makes the row one-hot on its argmax (greedy).
         top_k: [B] int; 0 = off. Ties with the k-th logit are kept.
-        top_p: [B] in (0, 1]; keeps the smallest set of most likely tokens whose mass >= top_p.
+        top_p: [B] in (0, 1]; keeps the smallest set of most likely tokens whose mass >= top_p, and
+            the tokens tied with the least likely of them.
         min_p: [B] in [0, 1]; drops tokens with prob < min_p * max prob.
         Any of top_k / top_p / min_p may be None: that filter is off for every row. A caller that
         knows on the host that no row uses a filter passes None and saves its sorts of the vocabulary.
@@ -66,16 +67,19 @@ def apply_temperature_top_k_top_p_min_p_ref(logits: torch.Tensor, temperature: t
         sorted_x = x.sort(dim=1, descending=True).values
         kth = sorted_x.gather(1, (k - 1).unsqueeze(1))
         x = x.masked_fill(x < kth, float("-inf"))
-    # 2. top-p: keep a token while the mass strictly before it is < top_p (the first always stays)
+    # 2. top-p: keep the most likely tokens while the mass strictly above them is < top_p (the first
+    # always stays), and every token tied with the last one kept: a threshold on the logit, which a
+    # kernel can find without sorting (ops/sampling/kernel.py)
     if top_p is not None:
         p = torch.as_tensor(top_p, dtype=torch.float32, device=dev).reshape(B, 1)
-        probs_sorted, order = x.softmax(dim=1).sort(dim=1, descending=True, stable=True)
-        mass_before = probs_sorted.cumsum(dim=1) - probs_sorted
+        x_sorted = x.sort(dim=1, descending=True).values
+        probs_sorted = x_sorted.softmax(dim=1)
+        # the exclusive cumsum by shifting, not `cumsum - probs`: that one can step down by rounding
+        mass_above = torch.cat([torch.zeros_like(probs_sorted[:, :1]), probs_sorted.cumsum(dim=1)[:, :-1]], dim=1)
+        num_kept = (mass_above < p).sum(dim=1, keepdim=True).clamp(min=1)
+        threshold = x_sorted.gather(1, num_kept - 1)
         # p = 1 keeps every token: the rounded cumsum can reach 1 before the tail ends
-        drop_sorted = (mass_before >= p) & (p < 1)
-        drop_sorted[:, 0] = False
-        drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
-        x = x.masked_fill(drop, float("-inf"))
+        x = x.masked_fill((x < threshold) & (p < 1), float("-inf"))
     # 3. min-p: relative to the most likely token, so renormalisation does not matter
     if min_p is not None:
         m = torch.as_tensor(min_p, dtype=torch.float32, device=dev).reshape(B, 1)
@@ -87,30 +91,67 @@ def apply_temperature_top_k_top_p_min_p_ref(logits: torch.Tensor, temperature: t
     return torch.where(greedy.unsqueeze(1), one_hot, x)
 
 
-def sample_ref(logits: torch.Tensor, generators: Sequence[torch.Generator | None], *,
-               greedy: torch.Tensor | None = None) -> torch.Tensor:
-    """Draw one token per row: argmax(probs / E) with E ~ Exp(1) (an exact categorical draw).
+_M32 = 0xFFFFFFFF
+
+
+def _mul32(x: torch.Tensor, m: int) -> torch.Tensor:
+    """(x * m) mod 2**32 for x in [0, 2**32) held in int64, without overflowing int64: the high
+    half of m contributes only its product's low 16 bits, shifted up."""
+    return (x * (m & 0xFFFF) + (((x * (m >> 16)) & 0xFFFF) << 16)) & _M32
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A bijection on 32-bit words whose output bits each depend on every input bit (the
+    "lowbias32" constants of C. Wellons' hash search); the kernel computes it in uint32."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def uniform_noise_ref(seeds: torch.Tensor, num_columns: int) -> torch.Tensor:
+    """Uniform noise in (0, 1) per (row, column), a pure function of the row's seed and the column.
+
+    Counter-based, so a batch of rows each with its own seed is one tensor op (or one kernel), not a
+    generator call per row, and a row's draw depends on nothing else in the batch.
 
     Args:
-        logits: [B, V] float, already filtered.
-        generators: B entries; a row with a generator draws its noise from it alone, so a seed
-            gives the same tokens whatever else is in the batch; None rows share the global RNG.
-        greedy: optional [B] bool; those rows take the argmax without drawing noise.
+        seeds: [B] int64 in [0, 2**63).
+        num_columns: V.
+    Returns:
+        [B, V] float32 on the seeds' device: 24 random bits, centred in their cell, so 0 and 1
+        never occur.
+    """
+    seeds = seeds.long().reshape(-1, 1)
+    key = _mix32((seeds >> 32) ^ _mix32(seeds & _M32))
+    col = torch.arange(num_columns, dtype=torch.long, device=seeds.device).reshape(1, -1)
+    bits = _mix32(_mix32((col + key) & _M32) ^ key)
+    return ((bits >> 8).float() + 0.5) * 2.0 ** -24
+
+
+def gumbel_scores_ref(logits: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """logits + Gumbel noise, -log(-log u): the argmax of a row is a draw from softmax(row)."""
+    u = uniform_noise_ref(seeds.to(logits.device), logits.shape[1])
+    return logits.float() - torch.log(-torch.log(u))
+
+
+def sample_ref(logits: torch.Tensor, seeds: torch.Tensor, greedy: torch.Tensor | None = None) -> torch.Tensor:
+    """Draw one token per row: the argmax of the logits plus Gumbel noise (an exact categorical draw).
+
+    Args:
+        logits: [B, V] float, already filtered (-inf = never).
+        seeds: [B] int64, this draw's seed for each row (nanovl.engine draws one per row and step from
+            the request's own RNG, so a seeded request gives the same tokens whatever else is in the
+            batch, on any device).
+        greedy: optional [B] bool; those rows take the argmax of the logits.
     Returns:
         [B] int64 token ids.
     """
     B, V = logits.shape
-    if len(generators) != B:
-        raise ValueError(f"need one generator entry per row: {len(generators)} != {B}")
-    probs = logits.float().softmax(dim=1)
-    # every row from the global RNG first, then the seeded rows again from their own generators:
-    # no host list becomes an index (a host-to-device copy that would wait for the GPU)
-    noise = torch.empty_like(probs).exponential_()
-    for i, g in enumerate(generators):
-        if g is not None:
-            noise[i] = torch.empty(V, device=probs.device).exponential_(generator=g)
-    # exponential_ may return exactly 0, which would turn a masked token's 0 / 0 into nan
-    ids = (probs / noise.clamp_min(torch.finfo(torch.float32).tiny)).argmax(dim=1)
+    if seeds.shape != (B,):
+        raise ValueError(f"need one seed per row: seeds of shape {tuple(seeds.shape)} for {B} rows")
+    ids = gumbel_scores_ref(logits, seeds).argmax(dim=1)
     if greedy is not None:
         ids = torch.where(greedy.to(ids.device), logits.argmax(dim=1), ids)
     return ids
