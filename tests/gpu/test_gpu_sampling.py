@@ -99,12 +99,12 @@ def run_sample(device, B=16, V=5000):
     return float((ids == want).float().mean())
 
 
-@pytest.mark.parametrize("V", [5000, 131072])
+@pytest.mark.parametrize("V", [1000, 5000, 131072])
 def test_filters_keep_the_reference_set(V):
     run_filters("cuda", V=V)
 
 
-@pytest.mark.parametrize("V", [5000, 131072])
+@pytest.mark.parametrize("V", [1000, 5000, 131072])
 def test_draw_gives_the_reference_tokens(V):
     run_sample("cuda", V=V)
 

@@ -5,10 +5,11 @@ GPU at batch 64 that was some 1.4 ms of kernels and 2 ms of launches a step. Her
 
 - `apply_temperature_top_k_top_p_min_p_triton`: one program per row. Top-p keeps the tokens whose
   logit is at least a threshold T, the least logit whose strictly-greater mass is below top_p
-  (`ref.py` keeps the same set: ties with the last kept token stay). T is found by bisection on the
-  logit: each pass re-reads the row (from L2) and sums exp(x - max) above the midpoint, and the
-  search stops once no token lies strictly inside the bracket, where T is its upper end. Rows with a
-  top-k use the reference for the whole call (a k-th value search is a different bisection).
+  (`ref.py` keeps the same set: ties with the last kept token stay). T is bracketed by bisection on
+  the logit: each pass re-reads the row (from L2) and sums exp(x - max) above the midpoint, until
+  at most 2048 tokens lie strictly inside the bracket (a handful of passes). One more pass gathers
+  them; sorted in registers, their cumulative mass places T exactly. Rows with a top-k use the
+  reference for the whole call (a k-th value search is a different bisection).
 - `sample_triton`: logits + Gumbel noise from the same counter-based hash as `uniform_noise_ref`,
   each program the argmax of one chunk of a row; torch picks the best chunk.
 
@@ -24,79 +25,111 @@ import triton.language as tl
 from nanovl.ops.sampling.ref import apply_temperature_top_k_top_p_min_p_ref
 
 _BLOCK = 4096
-# the bracket starts below the least token and ends at the max, and halves per pass while a token lies
-# strictly inside it; the counts are exact, so then a float lies between its ends and the midpoint
-# is new. Halving fp32 brackets takes at most some 64 passes (the exponent, then the mantissa bits)
+# the bisection over the whole row stops once at most this many tokens lie inside its bracket; they
+# are then gathered and sorted in registers, which places the threshold exactly in one step
+_CANDIDATES = 2048
+# the bracket halves per pass while more than _CANDIDATES tokens lie strictly inside it, so a float
+# lies between its ends and the midpoint is new: fp32 brackets split some 64 times at most
 _MAX_BISECTIONS = 96
 
 
 @triton.jit
-def _filter_kernel(x_ptr, out_ptr, temp_ptr, top_p_ptr, min_p_ptr, V, sx, so,
+def _filter_kernel(x_ptr, out_ptr, cand_ptr, temp_ptr, top_p_ptr, min_p_ptr, V, sx, so,
                    HAS_TOP_P: tl.constexpr, HAS_MIN_P: tl.constexpr, MAX_BISECTIONS: tl.constexpr,
-                   BLOCK: tl.constexpr):
+                   BLOCK: tl.constexpr, CANDIDATES: tl.constexpr):
     row = tl.program_id(0)
     x_row = x_ptr + row.to(tl.int64) * sx
     out_row = out_ptr + row.to(tl.int64) * so
     t = tl.load(temp_ptr + row)
     greedy = t <= 0.0
-    t = tl.where(greedy, 1.0, t)
+    inv_t = 1.0 / tl.where(greedy, 1.0, t)
     NEG = float("-inf")
     cols = tl.arange(0, BLOCK)
-    # pass 1: the row's max (its first position, for a greedy row) and least finite value
+    # pass 1: the row's max (its first position, for a greedy row) and least finite value; every
+    # pass recomputes v = x / t from x (in L2) rather than keeping a copy
+    m_blk = tl.full((BLOCK,), NEG, tl.float32)
+    lo_blk = tl.full((BLOCK,), float("inf"), tl.float32)
     m = tl.full((), NEG, tl.float32)
     m_at = tl.full((), 0, tl.int32)
-    lo = tl.full((), float("inf"), tl.float32)
     for start in range(0, V, BLOCK):
         offs = start + cols
-        v = tl.load(x_row + offs, mask=offs < V, other=NEG) / t
+        v = tl.load(x_row + offs, mask=offs < V, other=NEG) * inv_t
         bm = tl.max(v, axis=0)
-        b_at = tl.argmax(v, axis=0, tie_break_left=True)
         take = bm > m  # strict: an equal max later in the row keeps the first
-        m_at = tl.where(take, start + b_at, m_at)
+        m_at = tl.where(take, start + tl.argmax(v, axis=0, tie_break_left=True), m_at)
         m = tl.maximum(m, bm)
-        lo = tl.minimum(lo, tl.min(tl.where(v == NEG, float("inf"), v), axis=0))
+        lo_blk = tl.minimum(lo_blk, tl.where(v == NEG, float("inf"), v))
     threshold = tl.full((), NEG, tl.float32)
     if HAS_TOP_P:
         p = tl.load(top_p_ptr + row)
         if (p < 1.0) & (~greedy):
-            # pass 2: the mass (relative to the max) and the tokens strictly inside [lo - 1, m]
-            z = tl.zeros((), tl.float32)
-            inside = tl.zeros((), tl.int32)
+            # pass 2: the mass (relative to the max) and the tokens strictly inside [lo, m]
+            z_blk = tl.zeros((BLOCK,), tl.float32)
+            in_blk = tl.zeros((BLOCK,), tl.int32)
             for start in range(0, V, BLOCK):
                 offs = start + cols
-                v = tl.load(x_row + offs, mask=offs < V, other=NEG) / t
-                z += tl.sum(tl.exp(v - m), axis=0)
-                inside += tl.sum(((v != NEG) & (v < m)).to(tl.int32), axis=0)
-            target = p * z
+                v = tl.load(x_row + offs, mask=offs < V, other=NEG) * inv_t
+                z_blk += tl.exp(v - m)
+                in_blk += ((v != NEG) & (v < m)).to(tl.int32)
+            target = p * tl.sum(z_blk, axis=0)
+            inside = tl.sum(in_blk, axis=0)
+            lo = tl.min(lo_blk, axis=0)
             lo = lo - tl.maximum(1.0, tl.abs(lo))  # strictly below every token, even where 1 would round away
             hi = m
-            # invariant: mass above lo >= target > mass above hi, so T lies in (lo, hi]
+            above_hi = tl.zeros((), tl.float32)  # the mass strictly above hi
+            # invariant: mass above lo >= target > mass above hi, so the threshold lies in (lo, hi]
             for _ in range(MAX_BISECTIONS):
-                if inside > 0:
+                if inside > CANDIDATES:
                     mid = lo + (hi - lo) * 0.5
-                    above = tl.zeros((), tl.float32)
-                    left = tl.zeros((), tl.int32)
-                    right = tl.zeros((), tl.int32)
+                    above_blk = tl.zeros((BLOCK,), tl.float32)
+                    left_blk = tl.zeros((BLOCK,), tl.int32)
+                    right_blk = tl.zeros((BLOCK,), tl.int32)
                     for start in range(0, V, BLOCK):
                         offs = start + cols
-                        v = tl.load(x_row + offs, mask=offs < V, other=NEG) / t
-                        above += tl.sum(tl.where(v > mid, tl.exp(v - m), 0.0), axis=0)
-                        left += tl.sum(((v > lo) & (v < mid)).to(tl.int32), axis=0)
-                        right += tl.sum(((v > mid) & (v < hi)).to(tl.int32), axis=0)
+                        v = tl.load(x_row + offs, mask=offs < V, other=NEG) * inv_t
+                        above_blk += tl.where(v > mid, tl.exp(v - m), 0.0)
+                        left_blk += ((v > lo) & (v < mid)).to(tl.int32)
+                        right_blk += ((v > mid) & (v < hi)).to(tl.int32)
+                    above = tl.sum(above_blk, axis=0)
                     if above < target:
                         hi = mid
-                        inside = left
+                        above_hi = above
+                        inside = tl.sum(left_blk, axis=0)
                     else:
                         lo = mid
-                        inside = right
-            threshold = hi
+                        inside = tl.sum(right_blk, axis=0)
+            # gather the tokens strictly inside (lo, hi), and the mass of those equal to hi
+            cand_row = cand_ptr + row.to(tl.int64) * CANDIDATES
+            at_hi_blk = tl.zeros((BLOCK,), tl.float32)
+            filled = tl.zeros((), tl.int32)
+            for start in range(0, V, BLOCK):
+                offs = start + cols
+                v = tl.load(x_row + offs, mask=offs < V, other=NEG) * inv_t
+                at_hi_blk += tl.where(v == hi, tl.exp(v - m), 0.0)
+                take = (v > lo) & (v < hi)
+                slot = filled + tl.cumsum(take.to(tl.int32), axis=0) - 1
+                tl.store(cand_row + slot, v, mask=take & (slot < CANDIDATES))
+                filled += tl.sum(take.to(tl.int32), axis=0)
+            # the candidates, most likely first: the threshold is the least one whose mass strictly
+            # above (the tokens at or above hi, then the candidates before it) stays under target;
+            # a later twin of a tied value counts its twins as above, so the count can only stop
+            # early within a tie, on the same value
+            k = tl.arange(0, CANDIDATES)
+            c = tl.load(cand_row + k, mask=k < tl.minimum(filled, CANDIDATES), other=NEG)
+            c = tl.sort(c, dim=0, descending=True)
+            w = tl.exp(c - m)
+            before = above_hi + tl.sum(at_hi_blk, axis=0) + tl.cumsum(w, axis=0) - w
+            good = (before < target) & (c != NEG)
+            n_good = tl.sum(good.to(tl.int32), axis=0)
+            last = tl.min(tl.where(good, c, float("inf")), axis=0)
+            threshold = tl.where(n_good > 0, last, hi)
     floor = tl.full((), 0.0, tl.float32)
     if HAS_MIN_P:
         floor = tl.load(min_p_ptr + row)
-    # the write: a greedy row is one-hot on its argmax; others keep x >= T and exp(x - m) >= min_p
+    # the write: a greedy row is one-hot on its argmax; others keep v >= T and exp(v - m) >= min_p
     for start in range(0, V, BLOCK):
         offs = start + cols
-        v = tl.load(x_row + offs, mask=offs < V, other=NEG) / t
+        v = tl.load(x_row + offs, mask=offs < V, other=NEG) * inv_t
         keep = (v >= threshold) & (tl.exp(v - m) >= floor)
         y = tl.where(keep, v, NEG)
         y = tl.where(greedy, tl.where(offs == m_at, 0.0, NEG), y)
@@ -114,11 +147,14 @@ def apply_temperature_top_k_top_p_min_p_triton(logits: torch.Tensor, temperature
     out = torch.empty_like(x)
     if B == 0:
         return out
-    temp = torch.as_tensor(temperature, dtype=torch.float32, device=x.device).reshape(B).contiguous()
-    p = temp if top_p is None else torch.as_tensor(top_p, dtype=torch.float32, device=x.device).reshape(B).contiguous()
-    mp = temp if min_p is None else torch.as_tensor(min_p, dtype=torch.float32, device=x.device).reshape(B).contiguous()
-    _filter_kernel[(B,)](x, out, temp, p, mp, V, x.stride(0), out.stride(0), HAS_TOP_P=top_p is not None,
-                         HAS_MIN_P=min_p is not None, MAX_BISECTIONS=_MAX_BISECTIONS, BLOCK=_BLOCK, num_warps=8)
+    dev = x.device
+    temp = torch.as_tensor(temperature, dtype=torch.float32, device=dev).reshape(B).contiguous()
+    p = temp if top_p is None else torch.as_tensor(top_p, dtype=torch.float32, device=dev).reshape(B).contiguous()
+    mp = temp if min_p is None else torch.as_tensor(min_p, dtype=torch.float32, device=dev).reshape(B).contiguous()
+    cand = torch.empty(B if top_p is not None else 1, _CANDIDATES, dtype=torch.float32, device=dev)
+    _filter_kernel[(B,)](x, out, cand, temp, p, mp, V, x.stride(0), out.stride(0), HAS_TOP_P=top_p is not None,
+                         HAS_MIN_P=min_p is not None, MAX_BISECTIONS=_MAX_BISECTIONS, BLOCK=_BLOCK,
+                         CANDIDATES=_CANDIDATES, num_warps=8)
     return out
 
 
