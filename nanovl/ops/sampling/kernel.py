@@ -33,8 +33,22 @@ _CANDIDATES = 2048
 _MAX_BISECTIONS = 96
 
 
+def _bench(fn, quantiles=None):
+    # shorter than the autotuner's default (25 ms warm-up, 100 ms timing per config)
+    return triton.testing.do_bench(fn, warmup=5, rep=20, quantiles=quantiles)
+
+
+# (BLOCK, num_warps): one program streams a whole row per pass, so more warps keep more of it in
+# flight; the row count (1 program a row) decides how much of the GPU the other rows fill
+_FILTER_CONFIGS = [triton.Config({"BLOCK": b}, num_warps=w) for b, w in
+                   ((4096, 8), (4096, 16), (8192, 16), (8192, 32), (2048, 8))]
+
+
+# keyed on the vocabulary and the batch's power-of-two bucket; the first call of a key times every
+# config on the real rows (the kernel writes only `out` and `cand`, so reruns are harmless)
+@triton.autotune(configs=_FILTER_CONFIGS, key=["V", "ROWS_BUCKET"], do_bench=_bench)
 @triton.jit
-def _filter_kernel(x_ptr, out_ptr, cand_ptr, temp_ptr, top_p_ptr, min_p_ptr, V, sx, so,
+def _filter_kernel(x_ptr, out_ptr, cand_ptr, temp_ptr, top_p_ptr, min_p_ptr, V, sx, so, ROWS_BUCKET,
                    HAS_TOP_P: tl.constexpr, HAS_MIN_P: tl.constexpr, MAX_BISECTIONS: tl.constexpr,
                    BLOCK: tl.constexpr, CANDIDATES: tl.constexpr):
     row = tl.program_id(0)
@@ -152,9 +166,9 @@ def apply_temperature_top_k_top_p_min_p_triton(logits: torch.Tensor, temperature
     p = temp if top_p is None else torch.as_tensor(top_p, dtype=torch.float32, device=dev).reshape(B).contiguous()
     mp = temp if min_p is None else torch.as_tensor(min_p, dtype=torch.float32, device=dev).reshape(B).contiguous()
     cand = torch.empty(B if top_p is not None else 1, _CANDIDATES, dtype=torch.float32, device=dev)
-    _filter_kernel[(B,)](x, out, cand, temp, p, mp, V, x.stride(0), out.stride(0), HAS_TOP_P=top_p is not None,
-                         HAS_MIN_P=min_p is not None, MAX_BISECTIONS=_MAX_BISECTIONS, BLOCK=_BLOCK,
-                         CANDIDATES=_CANDIDATES, num_warps=8)
+    _filter_kernel[(B,)](x, out, cand, temp, p, mp, V, x.stride(0), out.stride(0), triton.next_power_of_2(B),
+                         HAS_TOP_P=top_p is not None, HAS_MIN_P=min_p is not None,
+                         MAX_BISECTIONS=_MAX_BISECTIONS, CANDIDATES=_CANDIDATES)
     return out
 
 
