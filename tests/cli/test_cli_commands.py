@@ -73,6 +73,23 @@ def test_run_prints_the_answer(ckpt, media, capsys):
     assert code == 0 and out == want + "\n"
 
 
+def test_run_takes_one_state_slot_unless_told(ckpt, monkeypatch, capsys):
+    # one conversation: more slots would hold state (and, on a GPU, graphs) no request uses
+    from nanovl.llm import LLM
+
+    slots = []
+    real_init = LLM.__init__
+
+    def spy(self, model=None, **kwargs):
+        real_init(self, model, **kwargs)
+        slots.append(self.engine.config.max_num_seqs)
+
+    monkeypatch.setattr(LLM, "__init__", spy)
+    assert run_main(["run", ckpt, "hi", "--max-tokens", "2", "--no-think"], capsys)[0] == 0
+    assert run_main(["run", ckpt, "hi", "--max-tokens", "2", "--no-think", "--max-num-seqs", "3"], capsys)[0] == 0
+    assert slots == [1, 3]
+
+
 def test_run_video_and_reasoning(ckpt, media, capsys):
     argv = ["run", ckpt, "what happens?", "--video", media["video"], "--max-tokens", "5", "--show-reasoning"]
     code, out, err = run_main(argv, capsys)
