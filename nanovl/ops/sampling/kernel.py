@@ -13,6 +13,9 @@ GPU at batch 64 that was some 1.4 ms of kernels and 2 ms of launches a step. Her
 - `sample_triton`: logits + Gumbel noise from the same counter-based hash as `uniform_noise_ref`,
   each program the argmax of one chunk of a row; torch picks the best chunk.
 
+The filter autotunes on its first call per (vocabulary, batch bucket), which synchronises once;
+later calls only launch.
+
 Float sums here run in a different order than the reference's cumsum, so a token whose mass lands
 within rounding of top_p may fall on the other side; the GPU tests allow exactly that.
 """
@@ -60,7 +63,8 @@ def _filter_kernel(x_ptr, out_ptr, cand_ptr, temp_ptr, top_p_ptr, min_p_ptr, V, 
     NEG = float("-inf")
     cols = tl.arange(0, BLOCK)
     # pass 1: the row's max (its first position, for a greedy row) and least finite value; every
-    # pass recomputes v = x / t from x (in L2) rather than keeping a copy
+    # pass recomputes v = x * (1 / t) from x (in L2) rather than keeping a copy (the reference
+    # divides: kept values agree to a rounding, and ties stay ties)
     m_blk = tl.full((BLOCK,), NEG, tl.float32)
     lo_blk = tl.full((BLOCK,), float("inf"), tl.float32)
     m = tl.full((), NEG, tl.float32)
