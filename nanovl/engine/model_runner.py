@@ -244,7 +244,7 @@ class ModelRunner:
             capacity = max(needed, min(capacity, self.max_model_len))
         self._graphs = None  # the old graphs' memory pool goes before the new capture
         graphs = DecodeCudaGraphs(self.lm, self.pool, max_seq_len=capacity, buckets=tuple(buckets))
-        graphs.capture(preserve_state=True)  # rows hold live requests
+        graphs.capture(preserve_state=True, rows=list(self._slot_of.values()))  # only rows holding requests
         self._graphs = graphs
         self.num_graph_captures += 1
 

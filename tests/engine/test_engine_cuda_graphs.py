@@ -101,3 +101,24 @@ def test_rows_of_the_bucket_that_are_not_decoding_keep_their_state(tiny, monkeyp
 def test_engine_config_checks_the_switch():
     with pytest.raises(ValueError, match="cuda_graphs must be a bool"):
         EngineConfig(cuda_graphs="yes")
+
+
+@torch.inference_mode()
+def test_capture_keeps_the_rows_it_is_told_to_and_no_more(tiny):
+    # the warm-up steps move the rows below the largest bucket; `rows` narrows what is copied aside
+    # (a free slot is reset before its next request), so a full pool's state is not copied at once
+    from nanovl.engine.cuda_graphs import _recurrent
+
+    _, model, _ = tiny
+    lm = model.language_model
+    state = lm.new_state(4)
+    for t in _recurrent(state):
+        t.copy_(torch.randn_like(t))
+    before = [t.clone() for t in _recurrent(state)]
+    FakeGraphs(lm, state, max_seq_len=32, buckets=(1, 2, 4)).capture(preserve_state=True, rows=[1, 3])
+    for now, old in zip(_recurrent(state), before):
+        assert torch.equal(now[[1, 3]], old[[1, 3]])
+    assert not all(torch.equal(now[[0, 2]], old[[0, 2]]) for now, old in zip(_recurrent(state), before))
+    before = [t.clone() for t in _recurrent(state)]
+    FakeGraphs(lm, state, max_seq_len=32, buckets=(1, 2, 4)).capture(preserve_state=True)  # every row
+    assert all(torch.equal(now, old) for now, old in zip(_recurrent(state), before))
