@@ -11,4 +11,5 @@ for w in .whl/*.whl; do (cd "$SITE" && unzip -q -o "$OLDPWD/$w"); done
 sed -i 's/i_t\.to(tl\.int64)/tl.cast(i_t, tl.int64)/' "$SITE"/fla/ops/common/chunk_h.py "$SITE"/fla/ops/common/chunk_o.py
 TRITON_INTERPRET=1 PYTHONPATH="$SITE:$PWD" "$PY" tests/gpu/test_gpu_ops.py 2>&1 | grep -v -i warn
 TRITON_INTERPRET=1 PYTHONPATH="$SITE:$PWD" "$PY" tests/gpu/test_gpu_model.py 2>&1 | grep -v -i warn
+TRITON_INTERPRET=1 PYTHONPATH="$SITE:$PWD" "$PY" tests/gpu/test_gpu_sampling.py 2>&1 | grep -v -i warn
 rm -rf "$SITE"

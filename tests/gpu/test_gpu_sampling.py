@@ -127,6 +127,6 @@ if __name__ == "__main__":  # interpreter-mode check on the CPU
         from test_gpu_ops import _patch_interpreter  # the autotuner without a driver
 
         _patch_interpreter()
-    for V in (1000, 5000, 131072):
+    for V in ((1000, 5000, 131072) if dev == "cuda" else (1000, 5000)):  # the interpreter is slow
         print(f"filters V={V}: rows exact {run_filters(dev, V=V):.0f}", flush=True)
         print(f"sample V={V}: ids equal {run_sample(dev, V=V):.3f}", flush=True)
