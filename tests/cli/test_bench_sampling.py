@@ -2,17 +2,13 @@
 printed rows (the kernel columns need a GPU)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "bench_sampling.py"
+from helpers import load_bench
 
 
 def test_sampling_bench_times_each_batch_and_writes_json(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_sampling", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("bench_sampling")
     out = tmp_path / "sampling.json"
     mod.main(["--vocab", "512", "--batches", "1,3", "--reps", "2", "--out", str(out)])
     res = json.loads(out.read_text())

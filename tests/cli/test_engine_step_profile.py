@@ -2,17 +2,13 @@
 times are the engine's, and the JSON holds what the table printed."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "engine_step_profile.py"
+from helpers import load_bench
 
 
 def test_profile_times_the_engine_phases_and_writes_json(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("engine_step_profile", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("engine_step_profile")
     out = tmp_path / "prof.json"
     mod.main(["--steps", "6", "--prompt", "12", "--top", "3", "--out", str(out)])
     printed = capsys.readouterr().out
@@ -36,9 +32,7 @@ def test_the_timed_sampler_keeps_both_entries_of_the_sampler():
     from nanovl.engine.sampler import Sampler, SamplingRow
     from nanovl.sampling_params import SamplingParams
 
-    spec = importlib.util.spec_from_file_location("engine_step_profile", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("engine_step_profile")
     totals = defaultdict(float)
     timed = mod._TimedSampler(Sampler(), totals)
     logits = torch.tensor([[0.0, 3.0, 1.0], [2.0, 0.0, 1.0]])

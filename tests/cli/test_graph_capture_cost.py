@@ -2,17 +2,13 @@
 timed alone and in the sets the runner captures, and the JSON holds what the table printed."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "graph_capture_cost.py"
+from helpers import load_bench
 
 
 def test_capture_cost_times_each_bucket_and_each_set(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("graph_capture_cost", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("graph_capture_cost")
     out = tmp_path / "capture.json"
     mod.main(["--max-bucket", "4", "--capacity", "32", "--out", str(out)])
     printed = capsys.readouterr().out

@@ -2,20 +2,14 @@
 cannot run is recorded rather than ending the sweep, and the summary picks the true minima."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "sweep_gemm_configs.py"
+from helpers import load_bench
 
 
 @pytest.fixture(scope="module")
 def sweep_mod():
-    spec = importlib.util.spec_from_file_location("sweep_gemm_configs", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("sweep_gemm_configs")
 
 
 LISTED = {1: [(8, 512, 4, 2), (16, 512, 4, 2)], 16: [(16, 512, 4, 3)]}
