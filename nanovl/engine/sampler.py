@@ -110,7 +110,7 @@ class Sampler:
         top_p = knobs[:, 2] if any(p.top_p < 1 for p in ps) else None
         min_p = knobs[:, 3] if any(p.min_p > 0 for p in ps) else None
         filtered = apply_temperature_top_k_top_p_min_p(x, knobs[:, 0], top_k, top_p, min_p)
-        return sample(filtered, _on_device(list(seeds), torch.long, x.device))
+        return sample(filtered, _on_device(seeds, torch.long, x.device))
 
     @staticmethod
     def _logprobs(logits: torch.Tensor, ids: torch.Tensor,
