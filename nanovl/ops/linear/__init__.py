@@ -1,6 +1,8 @@
-"""Linear layer: a Triton skinny GEMM for decode-sized inputs (<= 16 rows), cuBLAS (`F.linear`) otherwise.
+"""Linear layer: a Triton skinny GEMM for decode-sized inputs (<= 16 rows), cuBLAS (`F.linear`) otherwise;
+and a pre-norm block's residual add + RMSNorm + first projection, one kernel at decode.
 
-Env `NANOVL_SKINNY_GEMM=0` keeps cuBLAS for every call.
+Env `NANOVL_SKINNY_GEMM=0` keeps cuBLAS for every call; `NANOVL_FUSED_NORM=0` keeps the pre-norm
+as its own kernel before the projection (for benchmarks of what the fusion saves).
 """
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import torch
 
 from nanovl.ops.activation import relu_square
 from nanovl.ops.dispatch import run_op
-from nanovl.ops.linear.ref import linear_ref, linear_relu_square_ref
+from nanovl.ops.linear.ref import add_rms_norm_linear_ref, linear_ref, linear_relu_square_ref
+from nanovl.ops.norm import add_rms_norm
 
 # most rows of x the skinny kernel serves; past it a prefill-sized GEMM is cuBLAS's job
 MAX_ROWS = 16
@@ -49,4 +52,20 @@ def linear_relu_square(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
                   (x, weight, bias), (x, weight, bias))
 
 
-__all__ = ["linear", "linear_ref", "linear_relu_square", "linear_relu_square_ref", "MAX_ROWS"]
+def add_rms_norm_linear(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, eps: float,
+                        weight: torch.Tensor, bias: torch.Tensor | None = None, *,
+                        relu_square: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(projection(rms_norm(residual + x)), residual + x); see `add_rms_norm_linear_ref`. At decode
+    one kernel (the norm's launch saved: one per block); otherwise `add_rms_norm`, then the projection."""
+    args = (x, residual, norm_weight, eps, weight, bias, relu_square)
+    fusable = os.environ.get("NANOVL_FUSED_NORM", "1") != "0" and _fits_skinny(x, weight, bias)
+    if not fusable or residual.shape != x.shape or residual.dtype != x.dtype:
+        normed, summed = add_rms_norm(x, residual, norm_weight, eps)
+        y = linear_relu_square(normed, weight, bias) if relu_square else linear(normed, weight, bias)
+        return y, summed
+    return run_op("add_rms_norm_linear", __name__, "add_rms_norm_linear_triton", add_rms_norm_linear_ref,
+                  args, (x, residual, norm_weight, weight))
+
+
+__all__ = ["linear", "linear_ref", "linear_relu_square", "linear_relu_square_ref", "add_rms_norm_linear",
+           "add_rms_norm_linear_ref", "MAX_ROWS"]
