@@ -5,9 +5,10 @@ import torch
 from torch import nn
 
 from nanovl.config import TextConfig
-from nanovl.model.linear import Linear, PendingNorm, project
+from nanovl.model.linear import Linear
 from nanovl.model.state import AttentionLayerState
 from nanovl.ops.attention import causal_attention, decode_attention, prefill_attention
+from nanovl.ops.linear import linear
 
 
 class Attention(nn.Module):
@@ -66,17 +67,16 @@ class Attention(nn.Module):
         return AttentionLayerState(torch.zeros(shape, dtype=dtype, device=device),
                                    torch.zeros(shape, dtype=dtype, device=device))
 
-    def forward(self, hidden: torch.Tensor | PendingNorm, state: AttentionLayerState | None,
+    def forward(self, hidden: torch.Tensor, state: AttentionLayerState | None,
                 start_pos: torch.Tensor | None) -> torch.Tensor:
-        """hidden: [B, T, D] (pre-normed, or its PendingNorm); start_pos: [B] tokens already cached per row. Returns [B, T, D].
+        """hidden: [B, T, D] (pre-normed); start_pos: [B] tokens already cached per row. Returns [B, T, D].
         state None: a whole sequence from position 0 with no cache (training)."""
         bsz, t_len, _ = hidden.shape
         fused = self._fused_qkv()
         if fused is not None:
-            qkv = project(hidden, *fused)  # the kernels downstream read q / k / v through their strides
+            qkv = linear(hidden, *fused)  # the kernels downstream read q / k / v through their strides
             q, k, v = (qkv[..., self._qkv_slice(i)] for i in range(3))
         else:
-            hidden = hidden.tensor() if isinstance(hidden, PendingNorm) else hidden  # normed once, not thrice
             q, k, v = self.q_proj(hidden), self.k_proj(hidden), self.v_proj(hidden)
         q = q.view(bsz, t_len, self.num_heads, self.head_dim)
         k = k.view(bsz, t_len, self.num_kv_heads, self.head_dim).transpose(1, 2)

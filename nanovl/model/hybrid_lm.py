@@ -10,11 +10,11 @@ from torch import nn
 
 from nanovl.config import TextConfig
 from nanovl.model.attention import Attention
-from nanovl.model.linear import Linear, PendingNorm
+from nanovl.model.linear import Linear
 from nanovl.model.mamba2 import Mamba2Mixer
 from nanovl.model.mlp import MLP
 from nanovl.model.state import LayerState, LMState
-from nanovl.ops.norm import rms_norm
+from nanovl.ops.norm import add_rms_norm, rms_norm
 
 MIXERS = {"M": Mamba2Mixer, "*": Attention, "-": MLP}
 
@@ -30,6 +30,10 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return rms_norm(x, self.weight, self.eps)
 
+    def add_and_norm(self, x: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(norm(residual + x), residual + x) in one op."""
+        return add_rms_norm(x, residual, self.weight, self.eps)
+
 
 class HybridBlock(nn.Module):
     """h = h + mixer(norm(h)); `kind` is the pattern character.
@@ -37,8 +41,6 @@ class HybridBlock(nn.Module):
     The residual add is deferred: a block returns its mixer output and the next block (or norm_f)
     adds it inside its own norm's kernel, which saves one launch per layer at decode (62 of a 12B
     step's ~640 kernels). The arithmetic is unchanged: the sum rounds to the stream's dtype first.
-    The norm itself is deferred too: the mixer gets a `PendingNorm` and its first projection adds,
-    normalizes and projects in one kernel at decode (one launch fewer per block again).
     """
 
     def __init__(self, config: TextConfig, kind: str):
@@ -51,14 +53,17 @@ class HybridBlock(nn.Module):
                 start_pos: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """hidden: the residual stream [B, T, D] without `pending`, the previous block's output (None
         for the first block). Returns (stream with `pending` added, this block's output)."""
-        x = self.norm(hidden) if pending is None else PendingNorm(pending, hidden, self.norm.weight, self.norm.eps)
-        if self.kind == "M":
-            out = self.mixer(x, state)
-        elif self.kind == "*":
-            out = self.mixer(x, state, start_pos)
+        if pending is None:
+            x = self.norm(hidden)
         else:
-            out = self.mixer(x)
-        return (x.stream if isinstance(x, PendingNorm) else hidden), out
+            x, hidden = self.norm.add_and_norm(pending, hidden)
+        if self.kind == "M":
+            x = self.mixer(x, state)
+        elif self.kind == "*":
+            x = self.mixer(x, state, start_pos)
+        else:
+            x = self.mixer(x)
+        return hidden, x
 
 
 class Backbone(nn.Module):
@@ -134,7 +139,6 @@ class NemotronHForCausalLM(nn.Module):
         if logits_to_keep > 0:
             hidden = hidden[:, -logits_to_keep:]
             pending = None if pending is None else pending[:, -logits_to_keep:]
-        norm_f = self.backbone.norm_f
         if pending is None:
-            return self.lm_head(norm_f(hidden))
-        return self.lm_head(PendingNorm(pending, hidden, norm_f.weight, norm_f.eps))
+            return self.lm_head(self.backbone.norm_f(hidden))
+        return self.lm_head(self.backbone.norm_f.add_and_norm(pending, hidden)[0])

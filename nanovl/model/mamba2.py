@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nanovl.config import TextConfig
-from nanovl.model.linear import Linear, PendingNorm
+from nanovl.model.linear import Linear
 from nanovl.model.state import MambaLayerState
 from nanovl.ops.conv1d import causal_conv1d, causal_conv1d_update
 from nanovl.ops.norm import gated_rms_norm
@@ -90,8 +90,8 @@ class Mamba2Mixer(nn.Module):
             ssm=torch.zeros(batch_size, self.num_heads, self.head_dim, self.ssm_state_size,
                             dtype=torch.float32, device=device))
 
-    def forward(self, hidden: torch.Tensor | PendingNorm, state: MambaLayerState | None) -> torch.Tensor:
-        """hidden: [B, T, D] (already pre-normed, or its PendingNorm); state updated in place. Returns [B, T, D].
+    def forward(self, hidden: torch.Tensor, state: MambaLayerState | None) -> torch.Tensor:
+        """hidden: [B, T, D] (already pre-normed); state updated in place. Returns [B, T, D].
         state None: a whole sequence from a zero state, nothing kept (training)."""
         bsz, t_len, _ = hidden.shape
         h, p, g, n = self.num_heads, self.head_dim, self.n_groups, self.ssm_state_size

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from nanovl.config import TextConfig
-from nanovl.model.linear import Linear, PendingNorm
+from nanovl.model.linear import Linear
 
 
 class MLP(nn.Module):
@@ -20,6 +20,6 @@ class MLP(nn.Module):
         """MLP layers keep no inference state."""
         return None
 
-    def forward(self, hidden: torch.Tensor | PendingNorm) -> torch.Tensor:
-        """hidden: [B, T, D] (pre-normed, or its PendingNorm) -> [B, T, D]."""
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden: [B, T, D] -> [B, T, D]."""
         return self.down_proj(self.up_proj.forward_relu_square(hidden))

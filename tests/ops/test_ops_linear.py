@@ -13,8 +13,7 @@ from nanovl.bench.roofline import lm_linear_shapes
 from nanovl.model.presets import preset_text_config
 from nanovl.ops import dispatch, kernel_failures
 from nanovl.ops.activation import relu_square_ref
-from nanovl.ops.linear import add_rms_norm_linear, add_rms_norm_linear_ref, linear, linear_relu_square
-from nanovl.ops.norm.ref import add_rms_norm_ref
+from nanovl.ops.linear import linear, linear_relu_square
 
 gpu = pytest.mark.gpu
 # max abs error as a fraction of the output's max abs value (bf16 output rounding alone is 2**-8)
@@ -194,44 +193,3 @@ def test_linear_dispatch_and_cuda_graph():
         torch.cuda.synchronize()
         assert torch.equal(y, linear(x, w)), f"m={m}: graph replay != eager"
     assert "linear" not in kernel_failures()
-
-
-@pytest.mark.parametrize("rows", [1, 40])
-@pytest.mark.parametrize("relu_square", [False, True])
-def test_add_rms_norm_linear_cpu_is_the_unfused_ops(rows, relu_square):
-    x, res = torch.randn(rows, 6, dtype=torch.bfloat16), torch.randn(rows, 6, dtype=torch.bfloat16)
-    norm_w, w = torch.rand(6, dtype=torch.bfloat16) + 0.5, torch.randn(7, 6, dtype=torch.bfloat16)
-    y, s = add_rms_norm_linear(x, res, norm_w, 1e-5, w, None, relu_square=relu_square)
-    normed, summed = add_rms_norm_ref(x, res, norm_w, 1e-5)
-    expect = F.linear(normed, w)
-    assert torch.equal(s, summed) and torch.equal(y, relu_square_ref(expect) if relu_square else expect)
-
-
-def test_add_rms_norm_linear_kernel_only_for_few_rows(monkeypatch):
-    # decode-sized inputs take the fused kernel; prefill-sized ones the norm then the projection
-    rows = []
-
-    def add_rms_norm_linear_triton(x, residual, norm_weight, eps, weight, bias=None, relu_square=False):
-        rows.append(x.shape[:-1].numel())
-        return add_rms_norm_linear_ref(x, residual, norm_weight, eps, weight, bias, relu_square)
-
-    mod = types.SimpleNamespace(add_rms_norm_linear_triton=add_rms_norm_linear_triton)
-    monkeypatch.setattr(dispatch, "use_kernel", lambda op, *t: op == "add_rms_norm_linear")
-    monkeypatch.setattr(dispatch, "kernel_module", lambda package: mod)
-    monkeypatch.setattr(dispatch, "_failed", {})
-    norm_w, w = torch.ones(5), torch.randn(7, 5)
-    for shape in [(1, 1, 5), (16, 5), (17, 5), (2, 9, 5)]:
-        x = torch.randn(*shape)
-        y, s = add_rms_norm_linear(x, torch.randn(*shape), norm_w, 1e-5, w)
-        assert y.shape == (*shape[:-1], 7) and s.shape == shape
-    assert rows == [1, 16]
-
-
-def test_add_rms_norm_linear_env_switch_keeps_the_norm_apart(monkeypatch):
-    calls = []
-    mod = types.SimpleNamespace(add_rms_norm_linear_triton=lambda *a: calls.append(a))
-    monkeypatch.setattr(dispatch, "use_kernel", lambda op, *t: op == "add_rms_norm_linear")
-    monkeypatch.setattr(dispatch, "kernel_module", lambda package: mod)
-    monkeypatch.setenv("NANOVL_FUSED_NORM", "0")
-    y, s = add_rms_norm_linear(torch.randn(1, 5), torch.randn(1, 5), torch.ones(5), 1e-5, torch.randn(7, 5))
-    assert calls == [] and y.shape == (1, 7) and s.shape == (1, 5)

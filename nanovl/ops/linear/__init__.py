@@ -1,8 +1,6 @@
-"""Linear layer: a Triton skinny GEMM for decode-sized inputs (<= 16 rows), cuBLAS (`F.linear`) otherwise;
-and a pre-norm block's residual add + RMSNorm + first projection, one kernel at decode.
+"""Linear layer: a Triton skinny GEMM for decode-sized inputs (<= 16 rows), cuBLAS (`F.linear`) otherwise.
 
-Env `NANOVL_SKINNY_GEMM=0` keeps cuBLAS for every call; `NANOVL_FUSED_NORM=0` keeps the pre-norm
-as its own kernel before the projection (for benchmarks of what the fusion saves).
+Env `NANOVL_SKINNY_GEMM=0` keeps cuBLAS for every call.
 """
 from __future__ import annotations
 
@@ -12,8 +10,7 @@ import torch
 
 from nanovl.ops.activation import relu_square
 from nanovl.ops.dispatch import run_op
-from nanovl.ops.linear.ref import add_rms_norm_linear_ref, linear_ref, linear_relu_square_ref
-from nanovl.ops.norm import add_rms_norm
+from nanovl.ops.linear.ref import linear_ref, linear_relu_square_ref
 
 # most rows of x the skinny kernel serves; past it a prefill-sized GEMM is cuBLAS's job
 MAX_ROWS = 16
@@ -52,20 +49,4 @@ def linear_relu_square(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
                   (x, weight, bias), (x, weight, bias))
 
 
-def add_rms_norm_linear(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, eps: float,
-                        weight: torch.Tensor, bias: torch.Tensor | None = None, *,
-                        relu_square: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(projection(rms_norm(residual + x)), residual + x); see `add_rms_norm_linear_ref`. At decode
-    one kernel (the norm's launch saved: one per block); otherwise `add_rms_norm`, then the projection."""
-    args = (x, residual, norm_weight, eps, weight, bias, relu_square)
-    fusable = os.environ.get("NANOVL_FUSED_NORM", "1") != "0" and _fits_skinny(x, weight, bias)
-    if not fusable or residual.shape != x.shape or residual.dtype != x.dtype:
-        normed, summed = add_rms_norm(x, residual, norm_weight, eps)
-        y = linear_relu_square(normed, weight, bias) if relu_square else linear(normed, weight, bias)
-        return y, summed
-    return run_op("add_rms_norm_linear", __name__, "add_rms_norm_linear_triton", add_rms_norm_linear_ref,
-                  args, (x, residual, norm_weight, weight))
-
-
-__all__ = ["linear", "linear_ref", "linear_relu_square", "linear_relu_square_ref", "add_rms_norm_linear",
-           "add_rms_norm_linear_ref", "MAX_ROWS"]
+__all__ = ["linear", "linear_ref", "linear_relu_square", "linear_relu_square_ref", "MAX_ROWS"]

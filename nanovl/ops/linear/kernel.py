@@ -3,14 +3,7 @@
 Same signature and shapes as `ref.py`. Each program owns BLOCK_N output features and loops over K in
 BLOCK_K chunks with an fp32 accumulator. One row (the batch-1 decode step) multiplies and sums on the
 CUDA cores; 2..16 rows pad to a 16-row tile and use tl.dot, since at 16 rows the CUDA cores could not
-keep up with the weight stream. With HAS_NORM the input is a pre-norm block's `rms_norm(residual + x)`:
-each program adds the two vectors chunk by chunk as it streams its weights (they are L2-resident, a
-few KB against the MB of weight), multiplies by the norm's weight, sums the squares alongside, and
-scales its dot products by 1 / rms at the end; program 0 also stores residual + x, the stream the
-next block reads. A first pass for the rms before the products would stall every program (a
-wave of programs after another on lm_head): on the H200 that version ran the b1 step 7% slower
-than the separate norm kernel. The fusion saves the norm's own launch before each block's first
-projection (63 of a 12B decode step's ~300 kernels). The first call per (one row or several, N, K, dtypes) autotunes, which
+keep up with the weight stream. The first call per (one row or several, N, K, dtypes) autotunes, which
 synchronises: make it before CUDA-graph capture (an eager warm-up step per batch size does); later calls
 only launch.
 """
@@ -52,57 +45,38 @@ _DOT_CONFIGS = _configs([(16, 512, 4, 3), (32, 256, 4, 4), (32, 512, 4, 2), (64,
                          (64, 128, 4, 3), (16, 256, 4, 4)])
 
 
-@triton.autotune(configs=_GEMV_CONFIGS, key=["N", "K", "HAS_NORM"], do_bench=_bench)
+@triton.autotune(configs=_GEMV_CONFIGS, key=["N", "K"], do_bench=_bench)
 @triton.jit
-def _gemv_fwd_kernel(x, w, b, out, res, nw, s_out, N, K, stride_wn, eps,
-                     HAS_BIAS: tl.constexpr, RELU_SQUARE: tl.constexpr, HAS_NORM: tl.constexpr,
-                     USE_PDL: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+def _gemv_fwd_kernel(x, w, b, out, N, K, stride_wn,
+                     HAS_BIAS: tl.constexpr, RELU_SQUARE: tl.constexpr, USE_PDL: tl.constexpr,
+                     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     # one row: multiply into a [BLOCK_N, BLOCK_K] fp32 tile, reduce over K once at the end
     pid = tl.program_id(0)
     offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_k = tl.arange(0, BLOCK_K)
     mask_n = offs_n < N
     w_ptrs = w + offs_n.to(tl.int64)[:, None] * stride_wn + offs_k[None, :]
-    k_store = tl.where(pid == 0, K, 0)  # program 0 stores the stream residual + x (HAS_NORM)
-    sq = tl.zeros([BLOCK_K], dtype=tl.float32)  # sums of squares of the stream (HAS_NORM)
     # the first tile is peeled: no kernel writes weights, so under PDL it is in flight while the
     # previous kernel finishes; x is that kernel's output and waits (without PDL: the same sums)
     pdl_release(USE_PDL)
     mask_k = offs_k < K
     wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
     pdl_wait(USE_PDL)
-    xt, sq = _input_chunk(x, res, nw, s_out, sq, offs_k, mask_k, k_store, HAS_NORM)
-    acc = wt.to(tl.float32) * xt[None, :]
+    xt = tl.load(x + offs_k, mask=mask_k, other=0.0)
+    acc = wt.to(tl.float32) * xt.to(tl.float32)[None, :]
     w_ptrs += BLOCK_K
     for k0 in range(BLOCK_K, K, BLOCK_K):
         mask_k = offs_k < K - k0
         wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
-        xt, sq = _input_chunk(x, res, nw, s_out, sq, k0 + offs_k, mask_k, k_store, HAS_NORM)
-        acc += wt.to(tl.float32) * xt[None, :]
+        xt = tl.load(x + k0 + offs_k, mask=mask_k, other=0.0)
+        acc += wt.to(tl.float32) * xt.to(tl.float32)[None, :]
         w_ptrs += BLOCK_K
     y = tl.sum(acc, axis=1)  # [BLOCK_N]
-    if HAS_NORM:
-        y = y / tl.sqrt(tl.sum(sq, axis=0) / K + eps)
     if HAS_BIAS:
         y += tl.load(b + offs_n, mask=mask_n, other=0.0).to(tl.float32)
     if RELU_SQUARE:
         y = _relu_square_rounded(y, out.dtype.element_ty)
     tl.store(out + offs_n, y.to(out.dtype.element_ty), mask=mask_n)
-
-
-@triton.jit
-def _input_chunk(x, res, nw, s_out, sq, offs, mask, k_store, HAS_NORM: tl.constexpr):
-    """(x[offs] in fp32, sq). With HAS_NORM: s = res + x rounded to the stream's dtype (stored where
-    offs < k_store), s^2 added to sq, and (s * norm weight)[offs] in place of x: the norm's 1 / rms
-    scales the dot product once it is known, at the end."""
-    xt = tl.load(x + offs, mask=mask, other=0.0).to(tl.float32)
-    if HAS_NORM:
-        s = (xt + tl.load(res + offs, mask=mask, other=0.0).to(tl.float32)).to(s_out.dtype.element_ty)
-        tl.store(s_out + offs, s, mask=offs < k_store)
-        s = s.to(tl.float32)
-        sq += s * s
-        xt = s * tl.load(nw + offs, mask=mask, other=0.0).to(tl.float32)
-    return xt, sq
 
 
 @triton.jit
@@ -121,12 +95,11 @@ def _dot_step(xt, wt, acc, IS_FP32: tl.constexpr):
     return tl.dot(xt, tl.trans(wt), acc)
 
 
-@triton.autotune(configs=_DOT_CONFIGS, key=["N", "K", "HAS_NORM"], do_bench=_bench)
+@triton.autotune(configs=_DOT_CONFIGS, key=["N", "K"], do_bench=_bench)
 @triton.jit(do_not_specialize=["M"])  # one binary for every M in 2..16 (16 would get its own)
-def _skinny_dot_fwd_kernel(x, w, b, out, res, nw, s_out, M, N, K, stride_xm, stride_wn, stride_om,
-                           stride_rm, stride_sm, eps,
+def _skinny_dot_fwd_kernel(x, w, b, out, M, N, K, stride_xm, stride_wn, stride_om,
                            HAS_BIAS: tl.constexpr, RELU_SQUARE: tl.constexpr, IS_FP32: tl.constexpr,
-                           HAS_NORM: tl.constexpr, USE_PDL: tl.constexpr,
+                           USE_PDL: tl.constexpr,
                            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     # M <= BLOCK_M rows: rows past M load as zeros and are not stored
     pid = tl.program_id(0)
@@ -134,26 +107,23 @@ def _skinny_dot_fwd_kernel(x, w, b, out, res, nw, s_out, M, N, K, stride_xm, str
     offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_k = tl.arange(0, BLOCK_K)
     mask_m, mask_n = offs_m < M, offs_n < N
-    rows = (x + offs_m[:, None] * stride_xm, res + offs_m[:, None] * stride_rm, s_out + offs_m[:, None] * stride_sm)
+    x_ptrs = x + offs_m[:, None] * stride_xm + offs_k[None, :]
     w_ptrs = w + offs_n.to(tl.int64)[:, None] * stride_wn + offs_k[None, :]
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    k_store = tl.where(pid == 0, K, 0)
-    sq = tl.zeros([BLOCK_M], dtype=tl.float32)
     # as in the one-row kernel: the first weight tile is peeled and loads before the wait for x
     pdl_release(USE_PDL)
     mask_k = offs_k < K
     wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
     pdl_wait(USE_PDL)
-    xt, sq = _input_tile(rows, nw, sq, offs_k, mask_m, mask_k, k_store, HAS_NORM)
+    xt = tl.load(x_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
     acc = _dot_step(xt, wt, acc, IS_FP32)
     for k0 in range(BLOCK_K, K, BLOCK_K):
+        x_ptrs += BLOCK_K
         w_ptrs += BLOCK_K
         mask_k = offs_k < K - k0
-        xt, sq = _input_tile(rows, nw, sq, k0 + offs_k, mask_m, mask_k, k_store, HAS_NORM)
+        xt = tl.load(x_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
         acc = _dot_step(xt, wt, acc, IS_FP32)
-    if HAS_NORM:
-        acc = acc / tl.sqrt(sq / K + eps)[:, None]
     if HAS_BIAS:
         acc += tl.load(b + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
     if RELU_SQUARE:
@@ -162,29 +132,10 @@ def _skinny_dot_fwd_kernel(x, w, b, out, res, nw, s_out, M, N, K, stride_xm, str
     tl.store(out_ptrs, acc.to(out.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
-@triton.jit
-def _input_tile(rows, nw, sq, offs, mask_m, mask_k, k_store, HAS_NORM: tl.constexpr):
-    """`_input_chunk` for a tile of rows (`rows`: x, residual and stream row pointers, [BLOCK_M, 1]
-    each); the tile comes back in x's dtype, which tl.dot takes, and sq is [BLOCK_M]."""
-    x_rows, r_rows, s_rows = rows
-    mask = mask_m[:, None] & mask_k[None, :]
-    xt = tl.load(x_rows + offs[None, :], mask=mask, other=0.0)
-    if HAS_NORM:
-        s = xt.to(tl.float32) + tl.load(r_rows + offs[None, :], mask=mask, other=0.0).to(tl.float32)
-        s = s.to(xt.dtype)
-        tl.store(s_rows + offs[None, :], s, mask=mask_m[:, None] & (offs < k_store)[None, :])
-        s = s.to(tl.float32)
-        sq += tl.sum(s * s, axis=1)
-        xt = (s * tl.load(nw + offs, mask=mask_k, other=0.0).to(tl.float32)[None, :]).to(xt.dtype)
-    return xt, sq
-
-
 def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor,
-            config: triton.Config | None = None, relu_square: bool = False,
-            norm: tuple[torch.Tensor, torch.Tensor, torch.Tensor, float] | None = None) -> None:
+            config: triton.Config | None = None, relu_square: bool = False) -> None:
     """Write x2 @ weight.T (+ bias), squared-ReLU'd if asked, into out; `config` pins one autotune
-    entry (tests check each). With `norm` = (residual, norm weight, s_out, eps) the input is
-    rms_norm(residual + x2) and residual + x2 goes to s_out (all [M, K] with unit column stride)."""
+    entry (tests check each)."""
     (m, k), n = x2.shape, weight.shape[0]
     kernel = _gemv_fwd_kernel if m == 1 else _skinny_dot_fwd_kernel
     meta = {}
@@ -193,21 +144,19 @@ def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, o
     if config is not None:
         kernel, meta = kernel.fn, config.all_kwargs()
     b = bias if bias is not None else weight  # never read without HAS_BIAS
-    # without a norm its pointers are x2 and never read
-    res, nw, s_out, eps = norm if norm is not None else (x2, x2, x2, 0.0)
 
     def grid(args):
         return (triton.cdiv(n, args["BLOCK_N"]),)
 
     pdl = pdl_mode(x2)
-    flags = dict(HAS_BIAS=bias is not None, RELU_SQUARE=relu_square, HAS_NORM=norm is not None, USE_PDL=pdl)
     if m == 1:
-        kernel[grid](x2, weight, b, out, res, nw, s_out, n, k, weight.stride(0), eps,
-                     **flags, **launch_options(pdl), **meta)
+        kernel[grid](x2, weight, b, out, n, k, weight.stride(0), HAS_BIAS=bias is not None,
+                     RELU_SQUARE=relu_square, USE_PDL=pdl, **launch_options(pdl), **meta)
     else:
-        kernel[grid](x2, weight, b, out, res, nw, s_out, m, n, k, x2.stride(0), weight.stride(0), out.stride(0),
-                     res.stride(0), s_out.stride(0), eps, IS_FP32=x2.dtype == torch.float32,
-                     BLOCK_M=MAX_ROWS, **flags, **launch_options(pdl), **meta)
+        kernel[grid](x2, weight, b, out, m, n, k, x2.stride(0), weight.stride(0), out.stride(0),
+                     HAS_BIAS=bias is not None, RELU_SQUARE=relu_square, IS_FP32=x2.dtype == torch.float32,
+                     USE_PDL=pdl,
+                     BLOCK_M=MAX_ROWS, **launch_options(pdl), **meta)
 
 
 def skinny_linear_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -232,53 +181,18 @@ def _skinny(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *,
     Returns:
         [..., N] in x's dtype.
     """
-    k = weight.shape[1]
-    x2 = x.reshape(x.shape[:-1].numel(), k) if x.shape[-1] == k else x
-    x2 = x2 if x2.stride(-1) == 1 else x2.contiguous()
-    return _project(x2, weight, bias, relu_square, None).view(*x.shape[:-1], weight.shape[0])
-
-
-def _project(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, relu_square: bool,
-             norm: tuple | None) -> torch.Tensor:
-    """Check the operands, then launch on x2 [M, K] (see `_launch` for `norm`); returns [M, N]."""
     n, k = weight.shape
-    bad_bias = bias is not None and (bias.shape != (n,) or bias.dtype != x2.dtype)
-    if x2.dim() != 2 or x2.shape[-1] != k or x2.dtype != weight.dtype or bad_bias:
-        raise ValueError(f"skinny_linear: x {tuple(x2.shape)} {x2.dtype}, weight {tuple(weight.shape)} "
+    bad_bias = bias is not None and (bias.shape != (n,) or bias.dtype != x.dtype)
+    if x.shape[-1] != k or x.dtype != weight.dtype or bad_bias:
+        raise ValueError(f"skinny_linear: x {tuple(x.shape)} {x.dtype}, weight {tuple(weight.shape)} "
                          f"{weight.dtype}, bias {None if bias is None else tuple(bias.shape)} do not fit")
+    x2 = x.reshape(x.shape[:-1].numel(), k)
     if x2.shape[0] > MAX_ROWS:
         raise ValueError(f"skinny_linear: {x2.shape[0]} rows of x, at most {MAX_ROWS}")
+    x2 = x2 if x2.stride(-1) == 1 else x2.contiguous()
     weight = weight if weight.stride(-1) == 1 else weight.contiguous()
     bias = bias if bias is None or bias.stride(0) == 1 else bias.contiguous()
-    out = torch.empty((x2.shape[0], n), dtype=x2.dtype, device=x2.device)
+    out = torch.empty((x2.shape[0], n), dtype=x.dtype, device=x.device)
     if x2.shape[0] and n:
-        _launch(x2, weight, bias, out, None, relu_square, norm)
-    return out
-
-
-def add_rms_norm_linear_triton(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, eps: float,
-                               weight: torch.Tensor, bias: torch.Tensor | None = None,
-                               relu_square: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """A pre-norm block's residual add, its RMSNorm and its first projection in one kernel.
-
-    Args:
-        x: [..., K] the previous block's output, at most 16 rows; residual: [..., K] the stream,
-            same shape and dtype; norm_weight: [K]; eps: the norm's.
-        weight: [N, K], bias: [N] or None, as in `skinny_linear_triton`; relu_square: square the
-            relu of the projection (the MLP's up projection).
-    Returns:
-        (y [..., N], s [..., K]) with s = residual + x and y the projection of rms_norm(s), as
-        `add_rms_norm_linear_ref` computes them; s equals it exactly, y up to rounding (the normed
-        input is not rounded to x's dtype before the product: 1 / rms scales the sums instead).
-    """
-    n, k = weight.shape
-    if x.shape[-1] != k or residual.shape != x.shape or residual.dtype != x.dtype or norm_weight.shape != (k,):
-        raise ValueError(f"add_rms_norm_linear: x {tuple(x.shape)} {x.dtype}, residual {tuple(residual.shape)} "
-                         f"{residual.dtype}, norm weight {tuple(norm_weight.shape)} do not fit")
-    rows = x.shape[:-1].numel()
-    x2, r2 = x.reshape(rows, k), residual.reshape(rows, k)
-    x2 = x2 if x2.stride(-1) == 1 else x2.contiguous()
-    r2 = r2 if r2.stride(-1) == 1 else r2.contiguous()
-    s = torch.empty(x2.shape, dtype=x.dtype, device=x.device)
-    out = _project(x2, weight, bias, relu_square, (r2, norm_weight.contiguous(), s, float(eps)))
-    return out.view(*x.shape[:-1], n), s.view(x.shape)
+        _launch(x2, weight, bias, out, None, relu_square)
+    return out.view(*x.shape[:-1], n)
