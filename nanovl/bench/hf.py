@@ -29,11 +29,11 @@ def _oom(e: Exception) -> bool:
 
 
 @torch.inference_mode()
-def hf_prefill(model, t_len: int, reps: int) -> dict:
+def hf_prefill(model, t_len: int, reps: int, warmup: int = 1) -> dict:
     dev = next(model.parameters()).device
     ids = torch.randint(0, model.config.vocab_size, (1, t_len), device=dev)
     try:
-        sec = timed(lambda: model(input_ids=ids, use_cache=False, logits_to_keep=1), dev, reps=reps)
+        sec = timed(lambda: model(input_ids=ids, use_cache=False, logits_to_keep=1), dev, reps=reps, warmup=warmup)
     except Exception as e:  # a baseline that cannot run is reported, not fatal
         if dev.type == "cuda":
             torch.cuda.empty_cache()
