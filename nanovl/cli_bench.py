@@ -23,6 +23,7 @@ from nanovl.bench import hf as hf_bench
 from nanovl.bench import lm as our_bench
 from nanovl.bench import roofline as rl
 from nanovl.bench.suite import Item, Results, run_items
+from nanovl.bench.targets import target_rows
 from nanovl.ops.dispatch import _forced_ref, triton_available
 
 GPU_SIZES = {"prefill": (2048, 8192, 32768), "decode": (1, 16, 64), "prompt": 256, "steps": 64, "eager_steps": 8,
@@ -239,6 +240,7 @@ def _table(d: dict) -> list[str]:
     video = {r["evs_q"]: r.get("seconds") for r in d["ttft"] if "evs_q" in r}
     if video.get(0.0) and video.get(0.75):
         rows.append(f"EVS q=0.75 TTFT speed-up over q=0: {video[0.0] / video[0.75]:.2f}x")
+    rows += target_rows(d)
     rows += [f"note: {n}" for n in d.get("notes", [])]
     rows += [f"error: {r['key']}: {r['error']}" for name in ("prefill", "decode", "ttft", "hf_prefill", "hf_decode")
              for r in d[name] if r.get("error")]
