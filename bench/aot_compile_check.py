@@ -1,5 +1,6 @@
 """Compile every decode kernel for an sm_90 GPU on a machine without one (Triton's bundled ptxas),
-with programmatic dependent launch on, and check the PTX holds the grid-dependency instructions.
+with programmatic dependent launch on, and check the PTX holds the grid-dependency instructions;
+then the sampling kernels between two decode steps (no PDL there), which must compile.
 
 Device time is scarce: a kernel that does not compile for Hopper should fail here, not on the
 lent GPU. Needs a Python with torch and triton (CI has no triton), like bench/interp_check.sh:
@@ -20,6 +21,7 @@ from nanovl.ops.attention import kernel as attention
 from nanovl.ops.conv1d import kernel as conv1d
 from nanovl.ops.linear import kernel as linear
 from nanovl.ops.norm import kernel as norm
+from nanovl.ops.sampling import kernel as sampling
 from nanovl.ops.ssd import kernel as ssd
 
 BF16, FP32 = "*bf16", "*fp32"
@@ -46,18 +48,27 @@ KERNELS = [
      dict(DH=128, BLOCK_S=16, USE_PDL=True)),
 ]
 
+# the sampling kernels, every filter on (top-k then top-p, min-p)
+SAMPLING_KERNELS = [
+    (sampling._filter_kernel, dict(x_ptr=FP32, out_ptr=FP32, cand_ptr=FP32, temp_ptr=FP32, top_k_ptr="*i32",
+                                   top_p_ptr=FP32, min_p_ptr=FP32), set(),
+     dict(HAS_TOP_K=True, HAS_TOP_P=True, HAS_MIN_P=True, MAX_BISECTIONS=96, BLOCK=4096, CANDIDATES=2048)),
+    (sampling._gumbel_argmax_kernel, dict(x_ptr=FP32, seeds_ptr="*i64", best_ptr=FP32, at_ptr="*i32"), set(),
+     dict(BLOCK=4096)),
+]
+
 
 def _jit(kernel):
     """The JITFunction under an @autotune."""
     return kernel.fn if isinstance(kernel, Autotuner) else kernel
 
 
-def compile_for_hopper(kernel, pointers: dict, floats: set, constexprs: dict):
+def compile_for_hopper(kernel, pointers: dict, floats: set, constexprs: dict, pdl: bool = True):
     jit = _jit(kernel)
     sig = {a: "constexpr" if a in constexprs else pointers.get(a) or ("fp32" if a in floats else "i32")
            for a in jit.arg_names}
     return triton.compile(ASTSource(jit, sig, constexprs), target=GPUTarget("cuda", 90, 32),
-                          options={"num_warps": 4, "launch_pdl": True})
+                          options={"num_warps": 4, "launch_pdl": pdl})
 
 
 def main() -> int:
@@ -72,6 +83,14 @@ def main() -> int:
             ok = False
             print(f"{name:36s} sm_90 FAILED: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
         bad += not ok
+    for kernel, pointers, floats, constexprs in SAMPLING_KERNELS:
+        name = _jit(kernel).fn.__name__
+        try:
+            compile_for_hopper(kernel, pointers, floats, constexprs, pdl=False)
+            print(f"{name:36s} sm_90 ok")
+        except Exception as e:
+            bad += 1
+            print(f"{name:36s} sm_90 FAILED: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
     return 1 if bad else 0
 
 

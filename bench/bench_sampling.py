@@ -1,8 +1,8 @@
-"""Time the work a sampled decode step does between two replays: the filters (temperature, top-p,
-min-p) and the draw, as the reference ops (a sort of the vocabulary, noise per row) and as the
+"""Time the work a sampled decode step does between two replays: the filters (temperature, top-k,
+top-p) and the draw, as the reference ops (a sort of the vocabulary, noise per row) and as the
 Triton kernels (nanovl/ops/sampling/kernel.py), per batch size, at the real vocabulary.
 
-    python bench/bench_sampling.py [--vocab 131072] [--batches 1,16,64] [--out sampling.json]
+    python bench/bench_sampling.py [--vocab 131072] [--batches 1,16,64] [--top-k 50] [--out sampling.json]
 
 Prints a table and writes JSON. On a CPU only the reference runs (there are no kernels to time).
 """
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--vocab", type=int, default=131072)
     p.add_argument("--batches", default="1,16,64")
     p.add_argument("--reps", type=int, default=50)
+    p.add_argument("--top-k", type=int, default=0, help="every row's top_k as well (0: top-p alone)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -53,21 +54,24 @@ def main(argv: list[str] | None = None) -> dict:
         temp = torch.full((b,), 0.6, device=dev)
         top_p = torch.full((b,), 0.95, device=dev)
         seeds = torch.randint(0, 2 ** 62, (b,), device=dev)
-        ref = lambda: sample_ref(apply_temperature_top_k_top_p_min_p_ref(logits, temp, None, top_p, None), seeds)  # noqa: E731
+        top_k = torch.full((b,), args.top_k, device=dev) if args.top_k > 0 else None
+        ref = lambda: sample_ref(apply_temperature_top_k_top_p_min_p_ref(logits, temp, top_k, top_p, None), seeds)  # noqa: E731
         row = {"batch": b, "vocab": args.vocab, "reference_ms": _time_ms(ref, dev, args.reps)}
         if kernels is not None:
-            filt = lambda: kernels.apply_temperature_top_k_top_p_min_p_triton(logits, temp, None, top_p, None)  # noqa: E731
+            filt = lambda: kernels.apply_temperature_top_k_top_p_min_p_triton(logits, temp, top_k, top_p, None)  # noqa: E731
             filtered = filt()
             row["kernel_filter_ms"] = _time_ms(filt, dev, args.reps)
             row["kernel_sample_ms"] = _time_ms(lambda: kernels.sample_triton(filtered, seeds), dev, args.reps)
             row["kernel_ms"] = _time_ms(lambda: kernels.sample_triton(filt(), seeds), dev, args.reps)
             # the reference's sort-based filter before the kernel's draw (a choice for one row)
             row["ref_filter_kernel_draw_ms"] = _time_ms(lambda: kernels.sample_triton(
-                apply_temperature_top_k_top_p_min_p_ref(logits, temp, None, top_p, None), seeds), dev, args.reps)
+                apply_temperature_top_k_top_p_min_p_ref(logits, temp, top_k, top_p, None), seeds), dev, args.reps)
         rows.append(row)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    res = {"device": name, "date": time.strftime("%Y-%m-%d"), "temperature": 0.6, "top_p": 0.95, "rows": rows}
-    print(f"{name} | vocab {args.vocab} | temperature 0.6, top_p 0.95 | ms per call, synchronised")
+    res = {"device": name, "date": time.strftime("%Y-%m-%d"), "temperature": 0.6, "top_k": args.top_k, "top_p": 0.95,
+           "rows": rows}
+    knobs = f"temperature 0.6, {f'top_k {args.top_k}, ' if args.top_k else ''}top_p 0.95"
+    print(f"{name} | vocab {args.vocab} | {knobs} | ms per call, synchronised")
     print(f"{'batch':>6s} {'reference':>10s} {'kernels':>10s} {'filter':>8s} {'draw':>8s} {'ref filter+draw':>16s}")
     for r in rows:
         k = [f"{r[key]:{w}.3f}" if key in r else f"{'-':>{w}s}" for key, w in

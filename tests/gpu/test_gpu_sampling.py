@@ -67,10 +67,32 @@ def run_filters(device, B=8, V=5000):
         assert exact >= B - 1, f"only {exact} of {B} rows kept exactly the reference's set"
     # a greedy row is one-hot on its first maximum (ties included)
     assert _kept(fast(x, t, None, p, mp))[2].sum() == 1
-    # top-k goes to the reference whole
-    k_top = torch.full((B,), 7, device=device)
-    assert torch.equal(fast(x, t, k_top, p, mp), apply_temperature_top_k_top_p_min_p_ref(x, t, k_top, p, mp))
+    run_top_k(fast, x, t, p, mp)
     return float(exact)
+
+
+def run_top_k(fast, x, t, p, mp):
+    """Top-k counts tokens, so its set is exact (ties with the k-th kept: row 1 is all ties); with
+    top-p after it, top-p's mass is that of the top-k set only, bracketed as above."""
+    B, V = x.shape
+    ks = [7, 1, 50, 0, 3000, V + 5, 2048, 2 ** 40][:B]  # 0 and k >= V: off; 2**40 must not wrap
+    k_top = torch.tensor(ks, device=x.device)
+    out = fast(x, t, k_top, None, None)
+    ref = apply_temperature_top_k_top_p_min_p_ref(x, t, k_top, None, None)
+    assert torch.equal(_kept(out), _kept(ref)), "top-k kept another set than the reference"
+    torch.testing.assert_close(out[_kept(ref)], ref[_kept(ref)], rtol=1e-6, atol=0)
+    assert _kept(out)[0].sum() == min(7, V) and _kept(out)[1].sum() >= 1
+    for top_p, min_p in ((p, None), (p, mp)):
+        out = fast(x, t, k_top, top_p, min_p)
+        lo = apply_temperature_top_k_top_p_min_p_ref(
+            x, t, k_top, top_p - EPS, None if min_p is None else min_p * (1 + EPS) + EPS)
+        hi = apply_temperature_top_k_top_p_min_p_ref(
+            x, t, k_top, (top_p + EPS).clamp(max=1.0), None if min_p is None else min_p * (1 - EPS))
+        k, k_lo, k_hi = _kept(out), _kept(lo), _kept(hi)
+        assert (k_lo <= k).all() and (k <= k_hi).all(), f"top-k then top-p outside the bracket (min_p {min_p})"
+        ref = apply_temperature_top_k_top_p_min_p_ref(x, t, k_top, top_p, min_p)
+        exact = sum(bool(torch.equal(k[r], _kept(ref)[r])) for r in range(B))
+        assert exact >= B - 1, f"top-k + top-p: only {exact} of {B} rows kept exactly the reference's set"
 
 
 def run_sample(device, B=16, V=5000):

@@ -8,8 +8,9 @@ GPU at batch 64 that was some 1.4 ms of kernels and 2 ms of launches a step. Her
   (`ref.py` keeps the same set: ties with the last kept token stay). T is bracketed by bisection on
   the logit: each pass re-reads the row (from L2) and sums exp(x - max) above the midpoint, until
   at most 2048 tokens lie strictly inside the bracket (a handful of passes). One more pass gathers
-  them; sorted in registers, their cumulative mass places T exactly. Rows with a top-k use the
-  reference for the whole call (a k-th value search is a different bisection).
+  them; sorted in registers, their cumulative mass places T exactly. Top-k runs first, the same
+  search counting tokens instead of summing mass (`_select_threshold`): its threshold is the k-th
+  largest value, and top-p then sums only the tokens at or above it.
 - `sample_triton`: logits + Gumbel noise from the same counter-based hash as `uniform_noise_ref`,
   each program the argmax of one chunk of a row; torch picks the best chunk.
 
@@ -24,8 +25,6 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-
-from nanovl.ops.sampling.ref import apply_temperature_top_k_top_p_min_p_ref
 
 _BLOCK = 4096
 # the bisection over the whole row stops once at most this many tokens lie inside its bracket; they
@@ -51,12 +50,13 @@ _FILTER_CONFIGS = [triton.Config({"BLOCK": b}, num_warps=w) for b, w in
 # config on the real rows (the kernel writes only `out` and `cand`, so reruns are harmless)
 @triton.autotune(configs=_FILTER_CONFIGS, key=["V", "ROWS_BUCKET"], do_bench=_bench)
 @triton.jit
-def _filter_kernel(x_ptr, out_ptr, cand_ptr, temp_ptr, top_p_ptr, min_p_ptr, V, sx, so, ROWS_BUCKET,
-                   HAS_TOP_P: tl.constexpr, HAS_MIN_P: tl.constexpr, MAX_BISECTIONS: tl.constexpr,
-                   BLOCK: tl.constexpr, CANDIDATES: tl.constexpr):
+def _filter_kernel(x_ptr, out_ptr, cand_ptr, temp_ptr, top_k_ptr, top_p_ptr, min_p_ptr, V, sx, so, ROWS_BUCKET,
+                   HAS_TOP_K: tl.constexpr, HAS_TOP_P: tl.constexpr, HAS_MIN_P: tl.constexpr,
+                   MAX_BISECTIONS: tl.constexpr, BLOCK: tl.constexpr, CANDIDATES: tl.constexpr):
     row = tl.program_id(0)
     x_row = x_ptr + row.to(tl.int64) * sx
     out_row = out_ptr + row.to(tl.int64) * so
+    cand_row = cand_ptr + row.to(tl.int64) * CANDIDATES
     t = tl.load(temp_ptr + row)
     greedy = t <= 0.0
     inv_t = 1.0 / tl.where(greedy, 1.0, t)
@@ -65,7 +65,6 @@ def _filter_kernel(x_ptr, out_ptr, cand_ptr, temp_ptr, top_p_ptr, min_p_ptr, V, 
     # pass 1: the row's max (its first position, for a greedy row) and least finite value; every
     # pass recomputes v = x * (1 / t) from x (in L2) rather than keeping a copy (the reference
     # divides: kept values agree to a rounding, and ties stay ties)
-    m_blk = tl.full((BLOCK,), NEG, tl.float32)
     lo_blk = tl.full((BLOCK,), float("inf"), tl.float32)
     m = tl.full((), NEG, tl.float32)
     m_at = tl.full((), 0, tl.int32)
@@ -77,70 +76,39 @@ def _filter_kernel(x_ptr, out_ptr, cand_ptr, temp_ptr, top_p_ptr, min_p_ptr, V, 
         m_at = tl.where(take, start + tl.argmax(v, axis=0, tie_break_left=True), m_at)
         m = tl.maximum(m, bm)
         lo_blk = tl.minimum(lo_blk, tl.where(v == NEG, float("inf"), v))
-    threshold = tl.full((), NEG, tl.float32)
+    lo = tl.min(lo_blk, axis=0)
+    lo = lo - tl.maximum(1.0, tl.abs(lo))  # strictly below every token, even where 1 would round away
+    # top-k: kth = the k-th largest v (ties with it stay); tokens below it are dropped from here on
+    kth = tl.full((), NEG, tl.float32)
+    if HAS_TOP_K:
+        k = tl.load(top_k_ptr + row)
+        if (k > 0) & (~greedy):
+            inside_blk = tl.zeros((BLOCK,), tl.int32)
+            at_max_blk = tl.zeros((BLOCK,), tl.int32)
+            for start in range(0, V, BLOCK):
+                offs = start + cols
+                v = tl.load(x_row + offs, mask=offs < V, other=NEG) * inv_t
+                inside_blk += ((v != NEG) & (v < m)).to(tl.int32)
+                at_max_blk += (v == m).to(tl.int32)
+            inside = tl.sum(inside_blk, axis=0)
+            if k < inside + tl.sum(at_max_blk, axis=0):  # else every finite token is in the top k
+                kth = _select_threshold(x_row, cand_row, V, inv_t, kth, m, lo, inside, k.to(tl.float32),
+                                        False, MAX_BISECTIONS, BLOCK, CANDIDATES)
+    threshold = kth
     if HAS_TOP_P:
         p = tl.load(top_p_ptr + row)
         if (p < 1.0) & (~greedy):
-            # pass 2: the mass (relative to the max) and the tokens strictly inside [lo, m]
+            # pass 2: the mass (relative to the max) of the tokens top-k kept, and those strictly inside (lo, m)
             z_blk = tl.zeros((BLOCK,), tl.float32)
             in_blk = tl.zeros((BLOCK,), tl.int32)
             for start in range(0, V, BLOCK):
                 offs = start + cols
-                v = tl.load(x_row + offs, mask=offs < V, other=NEG) * inv_t
+                v = _scaled(x_row, offs, V, inv_t, kth)
                 z_blk += tl.exp(v - m)
                 in_blk += ((v != NEG) & (v < m)).to(tl.int32)
-            target = p * tl.sum(z_blk, axis=0)
-            inside = tl.sum(in_blk, axis=0)
-            lo = tl.min(lo_blk, axis=0)
-            lo = lo - tl.maximum(1.0, tl.abs(lo))  # strictly below every token, even where 1 would round away
-            hi = m
-            above_hi = tl.zeros((), tl.float32)  # the mass strictly above hi
-            # invariant: mass above lo >= target > mass above hi, so the threshold lies in (lo, hi]
-            for _ in range(MAX_BISECTIONS):
-                if inside > CANDIDATES:
-                    mid = lo + (hi - lo) * 0.5
-                    above_blk = tl.zeros((BLOCK,), tl.float32)
-                    left_blk = tl.zeros((BLOCK,), tl.int32)
-                    right_blk = tl.zeros((BLOCK,), tl.int32)
-                    for start in range(0, V, BLOCK):
-                        offs = start + cols
-                        v = tl.load(x_row + offs, mask=offs < V, other=NEG) * inv_t
-                        above_blk += tl.where(v > mid, tl.exp(v - m), 0.0)
-                        left_blk += ((v > lo) & (v < mid)).to(tl.int32)
-                        right_blk += ((v > mid) & (v < hi)).to(tl.int32)
-                    above = tl.sum(above_blk, axis=0)
-                    if above < target:
-                        hi = mid
-                        above_hi = above
-                        inside = tl.sum(left_blk, axis=0)
-                    else:
-                        lo = mid
-                        inside = tl.sum(right_blk, axis=0)
-            # gather the tokens strictly inside (lo, hi), and the mass of those equal to hi
-            cand_row = cand_ptr + row.to(tl.int64) * CANDIDATES
-            at_hi_blk = tl.zeros((BLOCK,), tl.float32)
-            filled = tl.zeros((), tl.int32)
-            for start in range(0, V, BLOCK):
-                offs = start + cols
-                v = tl.load(x_row + offs, mask=offs < V, other=NEG) * inv_t
-                at_hi_blk += tl.where(v == hi, tl.exp(v - m), 0.0)
-                take = (v > lo) & (v < hi)
-                slot = filled + tl.cumsum(take.to(tl.int32), axis=0) - 1
-                tl.store(cand_row + slot, v, mask=take & (slot < CANDIDATES))
-                filled += tl.sum(take.to(tl.int32), axis=0)
-            # the candidates, most likely first: the threshold is the least one whose mass strictly
-            # above (the tokens at or above hi, then the candidates before it) stays under target;
-            # a later twin of a tied value counts its twins as above, so the count can only stop
-            # early within a tie, on the same value
-            k = tl.arange(0, CANDIDATES)
-            c = tl.load(cand_row + k, mask=k < tl.minimum(filled, CANDIDATES), other=NEG)
-            c = tl.sort(c, dim=0, descending=True)
-            w = tl.exp(c - m)
-            before = above_hi + tl.sum(at_hi_blk, axis=0) + tl.cumsum(w, axis=0) - w
-            good = (before < target) & (c != NEG)
-            n_good = tl.sum(good.to(tl.int32), axis=0)
-            last = tl.min(tl.where(good, c, float("inf")), axis=0)
-            threshold = tl.where(n_good > 0, last, hi)
+            threshold = _select_threshold(x_row, cand_row, V, inv_t, kth, m, lo, tl.sum(in_blk, axis=0),
+                                          p * tl.sum(z_blk, axis=0), True, MAX_BISECTIONS, BLOCK, CANDIDATES)
+            threshold = tl.maximum(threshold, kth)
     floor = tl.full((), 0.0, tl.float32)
     if HAS_MIN_P:
         floor = tl.load(min_p_ptr + row)
@@ -154,12 +122,84 @@ def _filter_kernel(x_ptr, out_ptr, cand_ptr, temp_ptr, top_p_ptr, min_p_ptr, V, 
         tl.store(out_row + offs, y, mask=offs < V)
 
 
+@triton.jit
+def _scaled(x_row, offs, V, inv_t, kth):
+    """The row's v = x / t at offs, -inf past V and below top-k's threshold kth."""
+    v = tl.load(x_row + offs, mask=offs < V, other=float("-inf")) * inv_t
+    return tl.where(v >= kth, v, float("-inf"))
+
+
+@triton.jit
+def _select_threshold(x_row, cand_row, V, inv_t, kth, m, lo, inside, target, BY_MASS: tl.constexpr,
+                      MAX_BISECTIONS: tl.constexpr, BLOCK: tl.constexpr, CANDIDATES: tl.constexpr):
+    """The least v whose measure strictly above it stays under `target`: top-p's threshold where
+    the measure of a token is its mass exp(v - m) (BY_MASS), top-k's (the k-th largest v, target k)
+    where it is 1. Tokens below kth do not count. `inside`: the tokens strictly inside (lo, m).
+
+    The bracket (lo, hi] holds the threshold (measure above lo >= target > measure above hi) and
+    halves until at most CANDIDATES tokens lie strictly inside it; those are gathered into
+    cand_row and sorted in registers, and their running measure places the threshold exactly."""
+    NEG = float("-inf")
+    cols = tl.arange(0, BLOCK)
+    hi = m
+    above_hi = tl.zeros((), tl.float32)  # the measure strictly above hi
+    for _ in range(MAX_BISECTIONS):
+        if inside > CANDIDATES:
+            mid = lo + (hi - lo) * 0.5
+            above_blk = tl.zeros((BLOCK,), tl.float32)
+            left_blk = tl.zeros((BLOCK,), tl.int32)
+            right_blk = tl.zeros((BLOCK,), tl.int32)
+            for start in range(0, V, BLOCK):
+                offs = start + cols
+                v = _scaled(x_row, offs, V, inv_t, kth)
+                above_blk += tl.where(v > mid, _measure(v, m, BY_MASS), 0.0)
+                left_blk += ((v > lo) & (v < mid)).to(tl.int32)
+                right_blk += ((v > mid) & (v < hi)).to(tl.int32)
+            above = tl.sum(above_blk, axis=0)
+            if above < target:
+                hi = mid
+                above_hi = above
+                inside = tl.sum(left_blk, axis=0)
+            else:
+                lo = mid
+                inside = tl.sum(right_blk, axis=0)
+    # gather the tokens strictly inside (lo, hi), and the measure of those equal to hi
+    at_hi_blk = tl.zeros((BLOCK,), tl.float32)
+    filled = tl.zeros((), tl.int32)
+    for start in range(0, V, BLOCK):
+        offs = start + cols
+        v = _scaled(x_row, offs, V, inv_t, kth)
+        at_hi_blk += tl.where(v == hi, _measure(v, m, BY_MASS), 0.0)
+        take = (v > lo) & (v < hi)
+        slot = filled + tl.cumsum(take.to(tl.int32), axis=0) - 1
+        tl.store(cand_row + slot, v, mask=take & (slot < CANDIDATES))
+        filled += tl.sum(take.to(tl.int32), axis=0)
+    # the candidates, largest first: the threshold is the least one whose measure strictly above
+    # (the tokens at or above hi, then the candidates before it) stays under target; a later twin
+    # of a tied value counts its twins as above, so the count can only stop early within a tie,
+    # on the same value
+    k = tl.arange(0, CANDIDATES)
+    c = tl.load(cand_row + k, mask=k < tl.minimum(filled, CANDIDATES), other=NEG)
+    c = tl.sort(c, dim=0, descending=True)
+    w = tl.where(c != NEG, _measure(c, m, BY_MASS), 0.0)
+    before = above_hi + tl.sum(at_hi_blk, axis=0) + tl.cumsum(w, axis=0) - w
+    good = (before < target) & (c != NEG)
+    n_good = tl.sum(good.to(tl.int32), axis=0)
+    last = tl.min(tl.where(good, c, float("inf")), axis=0)
+    return tl.where(n_good > 0, last, hi)
+
+
+@triton.jit
+def _measure(v, m, BY_MASS: tl.constexpr):
+    if BY_MASS:
+        return tl.exp(v - m)
+    return tl.full(v.shape, 1.0, tl.float32)
+
+
 def apply_temperature_top_k_top_p_min_p_triton(logits: torch.Tensor, temperature: torch.Tensor,
                                                top_k: torch.Tensor | None, top_p: torch.Tensor | None,
                                                min_p: torch.Tensor | None) -> torch.Tensor:
     """Same contract as `apply_temperature_top_k_top_p_min_p_ref`."""
-    if top_k is not None:
-        return apply_temperature_top_k_top_p_min_p_ref(logits, temperature, top_k, top_p, min_p)
     x = logits.float().contiguous()
     B, V = x.shape
     out = torch.empty_like(x)
@@ -169,9 +209,12 @@ def apply_temperature_top_k_top_p_min_p_triton(logits: torch.Tensor, temperature
     temp = torch.as_tensor(temperature, dtype=torch.float32, device=dev).reshape(B).contiguous()
     p = temp if top_p is None else torch.as_tensor(top_p, dtype=torch.float32, device=dev).reshape(B).contiguous()
     mp = temp if min_p is None else torch.as_tensor(min_p, dtype=torch.float32, device=dev).reshape(B).contiguous()
-    cand = torch.empty(B if top_p is not None else 1, _CANDIDATES, dtype=torch.float32, device=dev)
-    _filter_kernel[(B,)](x, out, cand, temp, p, mp, V, x.stride(0), out.stride(0), triton.next_power_of_2(B),
-                         HAS_TOP_P=top_p is not None, HAS_MIN_P=min_p is not None,
+    # k past V keeps every token, as does k <= 0; clamped first so an int64 k cannot wrap in int32
+    k = temp if top_k is None else torch.as_tensor(top_k, device=dev).reshape(B).clamp(max=V).to(torch.int32).contiguous()
+    selects = top_p is not None or top_k is not None
+    cand = torch.empty(B if selects else 1, _CANDIDATES, dtype=torch.float32, device=dev)
+    _filter_kernel[(B,)](x, out, cand, temp, k, p, mp, V, x.stride(0), out.stride(0), triton.next_power_of_2(B),
+                         HAS_TOP_K=top_k is not None, HAS_TOP_P=top_p is not None, HAS_MIN_P=min_p is not None,
                          MAX_BISECTIONS=_MAX_BISECTIONS, CANDIDATES=_CANDIDATES)
     return out
 
