@@ -80,6 +80,11 @@ def _media_flags(p: argparse.ArgumentParser) -> None:
 def _sampling_flags(p: argparse.ArgumentParser, max_tokens: int) -> None:
     p.add_argument("--max-tokens", type=int, default=max_tokens)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: keep the most likely tokens "
+                   "up to this mass (default 1: off)")
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (default 0: off)")
+    p.add_argument("--min-p", type=float, default=0.0, help="drop tokens below this share of the most "
+                   "likely one's probability (default 0: off)")
     p.add_argument("--seed", type=int)
     p.add_argument("--no-think", action="store_true", help="answer without reasoning first")
     p.add_argument("--thinking-budget", type=int, help="cap on reasoning tokens")
@@ -214,7 +219,8 @@ def _load_llm(model: str | None, kwargs: dict[str, Any]):
 def _params(args: argparse.Namespace, **extra: Any):
     from nanovl.sampling_params import SamplingParams
 
-    return SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
+    return SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
+                          max_tokens=args.max_tokens, seed=args.seed,
                           enable_thinking=False if args.no_think else None,
                           thinking_budget=args.thinking_budget, **extra)
 

@@ -107,6 +107,25 @@ def test_run_json_schema(ckpt, tmp_path, capsys):
     jsonschema.validate(json.loads(out), SCHEMA)
 
 
+def test_run_passes_the_sampling_filters(ckpt, monkeypatch, capsys):
+    # --top-p / --top-k / --min-p reach the request, and a seeded filtered draw repeats
+    from nanovl.llm import LLM
+
+    seen = []
+    real_chat = LLM.chat
+
+    def spy(self, messages, params=None, **kwargs):
+        seen.append(params)
+        return real_chat(self, messages, params, **kwargs)
+
+    monkeypatch.setattr(LLM, "chat", spy)
+    argv = ["run", ckpt, "hi", "--max-tokens", "8", "--no-think", "--temperature", "0.8", "--top-p", "0.9",
+            "--top-k", "20", "--min-p", "0.05", "--seed", "7"]
+    first = run_main(argv, capsys)
+    assert first[0] == 0 and run_main(argv, capsys) == first
+    assert [(p.top_p, p.top_k, p.min_p, p.temperature) for p in seen] == [(0.9, 20, 0.05, 0.8)] * 2
+
+
 def bad_schema(tmp_path, text):
     path = tmp_path / "s.json"
     path.write_text(text)
@@ -115,7 +134,8 @@ def bad_schema(tmp_path, text):
 
 @pytest.mark.parametrize("case", ["missing image", "broken image", "missing video", "missing schema",
                                   "schema not json", "schema not object", "schema invalid", "missing model",
-                                  "too many words", "bad engine value", "info missing image"])
+                                  "too many words", "bad engine value", "info missing image", "top-p above 1",
+                                  "negative top-k", "min-p above 1"])
 def test_bad_input_one_line_error(case, ckpt, media, tmp_path, capsys):
     argv = {
         "missing image": ["run", ckpt, "hi", "--image", str(tmp_path / "nope.png")],
@@ -129,6 +149,9 @@ def test_bad_input_one_line_error(case, ckpt, media, tmp_path, capsys):
         "too many words": ["run", ckpt, "hi", "there"],
         "bad engine value": ["run", ckpt, "hi", "--max-num-seqs", "0"],
         "info missing image": ["info", ckpt, "--image", str(tmp_path / "nope.png")],
+        "top-p above 1": ["run", ckpt, "hi", "--top-p", "1.5"],
+        "negative top-k": ["run", ckpt, "hi", "--top-k", "-3"],
+        "min-p above 1": ["run", ckpt, "hi", "--min-p", "2"],
     }[case]
     code, out, err = run_main(argv, capsys)
     assert code == 1 and out == ""
