@@ -210,10 +210,11 @@ def apply_temperature_top_k_top_p_min_p_triton(logits: torch.Tensor, temperature
     p = temp if top_p is None else torch.as_tensor(top_p, dtype=torch.float32, device=dev).reshape(B).contiguous()
     mp = temp if min_p is None else torch.as_tensor(min_p, dtype=torch.float32, device=dev).reshape(B).contiguous()
     # k past V keeps every token, as does k <= 0; clamped first so an int64 k cannot wrap in int32
-    k = temp if top_k is None else torch.as_tensor(top_k, device=dev).reshape(B).clamp(max=V).to(torch.int32).contiguous()
+    k = temp if top_k is None else torch.as_tensor(top_k, device=dev).reshape(B).clamp(max=V).to(torch.int32)
     selects = top_p is not None or top_k is not None
     cand = torch.empty(B if selects else 1, _CANDIDATES, dtype=torch.float32, device=dev)
-    _filter_kernel[(B,)](x, out, cand, temp, k, p, mp, V, x.stride(0), out.stride(0), triton.next_power_of_2(B),
+    _filter_kernel[(B,)](x, out, cand, temp, k.contiguous(), p, mp, V, x.stride(0), out.stride(0),
+                         triton.next_power_of_2(B),
                          HAS_TOP_K=top_k is not None, HAS_TOP_P=top_p is not None, HAS_MIN_P=min_p is not None,
                          MAX_BISECTIONS=_MAX_BISECTIONS, CANDIDATES=_CANDIDATES)
     return out
