@@ -49,7 +49,7 @@ timeout -k 5 60 python3 -m nanovl.bench.decode_profile --batch 1,16 --pdl auto -
 # 2. nanovl's own figures; a pass that loses its CUDA context (exit 3) or is killed is resumed
 #    in a fresh process on the reference ops, skipping what the results file already holds
 BENCH="python3 -m nanovl.cli_bench --out $OUT/bench.json --table-out $OUT/bench.txt"
-HF_RESERVE=95
+HF_RESERVE=120  # transformers: build, prefill 2k / 8k / 32k, decode b1 / b16 / b64 took 77 s on the H200 (session 18)
 echo "== nanovl bench (until $HF_RESERVE s before the end)"
 timeout -k 5 "$(until_reserve $HF_RESERVE)" $BENCH --sections prefill,decode,image,video \
   --time-budget "$(until_reserve $(( HF_RESERVE + 25 )))" 2>&1 | tee -a "$OUT/bench.log"
