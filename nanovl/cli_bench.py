@@ -207,6 +207,18 @@ def _ref_mark(d: dict, r: dict) -> str:
     return " [ref]" if d["device"] != "cpu" and str(r.get("ops", "")).startswith("reference") else ""
 
 
+def _unpaired_hf_rows(d: dict, hf_pre: dict, hf_dec: dict) -> list[str]:
+    """transformers' figures with no nanovl row beside them (`--sections hf` alone, or a size whose
+    nanovl run failed to start), so the table never hides one."""
+    ours_pre = {r.get("tokens") for r in d["prefill"]}
+    ours_dec = {r.get("batch") for r in d["decode"]
+                if (r.get("cuda_graphs") or d["device"] == "cpu") and not r.get("engine")}
+    named = [(f"prefill {t} tok (tok/s)", r) for t, r in sorted(hf_pre.items()) if t not in ours_pre]
+    named += [(f"decode b{b} (tok/s)", r) for b, r in sorted(hf_dec.items()) if b not in ours_dec]
+    return [f"{name:34s} {'-':>10s} {'-':>10s} {'-':>8s} {_txt(r, 'tok_per_s', '.1f', 13, True)} {'-':>8s}"
+            for name, r in named]
+
+
 def _table(d: dict) -> list[str]:
     caps = d.get("device_caps") or {}
     hf_pre = {r["tokens"]: r for r in d["hf_prefill"] if "tokens" in r}
@@ -232,6 +244,7 @@ def _table(d: dict) -> list[str]:
         rows.append(f"{name:34s} {_txt(r, 'tok_per_s', '.1f', 10, True)} "
                     f"{_txt(r, 'roofline_tok_per_s', '.1f', 10)} {_ratio(r, 'tok_per_s', 'roofline_tok_per_s')} "
                     f"{_txt(hf, 'tok_per_s', '.1f', 13, True)} {_gib(r)}")
+    rows += _unpaired_hf_rows(d, hf_pre, hf_dec)
     for r in d["ttft"]:
         name = "TTFT " + r.get("name", r["key"]) + " (s)" + _ref_mark(d, r)
         rows.append(f"{name:34s} {_txt(r, 'seconds', '.3f', 10, True)} {_txt(r, 'roofline_seconds', '.3f', 10)} "

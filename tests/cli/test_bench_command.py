@@ -67,3 +67,16 @@ def test_the_engine_bench_decodes_a_batch_of_requests_together():
     # timed decode covers the other 5 of each
     assert (r["batch"], r["steps"]) == (3, 5) and r["tok_per_s"] > 0 and r["step_seconds"] > 0
     assert r["lookahead_steps"] == 0 and r["graph_steps"] == 0
+
+
+def test_transformers_figures_without_a_nanovl_row_still_print(capsys):
+    # the committed `--sections hf` run of the H200: every transformers figure gets its own row
+    from pathlib import Path
+
+    run = Path(__file__).parents[2] / "bench" / "results-h200-2026-12-04-s18-3-transformers-all-lm-figures.json"
+    assert cli_bench.main(["--table-only", "--out", str(run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line[:34].strip(): line.split()[-2] for line in lines if line.startswith(("prefill", "decode"))}
+    assert rows == {"prefill 2048 tok (tok/s)": "1029.5", "prefill 8192 tok (tok/s)": "974.9",
+                    "prefill 32768 tok (tok/s)": "OOM", "decode b1 (tok/s)": "10.1",
+                    "decode b16 (tok/s)": "246.7", "decode b64 (tok/s)": "570.1"}
