@@ -28,7 +28,6 @@ import torch
 
 from nanovl.bench import lm as our_bench
 from nanovl.engine.engine import EngineConfig, LLMEngine
-from nanovl.sampling_params import SamplingParams
 from nanovl.tokenizer import Tokenizer
 
 
@@ -88,11 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     config = EngineConfig(device=str(dev), dtype=str(dtype).removeprefix("torch."), max_num_seqs=args.batch,
                           cuda_graphs=args.graphs and dev.type == "cuda", decode_lookahead=args.lookahead)
     engine = LLMEngine(config, model=model, tokenizer=Tokenizer.from_dir(our_bench.TINY_TOKENIZER))
-    vocab = min(1000, model.language_model.config.vocab_size)
-    prompts = [torch.randint(0, vocab, (args.prompt,)).tolist() for _ in range(args.batch)]
-    params = [SamplingParams(temperature=0.6, top_p=0.95, seed=i, max_tokens=args.steps + 1, ignore_eos=True)
-              if args.top_p else SamplingParams(temperature=0, max_tokens=args.steps + 1, ignore_eos=True)
-              for i in range(args.batch)]
+    prompts, params = our_bench.engine_requests(model, args.prompt, args.steps, batch=args.batch, sampled=args.top_p)
 
     def run(on_decode_step: Callable[[], None] | None = None) -> int:
         """The requests to the end; `on_decode_step` runs once every prompt has had its step, and the

@@ -78,6 +78,21 @@ def bench_decode(model: NemotronVL, batch: int, prompt_len: int, steps: int, *, 
 TINY_TOKENIZER = Path(__file__).resolve().parents[1] / "assets" / "tiny"
 
 
+def engine_requests(model: NemotronVL, prompt_len: int, steps: int, *, batch: int,
+                    sampled: bool) -> tuple[list[list[int]], list]:
+    """`batch` random prompts of `prompt_len` tokens, each with the params of `steps` + 1 new tokens
+    (EOS ignored): greedy, or with `sampled` the reasoning settings a chat user would send (a seeded
+    top-p draw). The engine benchmark and bench/engine_step_profile.py time the same requests."""
+    from nanovl.sampling_params import SamplingParams
+
+    vocab = min(1000, model.language_model.config.vocab_size)
+    prompts = [torch.randint(0, vocab, (prompt_len,)).tolist() for _ in range(batch)]
+    params = [SamplingParams(temperature=0.6, top_p=0.95, seed=i, max_tokens=steps + 1, ignore_eos=True)
+              if sampled else SamplingParams(temperature=0, max_tokens=steps + 1, ignore_eos=True)
+              for i in range(batch)]
+    return prompts, params
+
+
 def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graphs: bool,
                         lookahead: bool = True, sampled: bool = False, batch: int = 1) -> dict:
     """`batch` greedy requests through LLMEngine at once, as `nanovl run` / `serve` decode them
@@ -85,7 +100,6 @@ def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graph
     request has its first token. The same requests run once before, untimed, so compiles and the
     graph capture stay outside."""
     from nanovl.engine.engine import EngineConfig, LLMEngine
-    from nanovl.sampling_params import SamplingParams
     from nanovl.tokenizer import Tokenizer
 
     weight = model.language_model.backbone.embeddings.weight
@@ -93,12 +107,7 @@ def bench_engine_decode(model: NemotronVL, prompt_len: int, steps: int, *, graph
     config = EngineConfig(device=str(dev), dtype=str(weight.dtype).removeprefix("torch."), max_num_seqs=batch,
                           cuda_graphs=graphs, decode_lookahead=lookahead)
     engine = LLMEngine(config, model=model, tokenizer=Tokenizer.from_dir(TINY_TOKENIZER))
-    vocab = min(1000, model.language_model.config.vocab_size)
-    prompts = [torch.randint(0, vocab, (prompt_len,)).tolist() for _ in range(batch)]
-    # sampled: the reasoning settings a chat user would send (a seeded top-p draw) instead of greedy
-    params = [SamplingParams(temperature=0.6, top_p=0.95, seed=i, max_tokens=steps + 1, ignore_eos=True)
-              if sampled else SamplingParams(temperature=0, max_tokens=steps + 1, ignore_eos=True)
-              for i in range(batch)]
+    prompts, params = engine_requests(model, prompt_len, steps, batch=batch, sampled=sampled)
     _peak_reset(dev)
     for timed_run in (False, True):
         for prompt, p in zip(prompts, params):
