@@ -105,7 +105,8 @@ class Sampler:
         seeds in another."""
         # top_k <= V < 2**24: exact in fp32
         knobs = _on_device([[p.temperature, p.top_k, p.top_p, p.min_p] for p in ps], torch.float32, x.device)
-        # a filter no row uses is skipped (None): top-k and top-p each sort the whole vocabulary
+        # a filter no row uses is skipped (None): on the reference path top-k and top-p each sort the
+        # whole vocabulary, and in the kernel each costs passes over the row
         top_k = knobs[:, 1].long() if any(p.top_k > 0 for p in ps) else None
         top_p = knobs[:, 2] if any(p.top_p < 1 for p in ps) else None
         min_p = knobs[:, 3] if any(p.min_p > 0 for p in ps) else None
