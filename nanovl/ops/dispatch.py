@@ -7,6 +7,11 @@ has not failed before in this process. A kernel that raises (a Triton compile er
 logged as a warning, recorded in `kernel_failures()`, and its op uses the reference from then on:
 a GPU run then degrades in speed, not in results. Tests assert that no kernel failed.
 
+CPU tensors (not interpreting, reference not forced) take the op's `cpu.py` twin when it names
+one (`cpu_launcher`): plain torch like the reference, but through torch's fused CPU paths (SDPA,
+chunks batched together) where the reference spells the math out step by step. It follows the
+same rules: tested against the reference, and a failure falls back to it.
+
 Training (`use_training_ops()`): most of our Triton kernels are forward-only, so their outputs
 carry no `grad_fn` and would silently cut the gradient. In that mode an op leaves the reference
 only through its differentiable launcher (`train_launcher`, an autograd-capable kernel such as
@@ -104,28 +109,55 @@ def use_kernel(op: str, *tensors: torch.Tensor | None) -> bool:
     return choice
 
 
-def run_op(op: str, package: str, launcher: str, ref: Callable, args: tuple, tensors: tuple,
-           ready: str | None = None, train_launcher: str | None = None) -> object:
-    """Call `<package>.kernel.<launcher>(*args)` when `use_kernel(op, *tensors)` (and the kernel
-    module's `ready()` function, if named, returns True), else `ref(*args)`. Under
-    `use_training_ops()` the launcher is `train_launcher` (op key `<op>[train]`), and an op
-    without one runs `ref`.
+def use_cpu_twin(op: str, *tensors: torch.Tensor | None) -> bool:
+    """True when `op` should run its `cpu.py` twin: CPU tensors, not interpreting, reference not
+    forced, not training, and the twin has not failed before; logs the choice once per op."""
+    choice = (not _interpreting() and not _forced_ref() and not training_ops() and op not in _failed
+              and all(t.device.type == "cpu" for t in tensors if t is not None))
+    key = f"{op}:cpu:{choice}"
+    if key not in _logged:
+        _logged.add(key)
+        log.info("op %s on the CPU uses the %s", op, "torch twin" if choice else "reference")
+    return choice
 
-    A kernel that raises is recorded (see module docstring) and the call is answered by the
-    reference; our launchers raise before they write, so the inputs are still intact."""
+
+def _call_or_record(op: str, fn: Callable, args: tuple) -> tuple[bool, object]:
+    """(True, fn(*args)), or (False, None) after recording and logging a failure of `fn`."""
+    try:
+        return True, fn(*args)
+    except torch.OutOfMemoryError:
+        raise  # not a kernel fault: the reference would need more memory still
+    except Exception as e:
+        _failed[op] = f"{type(e).__name__}: {e}"[:500]
+        log.warning("op %s: kernel failed, using the reference from now on: %s", op, _failed[op])
+        return False, None
+
+
+def run_op(op: str, package: str, launcher: str, ref: Callable, args: tuple, tensors: tuple,
+           ready: str | None = None, train_launcher: str | None = None,
+           cpu_launcher: str | None = None) -> object:
+    """Call `<package>.kernel.<launcher>(*args)` when `use_kernel(op, *tensors)` (and the kernel
+    module's `ready()` function, if named, returns True), else `<package>.cpu.<cpu_launcher>(*args)`
+    when named and `use_cpu_twin(op, *tensors)`, else `ref(*args)`. Under `use_training_ops()` the
+    launcher is `train_launcher` (op key `<op>[train]`), and an op without one runs `ref`.
+
+    A kernel or twin that raises is recorded (see module docstring; the twin's key is `<op>[cpu]`)
+    and the call is answered by the reference; our launchers raise before they write, so the
+    inputs are still intact."""
     if training_ops():
         if train_launcher is None:
             return ref(*args)
         op, launcher = f"{op}[train]", train_launcher
     mod = kernel_module(package) if use_kernel(op, *tensors) else None
     if mod is not None and (ready is None or getattr(mod, ready)()):
-        try:
-            return getattr(mod, launcher)(*args)
-        except torch.OutOfMemoryError:
-            raise  # not a kernel fault: the reference would need more memory still
-        except Exception as e:
-            _failed[op] = f"{type(e).__name__}: {e}"[:500]
-            log.warning("op %s: kernel failed, using the reference from now on: %s", op, _failed[op])
+        ok, out = _call_or_record(op, getattr(mod, launcher), args)
+        if ok:
+            return out
+    elif cpu_launcher is not None and use_cpu_twin(f"{op}[cpu]", *tensors):
+        ok, out = _call_or_record(f"{op}[cpu]", getattr(importlib.import_module(package + ".cpu"), cpu_launcher),
+                                  args)
+        if ok:
+            return out
     return ref(*args)
 
 

@@ -91,3 +91,66 @@ def test_failing_training_launcher_does_not_disable_the_inference_kernel(fake_ke
     assert "op2[train]" in dispatch.kernel_failures() and "op2" not in dispatch.kernel_failures()
     dispatch.run_op("op2", "pkg", "good", _ref, (torch.zeros(2),), ())
     assert fake_kernels == ["bad kernel", "kernel"]
+
+
+@pytest.fixture
+def fake_cpu_twins(tmp_path, monkeypatch):
+    """A package `twinpkg` whose cpu.py has a good and a failing twin; calls land in twinpkg.CALLS."""
+    pkg = tmp_path / "twinpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("CALLS = []\n")
+    (pkg / "cpu.py").write_text(
+        "from twinpkg import CALLS\n"
+        "def good(x):\n    CALLS.append('twin')\n    return x + 1\n"
+        "def bad(x):\n    CALLS.append('bad twin')\n    raise RuntimeError('simulated twin fault')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(dispatch, "_failed", {})
+    import twinpkg
+    twinpkg.CALLS.clear()  # the module stays imported from one test to the next
+    return twinpkg.CALLS
+
+
+@pytest.mark.skipif(dispatch._interpreting(), reason="the interpreter sends CPU tensors to the kernels")
+def test_cpu_tensors_take_the_twin_unless_the_reference_is_forced(fake_cpu_twins):
+    x = torch.zeros(2)
+    out = dispatch.run_op("twin_op", "twinpkg", "no_kernel", _ref, (x,), (x,), cpu_launcher="good")
+    assert fake_cpu_twins == ["twin"] and torch.equal(out, torch.ones(2))
+    with dispatch.use_reference_ops():
+        dispatch.run_op("twin_op", "twinpkg", "no_kernel", _ref, (x,), (x,), cpu_launcher="good")
+    with dispatch.use_training_ops():  # the twins are not checked for gradients: training keeps the reference
+        dispatch.run_op("twin_op", "twinpkg", "no_kernel", _ref, (x,), (x,), cpu_launcher="good")
+    dispatch.run_op("meta_op", "twinpkg", "no_kernel", _ref, (x,), (torch.zeros(2, device="meta"),),
+                    cpu_launcher="good")
+    assert fake_cpu_twins == ["twin"]
+
+
+@pytest.mark.skipif(dispatch._interpreting(), reason="the interpreter sends CPU tensors to the kernels")
+def test_failing_cpu_twin_falls_back_and_is_recorded(fake_cpu_twins):
+    x = torch.zeros(2)
+    for _ in range(2):
+        out = dispatch.run_op("shaky_op", "twinpkg", "no_kernel", _ref, (x,), (x,), cpu_launcher="bad")
+        assert torch.equal(out, torch.ones(2))
+    assert fake_cpu_twins == ["bad twin"]  # once: from then on straight to the reference
+    assert "simulated twin fault" in dispatch.kernel_failures()["shaky_op[cpu]"]
+
+
+def test_model_ops_on_cpu_take_their_twins(monkeypatch):
+    # the real ops name their twins: the SSD scan and both attentions leave the reference on a CPU
+    from nanovl.ops.attention import cpu as attention_cpu
+    from nanovl.ops.attention import decode_attention, prefill_attention
+    from nanovl.ops.ssd import cpu as ssd_cpu
+    from nanovl.ops.ssd import ssd_chunk_scan
+    if dispatch._interpreting():
+        pytest.skip("the interpreter sends CPU tensors to the kernels")
+    called = []
+    for mod, name in ((ssd_cpu, "ssd_chunk_scan_cpu"), (attention_cpu, "prefill_attention_cpu"),
+                      (attention_cpu, "decode_attention_cpu")):
+        real = getattr(mod, name)
+        monkeypatch.setattr(mod, name, lambda *a, _real=real, _name=name: called.append(_name) or _real(*a))
+    ssd_chunk_scan(torch.randn(1, 5, 2, 3), torch.randn(1, 5, 2), -torch.ones(2), torch.randn(1, 5, 1, 4),
+                   torch.randn(1, 5, 1, 4), 4)
+    kv = torch.randn(1, 1, 6, 8)
+    prefill_attention(torch.randn(1, 3, 2, 8), kv, kv, torch.tensor([2]), 0.3)
+    decode_attention(torch.randn(1, 2, 8), kv, kv, torch.tensor([4]), 0.3)
+    # (the decode twin is the prefill twin with one query: it calls it)
+    assert called == ["ssd_chunk_scan_cpu", "prefill_attention_cpu", "decode_attention_cpu", "prefill_attention_cpu"]

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from helpers import assert_close
-from nanovl.ops.attention import (causal_attention, decode_attention, kv_cache_write, prefill_attention,
-                                  prefill_attention_ref)
+from nanovl.ops.attention import (causal_attention, decode_attention, decode_attention_ref, kv_cache_write,
+                                  prefill_attention, prefill_attention_ref)
+from nanovl.ops.attention.cpu import decode_attention_cpu, prefill_attention_cpu
 
 
 def _loop(q, k, v, start_pos, scale):
@@ -24,30 +25,52 @@ def _loop(q, k, v, start_pos, scale):
     return out
 
 
+# the dispatcher (on a CPU: the SDPA twin), the twin by name, and the plain-math reference
+PREFILL_FNS = {"dispatch": prefill_attention, "cpu_twin": prefill_attention_cpu, "ref": prefill_attention_ref}
+DECODE_FNS = {"dispatch": decode_attention, "cpu_twin": decode_attention_cpu, "ref": decode_attention_ref}
+
+
+@pytest.mark.parametrize("fn", PREFILL_FNS.values(), ids=PREFILL_FNS.keys())
 @pytest.mark.parametrize("hq,hkv", [(4, 4), (4, 2), (6, 1)], ids=["mha", "gqa2", "mqa"])
 @pytest.mark.parametrize("t_len", [1, 5])
-def test_prefill_attention(hq, hkv, t_len):
+def test_prefill_attention(fn, hq, hkv, t_len):
     bsz, dh, cap = 3, 8, 20
     start = torch.tensor([0, 4, 11])
     q = torch.randn(bsz, t_len, hq, dh)
     k, v = torch.randn(bsz, hkv, cap, dh), torch.randn(bsz, hkv, cap, dh)
-    out = prefill_attention(q, k, v, start, dh ** -0.5)
+    out = fn(q, k, v, start, dh ** -0.5)
     assert_close("prefill", _loop(q, k, v, start, dh ** -0.5), out)
     # keys past each row's length are invisible
     k2, v2 = k.clone(), v.clone()
     for b in range(bsz):
         k2[b, :, int(start[b]) + t_len:] = 1e3
         v2[b, :, int(start[b]) + t_len:] = -1e3
-    assert_close("tail_ignored", out, prefill_attention(q, k2, v2, start, dh ** -0.5), atol=0, rtol=0)
+    assert_close("tail_ignored", out, fn(q, k2, v2, start, dh ** -0.5), atol=0, rtol=0)
 
 
-def test_decode_attention():
+@pytest.mark.parametrize("fn", DECODE_FNS.values(), ids=DECODE_FNS.keys())
+def test_decode_attention(fn):
     bsz, hq, hkv, dh, cap = 4, 4, 2, 8, 16
     seq_lens = torch.tensor([1, 5, 16, 9])
     q = torch.randn(bsz, hq, dh)
     k, v = torch.randn(bsz, hkv, cap, dh), torch.randn(bsz, hkv, cap, dh)
-    out = decode_attention(q, k, v, seq_lens, 0.3)
+    out = fn(q, k, v, seq_lens, 0.3)
     assert_close("decode", _loop(q[:, None], k, v, seq_lens - 1, 0.3)[:, 0], out)
+
+
+@pytest.mark.parametrize("cap", [9, 32], ids=["cache-full", "spare-capacity"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_twin_matches_the_reference_from_position_zero(cap, dtype):
+    # every row from 0 with the cache exactly full takes SDPA's causal path; spare capacity, its mask
+    gen = torch.Generator().manual_seed(cap)
+    q = torch.randn(2, 9, 4, 16, generator=gen).to(dtype)
+    k, v = (torch.randn(2, 2, cap, 16, generator=gen).to(dtype) for _ in range(2))
+    start = torch.zeros(2, dtype=torch.long)
+    ref = prefill_attention_ref(q, k, v, start, 0.25)
+    out = prefill_attention_cpu(q, k, v, start, 0.25)
+    assert out.dtype == dtype and out.shape == ref.shape
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert_close("twin", ref, out, atol=tol, rtol=tol)
 
 
 def test_attention_bad_heads():

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import assert_close
+from nanovl.ops.ssd import cpu as ssd_cpu
 from nanovl.ops.ssd import ssd_chunk_scan, ssd_chunk_scan_batched_ref, ssd_chunk_scan_ref, ssd_state_update
 
 
@@ -42,16 +43,37 @@ CASES = [  # (T, chunk_size, groups)
 
 @pytest.mark.parametrize("t_len,chunk,g", CASES, ids=[f"T{t}-chunk{c}-g{g}" for t, c, g in CASES])
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "initial-state"])
-def test_chunk_scan(t_len, chunk, g, with_state):
+@pytest.mark.parametrize("fn", [ssd_chunk_scan, ssd_chunk_scan_ref, ssd_cpu.ssd_chunk_scan_cpu],
+                         ids=["dispatch", "ref", "cpu_twin"])
+def test_chunk_scan(t_len, chunk, g, with_state, fn):
     bsz, h, p, n = 2, 4, 3, 5
     inp = _inputs(bsz, t_len, h, p, g, n)
     init = torch.randn(bsz, h, p, n) if with_state else torch.zeros(bsz, h, p, n)
     ref_y, ref_state = _recurrence(**inp, state=init)
-    y, state = ssd_chunk_scan(inp["x"], inp["dt"], inp["A"], inp["B"], inp["C"], chunk, inp["D"], inp["dt_bias"],
-                              initial_state=init if with_state else None)
+    y, state = fn(inp["x"], inp["dt"], inp["A"], inp["B"], inp["C"], chunk, inp["D"], inp["dt_bias"],
+                  initial_state=init.clone() if with_state else None)
     assert y.dtype == torch.float32 and state.dtype == torch.float32
     assert_close("y", ref_y, y, atol=1e-4, rtol=1e-4)
     assert_close("final_state", ref_state, state, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("chunks_per_block", [1, 2, 3])
+def test_chunk_scan_cpu_twin_carries_the_state_across_blocks(monkeypatch, chunks_per_block):
+    # a long prompt runs as several blocks of chunks; the state must pass from one block to the next
+    bsz, h, p, n, chunk = 2, 4, 3, 5, 4
+    monkeypatch.setattr(ssd_cpu, "BLOCK_BYTES", 4 * bsz * h * chunk * chunk * chunks_per_block)
+    inp = _inputs(bsz, 30, h, p, 2, n, seed=chunks_per_block)
+    init = torch.randn(bsz, h, p, n)
+    ref_y, ref_state = _recurrence(**inp, state=init)
+    y, state = ssd_cpu.ssd_chunk_scan_cpu(inp["x"], inp["dt"], inp["A"], inp["B"], inp["C"], chunk, inp["D"],
+                                          inp["dt_bias"], initial_state=init)
+    assert_close("y", ref_y, y, atol=1e-4, rtol=1e-4)
+    assert_close("final_state", ref_state, state, atol=1e-4, rtol=1e-4)
+    # the reference's per-chunk loop, up to fp32 rounding
+    loop_y, loop_state = ssd_chunk_scan_ref(inp["x"], inp["dt"], inp["A"], inp["B"], inp["C"], chunk, inp["D"],
+                                            inp["dt_bias"], initial_state=init)
+    assert_close("twin_vs_ref_y", loop_y, y, atol=1e-6, rtol=1e-6)
+    assert_close("twin_vs_ref_state", loop_state, state, atol=1e-6, rtol=1e-6)
 
 
 def test_chunk_scan_dt_limit_clamps():

@@ -12,14 +12,16 @@ def prefill_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Ten
                       start_pos: torch.Tensor, scale: float) -> torch.Tensor:
     """Causal attention of T new queries per row; see `prefill_attention_ref` for shapes."""
     return run_op("prefill_attention", __name__, "prefill_attention_triton", prefill_attention_ref,
-                  (q, k_cache, v_cache, start_pos, scale), (q, k_cache, v_cache))
+                  (q, k_cache, v_cache, start_pos, scale), (q, k_cache, v_cache),
+                  cpu_launcher="prefill_attention_cpu")
 
 
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                      seq_lens: torch.Tensor, scale: float) -> torch.Tensor:
     """One query per row over its first seq_lens[b] keys; see `decode_attention_ref` for shapes."""
     return run_op("decode_attention", __name__, "decode_attention_triton", decode_attention_ref,
-                  (q, k_cache, v_cache, seq_lens, scale), (q, k_cache, v_cache))
+                  (q, k_cache, v_cache, seq_lens, scale), (q, k_cache, v_cache),
+                  cpu_launcher="decode_attention_cpu")
 
 
 def kv_cache_write(k_cache: torch.Tensor, v_cache: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor,

@@ -20,7 +20,8 @@ def ssd_chunk_scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.
     ref = ssd_chunk_scan_batched_ref if training_ops() else ssd_chunk_scan_ref
     return run_op("ssd_chunk_scan", __name__, "ssd_chunk_scan_triton", ref,
                   (x, dt, A, B, C, chunk_size, D, dt_bias, initial_state, dt_limit), (x, dt, B, C),
-                  ready="chunk_scan_available", train_launcher="ssd_chunk_scan_autograd")
+                  ready="chunk_scan_available", train_launcher="ssd_chunk_scan_autograd",
+                  cpu_launcher="ssd_chunk_scan_cpu")
 
 
 def ssd_state_update(state: torch.Tensor, x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor,
