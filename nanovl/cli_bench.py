@@ -59,7 +59,9 @@ def _ops_report(dev: torch.device) -> dict:
     rep = {"forced_reference": _forced_ref(), "triton": dev.type == "cuda" and triton_available(), "fla": False,
            # the kernel switches a figure depends on (nanovl/ops/linear, nanovl/ops/pdl.py)
            "skinny_gemm": os.environ.get("NANOVL_SKINNY_GEMM", "1") != "0",
-           "pdl": os.environ.get("NANOVL_PDL", "auto"), "pdl_capable": False}
+           "pdl": os.environ.get("NANOVL_PDL", "auto"), "pdl_capable": False,
+           # on a CPU: the torch twins of the prompt scan and attention (nanovl/ops/*/cpu.py)
+           "cpu_twins": dev.type == "cpu" and not _forced_ref()}
     if rep["triton"]:
         from nanovl.ops import pdl
         from nanovl.ops.ssd import fla_adapter

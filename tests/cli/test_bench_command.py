@@ -24,6 +24,7 @@ def test_every_figure_sits_under_its_roofline(bench_run):
     d = json.loads(out.read_text())
     assert d["preset"] == "tiny" and d["device"] == "cpu" and not d["kernel_failures"]
     assert d["ops"]["pdl"] == "auto" and not d["ops"]["pdl_capable"] and d["ops"]["skinny_gemm"] is True  # what the figures ran with
+    assert d["ops"]["cpu_twins"] is True
     assert [r["tokens"] for r in d["prefill"]] == [32, 128, 512]
     assert [(r["batch"], bool(r.get("engine"))) for r in d["decode"]] == [(1, False), (16, False), (64, False),
                                                                           (1, True)]
