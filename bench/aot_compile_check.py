@@ -27,8 +27,11 @@ from nanovl.ops.ssd import kernel as ssd
 BF16, FP32 = "*bf16", "*fp32"
 # (kernel, pointer arguments' types, float scalars, constexprs); other arguments are int32
 KERNELS = [
-    (linear._gemv_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16), set(),
-     dict(HAS_BIAS=False, RELU_SQUARE=True, USE_PDL=True, BLOCK_N=8, BLOCK_K=512)),
+    (linear._gemv_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16, pf="*u8"), set(),
+     dict(HAS_BIAS=False, RELU_SQUARE=True, USE_PDL=True, PREFETCH=False, BLOCK_N=8, BLOCK_K=512)),
+    # with the L2 prefetch of the next projection's weight (inline PTX the interpreter cannot run)
+    (linear._gemv_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16, pf="*u8"), set(),
+     dict(HAS_BIAS=False, RELU_SQUARE=True, USE_PDL=True, PREFETCH=True, BLOCK_N=8, BLOCK_K=512)),
     (linear._skinny_dot_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16), set(),
      dict(HAS_BIAS=False, RELU_SQUARE=True, IS_FP32=False, USE_PDL=True, BLOCK_M=16, BLOCK_N=16, BLOCK_K=512)),
     (norm._rms_norm_fwd_kernel, dict(x=BF16, z=BF16, w=BF16, out=BF16, res=BF16, res_out=BF16), {"eps"},
@@ -78,7 +81,12 @@ def main() -> int:
         try:
             ptx = compile_for_hopper(kernel, pointers, floats, constexprs).asm["ptx"]
             ok = "griddepcontrol.wait" in ptx and "griddepcontrol.launch_dependents" in ptx
-            print(f"{name:36s} sm_90 {'ok' if ok else 'COMPILED WITHOUT griddepcontrol'}")
+            # the prefetch is an unused-result asm: check it survived the compiler
+            warm = not constexprs.get("PREFETCH") or "prefetch.global.L2::evict_last" in ptx
+            status = ("ok" if ok and warm else "COMPILED WITHOUT griddepcontrol" if warm
+                      else "COMPILED WITHOUT the L2 prefetch")
+            print(f"{name:36s} sm_90 {status}" + (" (with the L2 prefetch)" if constexprs.get("PREFETCH") else ""))
+            ok = ok and warm
         except Exception as e:  # report every kernel, then fail
             ok = False
             print(f"{name:36s} sm_90 FAILED: {type(e).__name__}: {str(e).splitlines()[0][:200]}")

@@ -6,7 +6,8 @@ hundreds of small kernels between the big matrix-vector products; this profile s
 missing time is in the products themselves (busy time near the step time) or between kernels
 (idle gaps), which decides between fusing kernels and a faster GEMV.
 
-    python -m nanovl.bench.decode_profile [--batch 1,16] [--steps 20] [--pdl 0,1,2,auto] [--out decode_profile.json]
+    python -m nanovl.bench.decode_profile [--batch 1,16] [--steps 20] [--pdl 0,1,2,auto] [--l2-prefetch-mb 0,16]
+        [--out decode_profile.json]
 
 On a GPU it profiles CUDA-graph replays of the real Nano-12B-v2-VL shape in bf16 (eager steps
 when the profiler sees no kernels inside a graph); on a CPU the tiny preset's eager steps, by op.
@@ -40,6 +41,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                    help="copy bandwidth in bytes/s for the roofline (default: measured here)")
     p.add_argument("--pdl", default=None,
                    help="NANOVL_PDL settings to compare, e.g. 0,1,2,auto (each captures its own graphs; default: the env's)")
+    p.add_argument("--l2-prefetch-mb", default=None,
+                   help="NANOVL_L2_PREFETCH_MB settings to compare, e.g. 0,16 (MiB of the next projection's "
+                        "weight each batch-1 GEMV warms; default: the env's)")
     p.add_argument("--out", default=None, help="write the results here as JSON")
     return p.parse_args(argv)
 
@@ -131,7 +135,8 @@ def profile_decode(model, batch: int, prompt_len: int, steps: int) -> dict:
 
 def format_table(res: dict, top: int) -> str:
     # the setting, and whether this step's kernels launched with PDL under it (auto: by batch size)
-    pdl = f"NANOVL_PDL={res.get('pdl', 'auto')}: PDL {'on' if res.get('pdl_active') else 'off'}"
+    pdl = (f"NANOVL_PDL={res.get('pdl', 'auto')}: PDL {'on' if res.get('pdl_active') else 'off'}, "
+           f"L2 prefetch {res.get('l2_prefetch_mb', 0):g} MiB")
     lines = [f"decode step, batch {res['batch']} ({res['timed_mode']}, {pdl}):"
              f" {res['step_us']:.1f} us"
              f" = {1e6 / res['step_us'] * res['batch']:.1f} tok/s",
@@ -153,18 +158,19 @@ def _launches_with_pdl(model, batch: int) -> bool:
         return pdl_launch.pdl_wanted(model.language_model.backbone.embeddings.weight)
 
 
-def _with_pdl(setting: str, fn):
-    """fn() with NANOVL_PDL=setting: kernels read it as they launch, so graphs captured inside launch
-    with it; the caller's value comes back after."""
-    before = os.environ.get("NANOVL_PDL")
-    os.environ["NANOVL_PDL"] = setting
+def _with_env(settings: dict[str, str], fn):
+    """fn() with these environment variables set (NANOVL_PDL, NANOVL_L2_PREFETCH_MB: kernels read them
+    as they launch, so graphs captured inside launch with them); the caller's values come back after."""
+    before = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
     try:
         return fn()
     finally:
-        if before is None:
-            os.environ.pop("NANOVL_PDL", None)
-        else:
-            os.environ["NANOVL_PDL"] = before
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,11 +186,15 @@ def main(argv: list[str] | None = None) -> int:
            "date": time.strftime("%Y-%m-%d", time.gmtime()), "bandwidth": bandwidth}
     results = []
     pdl_settings = args.pdl.split(",") if args.pdl else [os.environ.get("NANOVL_PDL", "auto")]
-    for batch, pdl in ((int(b), p) for b in args.batch.split(",") for p in pdl_settings):
-        # with it, whether the kernels could take it (sm_90+ with Triton's grid dependency control)
-        res, active = _with_pdl(pdl, lambda: (profile_decode(model, batch, args.prompt, args.steps),
+    warm_settings = (args.l2_prefetch_mb.split(",") if args.l2_prefetch_mb
+                     else [os.environ.get("NANOVL_L2_PREFETCH_MB", "0")])
+    for batch, pdl, warm in ((int(b), p, w) for b in args.batch.split(",") for p in pdl_settings
+                             for w in warm_settings):
+        env = {"NANOVL_PDL": pdl, "NANOVL_L2_PREFETCH_MB": warm}
+        # with it, whether the kernels could take PDL (sm_90+ with Triton's grid dependency control)
+        res, active = _with_env(env, lambda: (profile_decode(model, batch, args.prompt, args.steps),
                                               _launches_with_pdl(model, batch)))
-        res["pdl"], res["pdl_active"] = pdl, active
+        res["pdl"], res["pdl_active"], res["l2_prefetch_mb"] = pdl, active, float(warm)
         res["bytes_per_step"] = rl.lm_decode_bytes(cfg, batch, args.prompt + args.steps,
                                                    dtype_bytes=torch.finfo(dtype).bits // 8)
         res["roofline_us"] = res["bytes_per_step"] / bandwidth * 1e6

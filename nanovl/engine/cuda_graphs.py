@@ -23,6 +23,7 @@ import torch
 from nanovl.model.state import AttentionLayerState, LMState, MambaLayerState
 from nanovl.ops import pdl
 from nanovl.ops.attention import kv_cache_write
+from nanovl.ops.linear import l2_prefetch
 
 DEFAULT_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -95,6 +96,8 @@ class DecodeCudaGraphs:
         self.logits: dict[int, torch.Tensor] = {}
         self._ptrs: list[int] = []
         self._indices: dict[tuple[int, ...], torch.Tensor] = {}
+        if hasattr(lm, "decode_projection_weights"):  # each batch-1 GEMV may warm the next one's weight
+            l2_prefetch.set_chain(lm.decode_projection_weights())
 
     def _forward(self, b: int) -> torch.Tensor:
         return self.lm(self.input_ids[:b], state=_rows(self.state, 0, b), logits_to_keep=1)[:, -1]

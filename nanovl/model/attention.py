@@ -61,6 +61,12 @@ class Attention(nn.Module):
                 return None
         return self._qkv
 
+    def decode_weights(self) -> list[torch.Tensor]:
+        """Projection weights in the order a decode step reads them (fused q/k/v as one, when fused)."""
+        fused = self._fused_qkv()
+        qkv = [fused[0]] if fused is not None else [self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]
+        return qkv + [self.o_proj.weight]
+
     def allocate_state(self, batch_size: int, *, dtype: torch.dtype, device) -> AttentionLayerState:
         """Empty KV cache [B, Hkv, 0, Dh]; it grows on the first write."""
         shape = (batch_size, self.num_kv_heads, 0, self.head_dim)

@@ -87,6 +87,12 @@ class NemotronHForCausalLM(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.backbone.embeddings.weight
 
+    @torch.no_grad()
+    def decode_projection_weights(self) -> list[torch.Tensor]:
+        """The weights of the projections one decode step runs, in the order it runs them: the
+        chain of the batch-1 GEMV's L2 prefetch (`ops/linear/l2_prefetch.py`)."""
+        return [w for block in self.backbone.layers for w in block.mixer.decode_weights()] + [self.lm_head.weight]
+
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """input_ids: LongTensor [B, T] -> embeddings [B, T, D]."""
         if input_ids.dtype not in (torch.long, torch.int32):

@@ -82,6 +82,10 @@ class Mamba2Mixer(nn.Module):
                 self._decay_cache = (key, -torch.exp(a_log.detach().float()))
         return self._decay_cache[1]
 
+    def decode_weights(self) -> list[torch.Tensor]:
+        """Projection weights in the order a decode step reads them."""
+        return [self.in_proj.weight, self.out_proj.weight]
+
     def allocate_state(self, batch_size: int, *, dtype: torch.dtype, device) -> MambaLayerState:
         """Zero state: conv [B, conv_dim, K-1] in `dtype`, ssm [B, H, P, N] fp32."""
         k = self.conv1d.kernel_size[0]

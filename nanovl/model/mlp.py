@@ -16,6 +16,10 @@ class MLP(nn.Module):
         self.up_proj = Linear(config.hidden_size, config.intermediate_size, bias=config.mlp_bias)
         self.down_proj = Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
 
+    def decode_weights(self) -> list[torch.Tensor]:
+        """Projection weights in the order a decode step reads them."""
+        return [self.up_proj.weight, self.down_proj.weight]
+
     def allocate_state(self, batch_size: int, *, dtype: torch.dtype, device) -> None:
         """MLP layers keep no inference state."""
         return None

@@ -60,3 +60,22 @@ def test_pdl_settings_profile_one_after_the_other(tmp_path, monkeypatch, capsys)
     assert seen == ["0", "1", "0", "1"] and "NANOVL_PDL" not in os.environ
     assert not any(r["pdl_active"] for r in res)  # a CPU cannot take it, and the table says so
     assert "NANOVL_PDL=1: PDL off" in capsys.readouterr().out
+
+
+def test_l2_prefetch_settings_profile_one_after_the_other(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("NANOVL_L2_PREFETCH_MB", raising=False)
+    seen = []
+    real = dp.profile_decode
+
+    def recording(*args, **kwargs):
+        seen.append((os.environ.get("NANOVL_PDL"), os.environ.get("NANOVL_L2_PREFETCH_MB")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dp, "profile_decode", recording)
+    out = tmp_path / "profile.json"
+    assert dp.main(["--device", "cpu", "--steps", "2", "--prompt", "4", "--bandwidth", "1e10",
+                    "--pdl", "auto", "--l2-prefetch-mb", "0,16", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [r["l2_prefetch_mb"] for r in res] == [0.0, 16.0]
+    assert seen == [("auto", "0"), ("auto", "16")] and "NANOVL_L2_PREFETCH_MB" not in os.environ
+    assert "L2 prefetch 16 MiB" in capsys.readouterr().out

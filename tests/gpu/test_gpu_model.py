@@ -132,6 +132,25 @@ def test_pdl_decode_graphs_equal_plain_ones(monkeypatch, mode):
     assert not kernel_failures(), f"kernels fell back to the reference: {kernel_failures()}"
 
 
+@pytest.mark.parametrize("mib", ["0.001", "16"])  # a few lines, and more than most weights of the tiny LM
+@torch.inference_mode()
+def test_l2_prefetch_decode_graphs_equal_plain_ones(monkeypatch, mib):
+    # the batch-1 GEMV's prefetch of the next weight is a hint: the logits must not move by a bit,
+    # and no prefetch may fault (an address past a weight's end would kill the context)
+    from nanovl.ops.linear import l2_prefetch
+
+    lm = _model(torch.bfloat16)
+    prompt = torch.randint(0, 300, (1, 23), device="cuda")
+    monkeypatch.setenv("NANOVL_L2_PREFETCH_MB", "0")
+    plain = _graph_logits(lm, prompt, 6)
+    monkeypatch.setenv("NANOVL_L2_PREFETCH_MB", mib)
+    warm = l2_prefetch.next_lines(lm.backbone.layers[0].mixer.in_proj.weight)
+    assert warm is not None and warm[1] > 0  # the chain is set and this run prefetches
+    assert torch.equal(_graph_logits(lm, prompt, 6), plain)
+    torch.cuda.synchronize()
+    assert not kernel_failures(), f"kernels fell back to the reference: {kernel_failures()}"
+
+
 @torch.inference_mode()
 def test_fused_qkv_decode_graphs_match_the_three_projections():
     # one GEMV over the fused q/k/v weight against three (their autotuned blockings differ: close, not

@@ -15,7 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
-from nanovl.ops.linear import MAX_ROWS
+from nanovl.ops.linear import MAX_ROWS, l2_prefetch
 from nanovl.ops.pdl import launch_options, pdl_mode
 from nanovl.ops.pdl_jit import pdl_release, pdl_wait
 
@@ -45,11 +45,24 @@ _DOT_CONFIGS = _configs([(16, 512, 4, 3), (32, 256, 4, 4), (32, 512, 4, 2), (64,
                          (64, 128, 4, 3), (16, 256, 4, 4)])
 
 
+@triton.jit
+def _prefetch_l2_share(pf, n_lines, VEC: tl.constexpr):
+    """Ask L2 for this program's share of the first n_lines 128-byte lines at byte pointer `pf`
+    (`l2_prefetch.py`: the next projection's weight). Fire and forget: nothing waits for the data."""
+    per = tl.cdiv(n_lines, tl.num_programs(0))
+    first = tl.program_id(0) * per
+    for i in range(0, per, VEC):
+        # past the end: the last line again (every lane runs the instruction; none may leave the tensor)
+        line = tl.minimum(first + i + tl.arange(0, VEC), n_lines - 1)
+        tl.inline_asm_elementwise("prefetch.global.L2::evict_last [$1];\n\tmov.u32 $0, 0;", "=r,l",
+                                  [pf + line.to(tl.int64) * 128], dtype=tl.int32, is_pure=False, pack=1)
+
+
 @triton.autotune(configs=_GEMV_CONFIGS, key=["N", "K"], do_bench=_bench)
 @triton.jit
-def _gemv_fwd_kernel(x, w, b, out, N, K, stride_wn,
+def _gemv_fwd_kernel(x, w, b, out, N, K, stride_wn, pf, pf_lines,
                      HAS_BIAS: tl.constexpr, RELU_SQUARE: tl.constexpr, USE_PDL: tl.constexpr,
-                     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                     PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     # one row: multiply into a [BLOCK_N, BLOCK_K] fp32 tile, reduce over K once at the end
     pid = tl.program_id(0)
     offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -77,6 +90,8 @@ def _gemv_fwd_kernel(x, w, b, out, N, K, stride_wn,
     if RELU_SQUARE:
         y = _relu_square_rounded(y, out.dtype.element_ty)
     tl.store(out + offs_n, y.to(out.dtype.element_ty), mask=mask_n)
+    if PREFETCH:  # after the store: the small kernels before the next projection run meanwhile
+        _prefetch_l2_share(pf, pf_lines, 128)
 
 
 @triton.jit
@@ -150,8 +165,12 @@ def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, o
 
     pdl = pdl_mode(x2)
     if m == 1:
-        kernel[grid](x2, weight, b, out, n, k, weight.stride(0), HAS_BIAS=bias is not None,
-                     RELU_SQUARE=relu_square, USE_PDL=pdl, **launch_options(pdl), **meta)
+        # Triton's interpreter runs no inline PTX; a prefetch changes no result, so it is left out there
+        warm = None if os.environ.get("TRITON_INTERPRET", "0") == "1" else l2_prefetch.next_lines(weight)
+        pf, pf_lines = warm if warm is not None else (weight, 0)
+        kernel[grid](x2, weight, b, out, n, k, weight.stride(0), pf, pf_lines, HAS_BIAS=bias is not None,
+                     RELU_SQUARE=relu_square, USE_PDL=pdl, PREFETCH=warm is not None, **launch_options(pdl),
+                     **meta)
     else:
         kernel[grid](x2, weight, b, out, m, n, k, x2.stride(0), weight.stride(0), out.stride(0),
                      HAS_BIAS=bias is not None, RELU_SQUARE=relu_square, IS_FP32=x2.dtype == torch.float32,
