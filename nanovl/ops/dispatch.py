@@ -121,12 +121,15 @@ def use_cpu_twin(op: str, *tensors: torch.Tensor | None) -> bool:
     return choice
 
 
-def _call_or_record(op: str, fn: Callable, args: tuple) -> tuple[bool, object]:
-    """(True, fn(*args)), or (False, None) after recording and logging a failure of `fn`."""
+def _call_or_record(op: str, fn: Callable, args: tuple, bad_input: tuple[type, ...] = ()) -> tuple[bool, object]:
+    """(True, fn(*args)), or (False, None) after recording and logging a failure of `fn`.
+    Exceptions of the `bad_input` types pass through unrecorded: the caller's inputs are at fault."""
     try:
         return True, fn(*args)
     except torch.OutOfMemoryError:
         raise  # not a kernel fault: the reference would need more memory still
+    except bad_input:
+        raise
     except Exception as e:
         _failed[op] = f"{type(e).__name__}: {e}"[:500]
         log.warning("op %s: kernel failed, using the reference from now on: %s", op, _failed[op])
@@ -154,8 +157,10 @@ def run_op(op: str, package: str, launcher: str, ref: Callable, args: tuple, ten
         if ok:
             return out
     elif cpu_launcher is not None and use_cpu_twin(f"{op}[cpu]", *tensors):
-        ok, out = _call_or_record(f"{op}[cpu]", getattr(importlib.import_module(package + ".cpu"), cpu_launcher),
-                                  args)
+        # a twin takes every input its reference takes and checks them with the reference's own
+        # checks, so its ValueError is the caller's mistake: raised as is, the twin kept for later calls
+        twin = getattr(importlib.import_module(package + ".cpu"), cpu_launcher)
+        ok, out = _call_or_record(f"{op}[cpu]", twin, args, bad_input=(ValueError,))
         if ok:
             return out
     return ref(*args)

@@ -102,7 +102,8 @@ def fake_cpu_twins(tmp_path, monkeypatch):
     (pkg / "cpu.py").write_text(
         "from twinpkg import CALLS\n"
         "def good(x):\n    CALLS.append('twin')\n    return x + 1\n"
-        "def bad(x):\n    CALLS.append('bad twin')\n    raise RuntimeError('simulated twin fault')\n")
+        "def bad(x):\n    CALLS.append('bad twin')\n    raise RuntimeError('simulated twin fault')\n"
+        "def picky(x):\n    CALLS.append('picky twin')\n    raise ValueError('x: wrong shape')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(dispatch, "_failed", {})
     import twinpkg
@@ -154,3 +155,13 @@ def test_model_ops_on_cpu_take_their_twins(monkeypatch):
     decode_attention(torch.randn(1, 2, 8), kv, kv, torch.tensor([4]), 0.3)
     # (the decode twin is the prefill twin with one query: it calls it)
     assert called == ["ssd_chunk_scan_cpu", "prefill_attention_cpu", "decode_attention_cpu", "prefill_attention_cpu"]
+
+
+@pytest.mark.skipif(dispatch._interpreting(), reason="the interpreter sends CPU tensors to the kernels")
+def test_a_twins_value_error_is_the_callers_and_keeps_the_twin(fake_cpu_twins):
+    # bad input (which the reference would refuse the same way) must not switch a CPU twin off for the process
+    x = torch.zeros(2)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="wrong shape"):
+            dispatch.run_op("picky_op", "twinpkg", "no_kernel", _ref, (x,), (x,), cpu_launcher="picky")
+    assert fake_cpu_twins == ["picky twin", "picky twin"] and "picky_op[cpu]" not in dispatch.kernel_failures()
