@@ -85,7 +85,7 @@ def render_chat(
                      add_generation_prompt=add_generation_prompt, enable_thinking=thinking)
     try:
         prompt = compiled.render(**variables)
-    except jinja2.TemplateError as err:
+    except (jinja2.TemplateError, TypeError) as err:  # TypeError: a value the template cannot write
         raise ValueError(f"chat template failed: {err}") from err
     if add_generation_prompt:
         # a checkpoint template may decide thinking itself (or not know it at all): the reply
@@ -108,8 +108,11 @@ def _normalize(messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict], list[
         elif content is not None and not isinstance(content, str):
             raise ValueError(f"messages[{i}].content must be a string, a list of parts or None")
         entry = {**msg, "content": content}
-        if entry.get("tool_calls"):
-            entry["tool_calls"] = [_parse_arguments(c) for c in entry["tool_calls"]]
+        calls = entry.get("tool_calls")
+        if calls:
+            if not isinstance(calls, list):
+                raise ValueError(f"messages[{i}].tool_calls must be a list of tool calls")
+            entry["tool_calls"] = [_parse_arguments(c, f"messages[{i}].tool_calls[{j}]") for j, c in enumerate(calls)]
         out.append(entry)
     return out, media
 
@@ -134,10 +137,13 @@ def _check_part(part: Any, index: int, media: list[dict]) -> dict:
     return dict(part)
 
 
-def _parse_arguments(call: Mapping[str, Any]) -> dict:
-    # OpenAI sends tool-call arguments as a JSON string; the template writes them as JSON
-    call = dict(call)
-    fn = dict(call.get("function", call))
+def _parse_arguments(call: Any, where: str) -> dict:
+    """A tool call ({"function": {"name", "arguments"}} or the bare function) with its arguments parsed:
+    OpenAI sends them as a JSON string; the template writes them as JSON."""
+    fn = call.get("function", call) if isinstance(call, Mapping) else None
+    if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
+        raise ValueError(f"{where} must be an object with a function name, got {call!r:.80}")
+    call, fn = dict(call), dict(fn)
     if isinstance(fn.get("arguments"), str):
         try:
             fn["arguments"] = json.loads(fn["arguments"])

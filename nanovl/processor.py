@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from nanovl.tokenizer import Tokenizer
 
 _MARKERS = re.compile(r"(<image>|<video>)")
+# Upper bounds of the per-media options a request may set. Both cost before the context check can
+# refuse the prompt: choosing a tile grid walks max_num_tiles^2 candidates, and every sampled frame
+# is decoded and held as a tile (128 frames is the model's usual video budget).
+MAX_TILES_OPTION = 128
+MAX_FRAMES_OPTION = 1024
 
 
 @dataclass
@@ -230,7 +235,7 @@ class Processor:
         name = f"image #{k + 1}"
         src = _local_source(part["data"], name)
         img = image_io.load_image(src, name=name, max_pixels=self.max_image_pixels)
-        max_tiles = _int_option(part, ("max_num_tiles", "max_tiles"), self.max_num_tiles, name)
+        max_tiles = _int_option(part, ("max_num_tiles", "max_tiles"), self.max_num_tiles, name, MAX_TILES_OPTION)
         cfg = self.config
         tiles = image_io.image_to_tiles(img, image_size=cfg.force_image_size, max_tiles=max_tiles,
                                         use_thumbnail=cfg.use_thumbnail, mean=cfg.norm_mean, std=cfg.norm_std)
@@ -239,9 +244,9 @@ class Processor:
     def _video(self, part: dict, k: int, offset: int) -> MediaItem:
         name = f"video #{k + 1}"
         src = _local_source(part["data"], name)
-        fps = float(part.get("fps", self.video_fps))
-        max_frames = _int_option(part, ("max_frames", "num_frames"), self.video_max_frames, name)
-        q = float(part.get("video_pruning_rate", part.get("pruning_rate", self.video_pruning_rate)))
+        fps = _float_option(part, ("fps",), self.video_fps, name)
+        max_frames = _int_option(part, ("max_frames", "num_frames"), self.video_max_frames, name, MAX_FRAMES_OPTION)
+        q = _float_option(part, ("video_pruning_rate", "pruning_rate"), self.video_pruning_rate, name)
         if not 0.0 <= q < 1.0:
             raise InvalidRequestError(f"{name}: video_pruning_rate must be in [0, 1), got {q}")
         cfg = self.config
@@ -295,13 +300,29 @@ def _speech_lines(part: Mapping[str, Any], timestamps: Sequence[float], name: st
     return [lines for _, lines in interleave(list(timestamps), flat)]
 
 
-def _int_option(part: Mapping[str, Any], keys: Sequence[str], default: int, name: str) -> int:
+def _int_option(part: Mapping[str, Any], keys: Sequence[str], default: int, name: str, most: int) -> int:
+    """The first of `keys` the part sets, as an int in [1, most]; else `default`."""
     for key in keys:
         if part.get(key) is not None:
             value = part[key]
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InvalidRequestError(f"{name}: {key} must be an integer >= 1, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+                raise InvalidRequestError(f"{name}: {key} must be an integer from 1 to {most}, got {value!r:.40}")
             return value
+    return default
+
+
+def _float_option(part: Mapping[str, Any], keys: Sequence[str], default: float, name: str) -> float:
+    """The first of `keys` the part sets, as a float (a number or a numeric string); else `default`.
+    The caller checks the range."""
+    for key in keys:
+        if part.get(key) is not None:
+            value = part[key]
+            try:
+                if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                    raise TypeError
+                return float(value)
+            except (TypeError, ValueError):
+                raise InvalidRequestError(f"{name}: {key} must be a number, got {value!r:.40}") from None
     return default
 
 

@@ -1,10 +1,14 @@
 """SamplingParams: how one request samples, stops and formats its output (vLLM names)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 MAX_LOGPROBS = 20
+# Temperatures below this sample greedily: dividing fp32 logits by ~1e-38 overflows them to inf
+# (and the draw turns to noise), while at 1e-5 the softmax is already argmax to fp32 precision.
+GREEDY_BELOW_TEMPERATURE = 1e-5
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 
@@ -12,7 +16,7 @@ RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 class SamplingParams:
     """Per-request sampling knobs, validated on construction (ValueError names the field).
 
-    temperature: 0 means greedy; top_k: 0 (or -1) means off; top_p in (0, 1]; min_p in [0, 1].
+    temperature: 0 (or below GREEDY_BELOW_TEMPERATURE) means greedy; top_k: 0 (or -1) means off; top_p in (0, 1]; min_p in [0, 1].
     repetition_penalty > 0 (1 = off) divides positive / multiplies negative logits of seen tokens;
     presence_penalty / frequency_penalty in [-2, 2] subtract once / per occurrence.
     stop: strings that end the output (not included unless include_stop_str_in_output);
@@ -43,8 +47,10 @@ class SamplingParams:
     skip_special_tokens: bool = True
 
     def __post_init__(self) -> None:
-        _check(_is_number(self.temperature) and self.temperature >= 0, "temperature", "must be >= 0",
-               self.temperature)
+        _check(_is_number(self.temperature) and 0 <= self.temperature < math.inf, "temperature",
+               "must be finite and >= 0", self.temperature)
+        if self.temperature < GREEDY_BELOW_TEMPERATURE:
+            self.temperature = 0.0
         _check(_is_int(self.top_k) and self.top_k >= -1, "top_k", "must be an int >= 0 (0 or -1 = off)",
                self.top_k)
         self.top_k = max(int(self.top_k), 0)

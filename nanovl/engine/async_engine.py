@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Mapping, Sequence
 from nanovl.engine.engine import LLMEngine
 from nanovl.engine.outputs import RequestOutput
 from nanovl.engine.prefix_cache import PrefixHandle, prefix_request
+from nanovl.errors import InvalidRequestError
 from nanovl.sampling_params import SamplingParams
 
 log = logging.getLogger("nanovl.engine")
@@ -83,6 +84,9 @@ class AsyncEngine:
             Leaving the iteration early (client disconnect) aborts the request.
         """
         self.start()
+        if sampling_params is not None and sampling_params.response_format is not None:
+            # a large schema compiles for seconds: on the engine thread that would stall every stream
+            await asyncio.to_thread(_compile_response_format, sampling_params.response_format)
         loop = asyncio.get_running_loop()
         sink: asyncio.Queue = asyncio.Queue()
         added: concurrent.futures.Future = concurrent.futures.Future()
@@ -219,3 +223,16 @@ class AsyncEngine:
             self.engine.step()
         except Exception:  # noqa: BLE001
             log.exception("engine could not recover after a failed step")
+
+
+def _compile_response_format(response_format) -> None:
+    """Compile the request's grammar into compile_grammar's cache (the engine thread's own call then
+    finds it there); an invalid schema is refused here, as the engine would refuse it."""
+    try:
+        from nanovl.structured.grammar import compile_grammar
+    except ImportError:
+        return  # no llguidance here: the engine's own call reports it, as before
+    try:
+        compile_grammar(response_format)
+    except ValueError as err:
+        raise InvalidRequestError(f"response_format: {err}") from err

@@ -61,6 +61,8 @@ def _compile_schema(schema_json: str) -> Grammar:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as err:
         raise ValueError(f"invalid JSON schema: {err.message}") from err
+    except RecursionError:
+        raise ValueError("invalid JSON schema: nested too deeply") from None
     spec = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS)
     is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(spec)
     if is_error:

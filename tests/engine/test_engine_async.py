@@ -142,3 +142,40 @@ def test_cancel_while_being_added_leaks_nothing(parts):
     assert engine.counters["finished_length"] == 1
     assert engine.counters["aborted"] == engine.counters["added"] - 1
     assert engine.is_running is False and engine.num_running == 0
+
+
+def test_response_format_compiles_off_the_engine_thread(parts, monkeypatch):
+    # a large schema compiles for seconds; on the engine thread that froze every other stream
+    import threading
+
+    from nanovl.errors import InvalidRequestError
+    from nanovl.structured import grammar
+
+    threads = []
+    real = grammar.compile_grammar
+
+    def recording(fmt):
+        threads.append(threading.current_thread().name)
+        return real(fmt)
+
+    monkeypatch.setattr(grammar, "compile_grammar", recording)
+    engine = AsyncEngine(make_engine(parts, max_num_seqs=2))
+    fmt = {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object", "properties": {
+        "n": {"type": "integer"}}, "required": ["n"]}}}
+    bad = {"type": "json_schema", "json_schema": {"name": "b", "schema": {"type": "strin"}}}
+
+    async def main():
+        outs = await collect(engine.chat(user("a number"), SamplingParams(temperature=0, max_tokens=12,
+                                                                          response_format=fmt)))
+        with pytest.raises(InvalidRequestError, match="response_format: invalid JSON schema"):
+            await collect(engine.chat(user("x"), SamplingParams(max_tokens=4, response_format=bad)))
+        return outs
+
+    try:
+        asyncio.run(main())
+    finally:
+        engine.shutdown()
+    # the first compile (the costly one: the engine's own call then hits the cache) ran on a worker
+    assert threads[0] != "nanovl-engine" and threads.count("nanovl-engine") <= 1
+    # the bad schema was refused before the engine thread saw it
+    assert threads[-1] != "nanovl-engine"

@@ -65,3 +65,33 @@ def test_image_and_video_prompt_ids_equal_spec_text(setup, thinking):
     # each item's span is where the processor says it is
     for item in (image, clip):
         assert out.prompt_token_ids[item.offset:item.end] == out.mm_input.span_ids(item)
+
+
+@pytest.mark.parametrize("part,match", [
+    ({"type": "image", "max_num_tiles": 100000}, "max_num_tiles must be an integer from 1 to 128"),
+    ({"type": "image", "max_num_tiles": True}, "max_num_tiles"),
+    ({"type": "video", "max_frames": 10 ** 6}, "max_frames must be an integer from 1 to 1024"),
+    ({"type": "video", "fps": [1]}, "fps must be a number"),
+    ({"type": "video", "fps": {}}, "fps must be a number"),
+    ({"type": "video", "video_pruning_rate": [0.5]}, "video_pruning_rate must be a number"),
+    ({"type": "video", "video_pruning_rate": "lots"}, "video_pruning_rate must be a number"),
+], ids=["tiles-huge", "tiles-bool", "frames-huge", "fps-list", "fps-dict", "q-list", "q-word"])
+def test_media_options_out_of_range_or_of_the_wrong_type_are_refused(setup, part, match):
+    # a request's options are refused before any cost: a huge tile budget walked max_tiles^2 grid
+    # candidates in Python (minutes at 100000), a list where a number belongs raised a TypeError (500)
+    from nanovl.errors import InvalidRequestError
+
+    _, proc, video = setup
+    img = Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8))
+    kind = part["type"]
+    media = {"type": kind, kind: img if kind == "image" else str(video), **{k: v for k, v in part.items() if k != "type"}}
+    with pytest.raises(InvalidRequestError, match=match):
+        proc.process_chat([{"role": "user", "content": [media, {"type": "text", "text": "x"}]}])
+
+
+def test_numeric_strings_still_set_video_options(setup):
+    _, proc, video = setup
+    out = proc.process_chat([{"role": "user", "content": [{"type": "video", "video": str(video), "fps": "1",
+                                                           "video_pruning_rate": None}]}])
+    [clip] = out.mm_input.items
+    assert len(clip.timestamps) == 2 and clip.pruning_rate == 0.0  # 4 frames at 2 fps, sampled at 1 fps

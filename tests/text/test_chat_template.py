@@ -137,6 +137,14 @@ def test_template_errors_become_value_errors():
         render_chat([{"role": "user", "content": [{"type": "image_url"}]}])
 
 
+
+@pytest.mark.parametrize("calls", [[5], [{"bogus": 1}], "notalist", [{"function": {"arguments": "{}"}}]],
+                         ids=["number", "no-function", "string", "no-name"])
+def test_malformed_tool_calls_are_value_errors_naming_them(calls):
+    with pytest.raises(ValueError, match=r"messages\[1\]\.tool_calls"):
+        render_chat([{"role": "user", "content": "a"}, {"role": "assistant", "tool_calls": calls}])
+
+
 def test_builtin_template_matches_transformers_rendering(tmp_path):
     transformers = pytest.importorskip("transformers")
     folder = build_tiny_tokenizer(tmp_path)

@@ -110,6 +110,14 @@ def test_compile_grammar_rejects_bad_formats(fmt, match):
         compile_grammar(fmt)
 
 
+def test_a_schema_nested_too_deeply_is_a_value_error():
+    schema: dict = {"type": "string"}
+    for _ in range(400):
+        schema = {"type": "object", "properties": {"a": schema}}
+    with pytest.raises(ValueError, match="nested too deeply"):
+        compile_grammar({"type": "json_schema", "json_schema": {"schema": schema}})
+
+
 def test_bitmask_pack_and_apply():
     bitmask = torch.tensor([[0b101, -1], [0, -(1 << 31)]], dtype=torch.int32)
     allowed = unpack_bitmask(bitmask, 40)

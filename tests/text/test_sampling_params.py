@@ -23,7 +23,7 @@ def test_defaults_and_normalisation():
 
 
 @pytest.mark.parametrize("field,value", [
-    ("temperature", -0.1), ("temperature", float("nan")), ("top_k", -2), ("top_k", 1.5),
+    ("temperature", -0.1), ("temperature", float("nan")), ("temperature", float("inf")), ("top_k", -2), ("top_k", 1.5),
     ("top_p", 0.0), ("top_p", 1.01), ("min_p", -0.1), ("min_p", 1.5),
     ("repetition_penalty", 0.0), ("presence_penalty", 2.5), ("frequency_penalty", -3.0),
     ("seed", "7"), ("max_tokens", 0), ("max_tokens", 2.0), ("stop", ["ok", ""]), ("stop_token_ids", [-1]),
@@ -40,3 +40,11 @@ def test_valid_edges_accepted():
     SamplingParams(temperature=0, top_p=1.0, min_p=1.0, presence_penalty=-2, frequency_penalty=2,
                    max_tokens=1, logprobs=0, thinking_budget=0, seed=0, stop_token_ids=[0, 12],
                    response_format={"type": "json_object"})
+
+
+@pytest.mark.parametrize("temperature", [1e-39, 1e-38, 1e-20, 9.9e-6])
+def test_tiny_temperatures_sample_greedily(temperature):
+    # dividing fp32 logits by ~1e-38 overflows them: such a request used to draw noise, the same for any seed
+    p = SamplingParams(temperature=temperature, seed=3)
+    assert p.temperature == 0.0 and p.is_greedy
+    assert SamplingParams(temperature=1e-5).temperature == 1e-5
