@@ -143,6 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.allowed_media_root is not None and not args.allowed_media_root.is_dir():
         raise CLIError(f"--allowed-media-root {args.allowed_media_root} is not a folder")
+    _check_listen(args.host, args.port)
     media = MediaPolicy(allowed_root=args.allowed_media_root, allow_remote=args.allow_remote_media,
                         max_media_count=args.max_media_count, max_media_bytes=args.max_media_bytes)
     settings = ServerSettings(host=args.host, port=args.port, served_model_names=tuple(args.served_model_name),
@@ -151,6 +152,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     llm = _load_llm(args.model, engine_kwargs(args))
     serve(build_app(AsyncEngine(llm.engine), settings), settings, log_level=args.log_level)
     return 0
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse a port out of range, or an address already taken, before the model loads (after it,
+    uvicorn's bind failure is a stack trace)."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise CLIError(f"--port must be in 0..65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise CLIError(f"--host {host!r}: {err.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as err:
+            raise CLIError(f"cannot listen on {host}:{port}: {err.strerror}") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -173,9 +194,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from nanovl.cli_chat import chat_loop
 
+    pending = [_media_part("image", p) for p in args.image] + [_media_part("video", p) for p in args.video]
     llm = _load_llm(args.model, _one_conversation(engine_kwargs(args)))
     history = [{"role": "system", "content": args.system}] if args.system else []
-    pending = [_media_part("image", p) for p in args.image] + [_media_part("video", p) for p in args.video]
     return chat_loop(llm, _params(args), history, pending, media_part=_media_part, busy=_Spinner)
 
 
@@ -227,13 +248,26 @@ def _params(args: argparse.Namespace, **extra: Any):
 
 def _checked(path: str, kind: str) -> str:
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise CLIError(f"{kind} {path} is a folder, not a file")
     if not p.is_file():
         raise CLIError(f"{kind} file not found: {path}")
     return str(p)
 
 
 def _media_part(kind: str, path: str) -> dict[str, Any]:
-    return {"type": f"{kind}_url", f"{kind}_url": {"url": _checked(path, kind)}}
+    """A content part for a media file, read once here so that a file that is no image (or has no
+    video stream) fails now, named by its path, not later as "image #1" mid-conversation."""
+    path = _checked(path, kind)
+    if kind == "image":
+        from nanovl.inputs.image import load_image
+
+        load_image(path, name=path)
+    else:
+        from nanovl.inputs.video import probe_video
+
+        probe_video(path, name=path)
+    return {"type": f"{kind}_url", f"{kind}_url": {"url": path}}
 
 
 def _content(args: argparse.Namespace, prompt: str) -> list[dict[str, Any]]:

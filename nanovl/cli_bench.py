@@ -12,9 +12,11 @@ import argparse
 import datetime
 import functools
 import gc
+import json
 import math
 import os
 import platform
+import sys
 import time
 
 import torch
@@ -24,6 +26,7 @@ from nanovl.bench import lm as our_bench
 from nanovl.bench import roofline as rl
 from nanovl.bench.suite import Item, Results, run_items
 from nanovl.bench.targets import target_rows
+from nanovl.devices import check_device
 from nanovl.ops.dispatch import _forced_ref, triton_available
 
 GPU_SIZES = {"prefill": (2048, 8192, 32768), "decode": (1, 16, 64), "prompt": 256, "steps": 64, "eager_steps": 8,
@@ -274,10 +277,39 @@ def _emit(res: Results, table_out: str | None) -> None:
             f.write(text + "\n")
 
 
+def _check_args(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments, in one line, or None: checked before anything is measured."""
+    from nanovl.model.presets import PRESETS
+
+    unknown = sorted(set(args.sections.split(",")) - set(SECTIONS.split(",")))
+    if unknown:
+        return f"--sections: unknown {unknown}; choose from {SECTIONS}"
+    if args.preset is not None and args.preset not in PRESETS:
+        return f"--preset {args.preset!r} is not one of {sorted(PRESETS)}"
+    if args.table_only and not (args.out and os.path.isfile(args.out)):
+        return "--table-only prints the table of an existing --out results file"
+    if args.out and os.path.exists(args.out):
+        try:
+            with open(args.out) as f:
+                if not isinstance(json.load(f), dict):
+                    raise ValueError("not an object")
+        except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
+            return f"--out {args.out}: not a results file of nanovl bench ({err})"
+    try:
+        check_device(args.device or "auto")
+    except ValueError as err:
+        return f"--device: {err}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; print a table last; keep JSON (and the table) when --out is given."""
     args = _args(argv)
-    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    problem = _check_args(args)
+    if problem:
+        print(f"nanovl bench: error: {problem}", file=sys.stderr)
+        return 2
+    dev = check_device(args.device or "auto")
     args.preset = args.preset or ("nano-12b-v2-vl" if dev.type == "cuda" else "tiny")
     if args.skip_hf:
         args.sections = ",".join(s for s in args.sections.split(",") if s != "hf")

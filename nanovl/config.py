@@ -320,6 +320,9 @@ class VLConfig:
         text_cfg = cfg.get("llm_config") or cfg.get("text_config")
         if text_cfg is None:
             raise ValueError("invalid config: VL config has neither `llm_config` nor `text_config`")
+        for name, sub in (("llm_config / text_config", text_cfg), ("vision_config", cfg.get("vision_config") or {})):
+            if not isinstance(sub, dict):
+                raise ValueError(f"invalid config: {name} must be an object, got {type(sub).__name__}")
         kw: dict[str, Any] = {k: cfg[k] for k in _fields(cls) if k in cfg and k not in ("text", "vision")}
         if kw.get("img_context_token_id") is None and cfg.get("image_context_token_id") is not None:
             kw["img_context_token_id"] = cfg["image_context_token_id"]
@@ -339,4 +342,6 @@ def is_vl_config(cfg: dict[str, Any]) -> bool:
 
 def config_from_hf(cfg: dict[str, Any]) -> TextConfig | VLConfig:
     """The config object for a checkpoint's config.json: VLConfig or TextConfig."""
+    if not isinstance(cfg, dict):
+        raise ValueError(f"invalid config: config.json must hold an object, got {type(cfg).__name__}")
     return VLConfig.from_hf(cfg) if is_vl_config(cfg) else TextConfig.from_hf(cfg)

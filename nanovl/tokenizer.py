@@ -57,7 +57,10 @@ class Tokenizer:
         root = Path(path)
         if not (root / "tokenizer.json").is_file():
             raise ValueError(f"no tokenizer.json in {root}")
-        backend = _HFTokenizer.from_file(str(root / "tokenizer.json"))
+        try:
+            backend = _HFTokenizer.from_file(str(root / "tokenizer.json"))
+        except Exception as err:  # the tokenizers library raises a bare Exception for a malformed file
+            raise ValueError(f"{root / 'tokenizer.json'} is not a readable tokenizer: {err}") from None
         config = _read_json(root / "tokenizer_config.json") or {}
         gen = _read_json(root / "generation_config.json") or {}
         gen_eos = gen.get("eos_token_id")

@@ -27,6 +27,7 @@ from nanovl.engine.request_state import RequestState
 from nanovl.engine.sampler import Sampler, SamplingRow
 from nanovl.engine.scheduler import Scheduler
 from nanovl.engine.transfers import copy_to_host_async
+from nanovl.devices import check_device
 from nanovl.errors import InvalidRequestError
 from nanovl.processor import ProcessedPrompt, Processor
 from nanovl.sampling_params import SamplingParams
@@ -84,6 +85,10 @@ class EngineConfig:
             raise ValueError(f"EngineConfig.video_fps must be > 0, got {self.video_fps!r}")
         if self.video_pruning_rate is not None and not 0.0 <= self.video_pruning_rate < 1.0:
             raise ValueError(f"EngineConfig.video_pruning_rate must be in [0, 1), got {self.video_pruning_rate!r}")
+        try:
+            check_device(self.device)
+        except ValueError as err:
+            raise ValueError(f"EngineConfig.{err}") from None
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "EngineConfig":
@@ -95,9 +100,7 @@ class EngineConfig:
         return cls(**kwargs)
 
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return check_device(self.device)
 
     def torch_dtype(self) -> torch.dtype:
         if self.dtype == "auto":

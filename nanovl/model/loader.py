@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from nanovl.config import TextConfig, VLConfig, config_from_hf
@@ -63,20 +63,40 @@ def _snapshot_download(repo_id: str) -> Path:
         raise ValueError(f"cannot fetch checkpoint {repo_id!r}: {mode}: {type(e).__name__}: {e}") from e
 
 
+def _read_json_object(path: Path) -> dict:
+    """A JSON file holding one object; ValueError naming the file otherwise."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object, not {type(value).__name__}")
+    return value
+
+
 def read_config(folder: Path) -> dict:
     """The parsed config.json of a checkpoint folder."""
     cfg_file = Path(folder) / "config.json"
     if not cfg_file.is_file():
         raise ValueError(f"checkpoint folder {str(folder)!r} has no config.json")
-    with open(cfg_file) as f:
-        return json.load(f)
+    return _read_json_object(cfg_file)
+
+
+@contextlib.contextmanager
+def open_shard(shard: Path) -> Iterator:
+    """`safe_open` of one shard; a damaged file (an interrupted download: truncated, or not
+    safetensors at all) becomes a ValueError that names it, whether at its header or its data."""
+    try:
+        with safe_open(str(shard), framework="pt") as f:
+            yield f
+    except SafetensorError as err:
+        raise ValueError(f"{shard}: not a readable safetensors file (truncated or corrupt?): {err}") from None
 
 
 def _shard_files(folder: Path) -> list[Path]:
     folder = Path(folder)
     if (folder / INDEX_FILE).is_file():
-        with open(folder / INDEX_FILE) as f:
-            weight_map = json.load(f).get("weight_map")
+        weight_map = _read_json_object(folder / INDEX_FILE).get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise ValueError(f"{INDEX_FILE} in {str(folder)!r} has no weight_map")
         files = sorted(set(weight_map.values()))
@@ -93,7 +113,7 @@ def read_checkpoint_shapes(folder: str | os.PathLike) -> dict[str, tuple[int, ..
     """Every tensor's shape from the safetensors headers (no tensor data is read)."""
     shapes: dict[str, tuple[int, ...]] = {}
     for shard in _shard_files(Path(folder)):
-        with safe_open(str(shard), framework="pt") as f:
+        with open_shard(shard) as f:
             for key in f.keys():
                 shapes[key] = tuple(f.get_slice(key).get_shape())
     return shapes
@@ -227,7 +247,7 @@ def load_weights(module: nn.Module, folder: str | os.PathLike, *, dtype: torch.d
     shards = _shard_files(folder)
     total, done = (sum(s.stat().st_size for s in shards), 0) if report else (0, 0)
     for shard in shards:
-        with safe_open(str(shard), framework="pt") as f:
+        with open_shard(shard) as f:
             for key in f.keys():
                 if key not in mapping:
                     continue

@@ -81,3 +81,20 @@ def test_transformers_figures_without_a_nanovl_row_still_print(capsys):
     assert rows == {"prefill 2048 tok (tok/s)": "1029.5", "prefill 8192 tok (tok/s)": "974.9",
                     "prefill 32768 tok (tok/s)": "OOM", "decode b1 (tok/s)": "10.1",
                     "decode b16 (tok/s)": "246.7", "decode b64 (tok/s)": "570.1"}
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--device", "bogus"], "--device: device 'bogus' is not a device name"),
+    (["--sections", "prefill,bogus"], "--sections: unknown ['bogus']"),
+    (["--preset", "huge"], "--preset 'huge' is not one of"),
+    (["--table-only"], "--table-only prints the table of an existing --out"),
+    (["--table-only", "--out", "MISSING"], "--table-only prints the table of an existing --out"),
+    (["--out", "NOT_JSON"], "not a results file of nanovl bench"),
+], ids=["device", "sections", "preset", "table-only-no-out", "table-only-missing", "out-not-json"])
+def test_bad_arguments_are_one_line_errors_before_any_measurement(argv, match, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli_bench.rl, "measure_device", lambda *a: pytest.fail("measured despite bad arguments"))
+    (tmp_path / "not.json").write_text("a table, not JSON")
+    argv = [{"MISSING": str(tmp_path / "none.json"), "NOT_JSON": str(tmp_path / "not.json")}.get(a, a) for a in argv]
+    assert cli_bench.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nanovl bench: error: ") and match in err and err.count("\n") == 1, err

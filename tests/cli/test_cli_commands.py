@@ -12,6 +12,7 @@ import math
 
 import jsonschema
 import pytest
+import torch
 from safetensors import safe_open
 
 from nanovl import cli
@@ -135,7 +136,10 @@ def bad_schema(tmp_path, text):
 @pytest.mark.parametrize("case", ["missing image", "broken image", "missing video", "missing schema",
                                   "schema not json", "schema not object", "schema invalid", "missing model",
                                   "too many words", "bad engine value", "info missing image", "top-p above 1",
-                                  "negative top-k", "min-p above 1"])
+                                  "negative top-k", "min-p above 1", "truncated shard", "shard not safetensors",
+                                  "config a list", "config not json", "vision_config a number",
+                                  "tokenizer garbage", "device unknown", "device cuda without one",
+                                  "image is a folder", "port out of range"])
 def test_bad_input_one_line_error(case, ckpt, media, tmp_path, capsys):
     argv = {
         "missing image": ["run", ckpt, "hi", "--image", str(tmp_path / "nope.png")],
@@ -152,10 +156,60 @@ def test_bad_input_one_line_error(case, ckpt, media, tmp_path, capsys):
         "top-p above 1": ["run", ckpt, "hi", "--top-p", "1.5"],
         "negative top-k": ["run", ckpt, "hi", "--top-k", "-3"],
         "min-p above 1": ["run", ckpt, "hi", "--min-p", "2"],
+        "truncated shard": ["run", damaged_copy(ckpt, tmp_path, "truncate"), "hi"],
+        "shard not safetensors": ["run", damaged_copy(ckpt, tmp_path, "garbage"), "hi"],
+        "config a list": ["run", damaged_copy(ckpt, tmp_path, "config-list"), "hi"],
+        "config not json": ["info", damaged_copy(ckpt, tmp_path, "config-text")],
+        "vision_config a number": ["run", damaged_copy(ckpt, tmp_path, "vision-5"), "hi"],
+        "tokenizer garbage": ["run", damaged_copy(ckpt, tmp_path, "tokenizer"), "hi"],
+        "device unknown": ["run", ckpt, "hi", "--device", "bogus"],
+        "device cuda without one": ["run", ckpt, "hi", "--device", "cuda:7"],
+        "image is a folder": ["run", ckpt, "hi", "--image", str(tmp_path)],
+        "port out of range": ["serve", ckpt, "--port", "99999"],
     }[case]
+    if case == "device cuda without one" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
     code, out, err = run_main(argv, capsys)
     assert code == 1 and out == ""
     assert err.startswith("nanovl: error: ") and err.count("\n") == 1, err
+
+
+def damaged_copy(ckpt: str, tmp_path, damage: str) -> str:
+    """A copy of the checkpoint with one file broken the way a user's could be (an interrupted
+    download, a hand edit)."""
+    import shutil
+    from pathlib import Path
+
+    folder = Path(shutil.copytree(ckpt, tmp_path / f"damaged-{damage}"))
+    shard = sorted(folder.glob("*.safetensors"))[-1]
+    config = json.loads((folder / "config.json").read_text())
+    if damage == "truncate":
+        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    elif damage == "garbage":
+        shard.write_bytes(b"\x07" * 2000)
+    elif damage == "config-list":
+        (folder / "config.json").write_text("[]")
+    elif damage == "config-text":
+        (folder / "config.json").write_text("{model: nemotron")
+    elif damage == "vision-5":
+        (folder / "config.json").write_text(json.dumps({**config, "vision_config": 5}))
+    elif damage == "tokenizer":
+        (folder / "tokenizer.json").write_text("this is not a tokenizer")
+    return str(folder)
+
+
+def test_a_damaged_shard_names_itself(ckpt, tmp_path, capsys):
+    code, _, err = run_main(["run", damaged_copy(ckpt, tmp_path, "truncate"), "hi"], capsys)
+    assert code == 1 and ".safetensors: not a readable safetensors file" in err
+
+
+def test_an_image_that_is_no_image_is_refused_before_the_chat_starts(ckpt, media, monkeypatch, capsys):
+    import nanovl.cli as cli_module
+
+    loaded = []
+    monkeypatch.setattr(cli_module, "_load_llm", lambda *a, **k: loaded.append(a))
+    code, _, err = run_main(["chat", ckpt, "--image", media["broken"]], capsys)
+    assert code == 1 and loaded == [] and err.startswith(f"nanovl: error: {media['broken']}: not a supported image")
 
 
 @pytest.mark.parametrize("argv", [[], ["run"], ["run", "x", "--max-tokens", "many"], ["serve", "--bogus"],
