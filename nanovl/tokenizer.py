@@ -14,9 +14,8 @@ from tokenizers import AddedToken
 from tokenizers import Tokenizer as _HFTokenizer
 
 END_OF_TURN = "<SPECIAL_12>"
-# tokens that skip_special_tokens keeps: the reasoning split reads them from the text
-# special tokens kept in decoded text: the reasoning markers (the reasoning parser splits on them) and
-# the tool-call markers (nanovl/tool_calls.py parses the calls between them)
+# special tokens that skip_special_tokens keeps in decoded text: the reasoning markers (the reasoning
+# parser splits on them) and the tool-call markers (nanovl/tool_calls.py parses the calls between them)
 KEPT_SPECIALS = frozenset({"<think>", "</think>", "<TOOLCALL>", "</TOOLCALL>"})
 # attribute name -> token text of the multimodal and reasoning markers
 MARKERS = {
