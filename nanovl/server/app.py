@@ -23,9 +23,11 @@ from nanovl.server.errors import error_body, install_error_handlers
 from nanovl.server.metrics import CONTENT_TYPE, ServerMetrics
 from nanovl.server.openai_routes import register_routes
 from nanovl.server.state import ServerSettings, ServerState, default_model_name
+from nanovl.server.translate import max_prompt_chars
 
 logger = logging.getLogger("nanovl.server")
 ROUTES = ("/v1/models", "/v1/chat/completions", "/v1/completions")
+MODEL_ROUTE = "/v1/models/{model_id}"
 
 
 def build_app(engine, settings: ServerSettings | None = None) -> FastAPI:
@@ -36,7 +38,9 @@ def build_app(engine, settings: ServerSettings | None = None) -> FastAPI:
     metrics = ServerMetrics(lambda: {"num_waiting": engine.queue_depth, "num_running": engine.num_running})
     state = ServerState(engine=engine, settings=settings, model_names=tuple(names),
                         max_model_len=core.max_model_len, tokenizer=core.tokenizer, metrics=metrics,
-                        created=int(time.time()))
+                        created=int(time.time()),
+                        max_prompt_chars=max_prompt_chars(core.tokenizer, core.max_model_len),
+                        max_waiting=core.scheduler.max_waiting)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -94,7 +98,7 @@ class GuardMiddleware:
                 return
             body_receive = await self._buffer_body(scope, receive, send_tracking)
             if body_receive is not None:
-                await self.app(scope, body_receive, send_tracking)
+                await self.app(_as_json(scope), body_receive, send_tracking)
         except Exception:  # noqa: BLE001 - keep serving; the client gets an error, the log the trace
             logger.exception("unhandled error on %s", path)
             if status_box[0] == 0:
@@ -102,7 +106,7 @@ class GuardMiddleware:
         finally:
             if path.startswith("/v1/"):
                 # unknown paths share one label so clients cannot grow the metric without bound
-                label = path if path in ROUTES else "other"
+                label = path if path in ROUTES else MODEL_ROUTE if path.startswith("/v1/models/") else "other"
                 self.metrics.record_request(label, status_box[0] or 499)
 
     def _authorized(self, scope) -> bool:
@@ -111,7 +115,9 @@ class GuardMiddleware:
             return True
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"authorization", b"").decode("latin-1")
-        return hmac.compare_digest(given.encode(), f"Bearer {key}".encode())
+        # the scheme is case-insensitive (RFC 9110): "bearer KEY" is as good as "Bearer KEY"
+        scheme, _, token = given.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
 
     async def _buffer_body(self, scope, receive, send):
         """A receive() that replays the buffered body, or None after answering 413."""
@@ -143,6 +149,14 @@ class GuardMiddleware:
             return replay.pop() if replay else await receive()
 
         return body_receive
+
+
+def _as_json(scope):
+    """The API's POST bodies are JSON whatever Content-Type says (`curl -d` sends a form type)."""
+    if scope.get("method") != "POST" or not scope.get("path", "").startswith("/v1/"):
+        return scope
+    headers = [(k, v) for k, v in scope.get("headers") or [] if k.lower() != b"content-type"]
+    return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
 
 
 async def _send_error(send, status: int, message: str, *, code: str | None = None,

@@ -57,12 +57,15 @@ def error_response(status: int, message: str, *, param: str | None = None, code:
     return JSONResponse(error_body(status, message, param=param, code=code), status_code=status, headers=headers)
 
 
-def to_api_error(exc: BaseException, *, queue_full_status: int = 429) -> APIError:
-    """Map a library exception to the APIError a client should see."""
+def to_api_error(exc: BaseException, *, queue_full_status: int = 429, prompt_param: str = "messages") -> APIError:
+    """Map a library exception to the APIError a client should see.
+
+    prompt_param: the request field holding the prompt ("messages" for chat, "prompt" for completions).
+    """
     if isinstance(exc, APIError):
         return exc
     if isinstance(exc, ContextLengthError):
-        return APIError(400, str(exc), param="messages", code="context_length_exceeded")
+        return APIError(400, str(exc), param=prompt_param, code="context_length_exceeded")
     if isinstance(exc, MediaError):
         return APIError(400, str(exc), param="messages", code="invalid_media")
     if isinstance(exc, QueueFullError):
@@ -79,17 +82,52 @@ def to_api_error(exc: BaseException, *, queue_full_status: int = 429) -> APIErro
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
-    errors = exc.errors()
+    errors = _taken_branches(exc.errors())
     if not errors:
         return "invalid request body", None
     first = errors[0]
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-    param = ".".join(loc) or None
+    param = _param(first.get("loc", ()))
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON", None
     msg = first.get("msg", "invalid value")
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return (f"{param}: {msg}" if param else msg) + more, param
+
+
+def _is_branch(item: Any) -> bool:
+    # pydantic names union members in `loc` by their type: "str", "list[tagged-union[...]]"
+    return isinstance(item, str) and "[" in item
+
+
+def _taken_branches(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop the errors of union members the input was not meant for.
+
+    A union reports one error per member; for content given as a list, the "str" member's
+    "should be a valid string" hides the real problem, which the list member found deeper in.
+    """
+    locs = [tuple(e.get("loc", ())) for e in errors]
+
+    def beaten(loc: tuple) -> bool:
+        k = len(loc) - 1
+        return any(len(other) > len(loc) and other[:k] == loc[:k] and _is_branch(other[k]) for other in locs)
+
+    return [e for e, loc in zip(errors, locs) if not beaten(loc)]
+
+
+def _param(loc) -> str | None:
+    """The dotted field path, without "body" and the union member names pydantic puts in `loc`."""
+    parts, tag_at = [], -1
+    for k, item in enumerate(loc):
+        if k == 0 and item == "body":
+            continue
+        if _is_branch(item):
+            # in a list of a tagged union, the item after the list index is the member's tag
+            if item.startswith("list[tagged-union["):
+                tag_at = k + 2
+            continue
+        if k != tag_at:
+            parts.append(str(item))
+    return ".".join(parts) or None
 
 
 def install_error_handlers(app: FastAPI, *, queue_full_status: int = 429) -> None:
@@ -109,8 +147,9 @@ def install_error_handlers(app: FastAPI, *, queue_full_status: int = 429) -> Non
     async def _api(_: Request, exc: APIError) -> JSONResponse:
         return error_response(exc.status, exc.message, param=exc.param, code=exc.code)
 
-    async def _library(_: Request, exc: Exception) -> JSONResponse:
-        err = to_api_error(exc, queue_full_status=queue_full_status)
+    async def _library(request: Request, exc: Exception) -> JSONResponse:
+        prompt_param = "prompt" if request.url.path == "/v1/completions" else "messages"
+        err = to_api_error(exc, queue_full_status=queue_full_status, prompt_param=prompt_param)
         return error_response(err.status, err.message, param=err.param, code=err.code)
 
     # specific classes are answered by Starlette's ExceptionMiddleware; the bare Exception

@@ -53,8 +53,8 @@ async def load_source(url: str, policy: MediaPolicy, *, name: str) -> str | byte
     """One media URL -> a data URI (unchanged) or the bytes of a file or download."""
     scheme = urlsplit(url).scheme.lower() if "://" in url or url.startswith("data:") else ""
     if scheme == "data":
-        # base64 is 4 chars per 3 bytes; refuse oversize payloads before anyone decodes them
-        if len(url) * 3 // 4 > policy.max_media_bytes + 3:
+        # refuse oversize payloads before anyone decodes them
+        if data_uri_num_bytes(url) > policy.max_media_bytes:
             raise _too_large(name, policy)
         return url
     if scheme in ("http", "https"):
@@ -67,6 +67,20 @@ async def load_source(url: str, policy: MediaPolicy, *, name: str) -> str | byte
         return await asyncio.to_thread(_read_file, path, policy, name)
     raise APIError(400, f"{name}: unsupported URL scheme {scheme!r} (use data:, file:, http: or https:)",
                    param="messages", code="invalid_media")
+
+
+def data_uri_num_bytes(url: str) -> int:
+    """Bytes a `data:` URI decodes to, counted without decoding (the header does not count).
+
+    base64 is 4 characters per 3 bytes, less one byte per "=" of padding; whitespace (pasted
+    base64 has line breaks) is skipped, as the decoder skips it.
+    """
+    header, _, payload = url.partition(",")
+    if not header.endswith(";base64"):
+        return len(payload)
+    num_chars = len(payload) - sum(payload.count(c) for c in " \t\n\r\f\v")
+    num_pad = payload.rstrip()[-2:].count("=")
+    return num_chars * 3 // 4 - num_pad
 
 
 # ------------------------------------------------------------------ local files

@@ -30,17 +30,31 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 def register_routes(app: FastAPI, state: ServerState) -> None:
     """Mount the OpenAI routes on `app`, bound to `state`."""
 
+    def model_object(name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": state.created, "owned_by": "nanovl",
+                "root": state.model_name, "max_model_len": state.max_model_len}
+
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
-        data = [{"id": name, "object": "model", "created": state.created, "owned_by": "nanovl",
-                 "root": state.model_name, "max_model_len": state.max_model_len} for name in state.model_names]
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": [model_object(name) for name in state.model_names]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def retrieve_model(model_id: str) -> dict[str, Any]:
+        if model_id not in state.model_names:
+            raise APIError(404, f"the model {model_id!r} does not exist; this server serves "
+                                f"{list(state.model_names)}", param="model", code="model_not_found")
+        return model_object(model_id)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(req: ChatCompletionRequest, request: Request):
         t0 = time.monotonic()
         model = state.check_model(req.model)
+        translate.check_supported(req)
+        state.check_fits_queue(req.n, req.n)
         inputs = translate.chat_inputs(req)
+        if state.max_prompt_chars is not None:
+            translate.check_prompt_chars(translate.chat_text_chars(inputs.messages), state.max_prompt_chars,
+                                         state.max_model_len, "messages")
         await resolve_media(inputs.messages, state.settings.media)
         probe = SamplingParams(enable_thinking=inputs.enable_thinking)
         processed = await state.engine.process_chat(inputs.messages, probe, tools=inputs.tools,
@@ -66,21 +80,30 @@ def register_routes(app: FastAPI, state: ServerState) -> None:
     async def completions(req: CompletionRequest, request: Request):
         t0 = time.monotonic()
         model = state.check_model(req.model)
-        prompts = [state.tokenizer.encode(p) if isinstance(p, str) else list(p)
-                   for p in translate.completion_prompts(req)]
+        translate.check_supported(req)
+        raw_prompts = translate.completion_prompts(req)
+        state.check_fits_queue(len(raw_prompts) * req.n, req.n)
+        if state.max_prompt_chars is not None:
+            for p in raw_prompts:
+                if isinstance(p, str):
+                    translate.check_prompt_chars(len(p), state.max_prompt_chars, state.max_model_len, "prompt")
+        # long prompts take seconds to tokenize: keep the event loop (and /health) responsive
+        prompts = await asyncio.to_thread(_encode_all, state.tokenizer, raw_prompts)
         jobs = []
         for ids in prompts:
             max_tokens = translate.resolve_max_tokens(req.max_tokens, len(ids), state.max_model_len)
             jobs += [(ids, translate.sampling_params(req, max_tokens=max_tokens, logprobs=req.logprobs, choice=j))
                      for j in range(req.n)]
-        echoes = [state.tokenizer.decode(ids) if req.echo else "" for ids in prompts for _ in range(req.n)]
+        decoded = await asyncio.to_thread(_decode_all, state.tokenizer, prompts) if req.echo else None
+        echoes = [decoded[k] if decoded else "" for k in range(len(prompts)) for _ in range(req.n)]
         choices = await Choices.open(state.engine, jobs)
         resp_id, created = R.new_id("cmpl"), R.now()
         if req.stream:
             return _sse(_completion_events(state, choices, req, resp_id, created, model, echoes, t0))
         finals = await _finals_unless_disconnected(choices, request)
         _record(state, finals, t0)
-        logprobs = [R.completion_logprobs(state.tokenizer, o.logprobs or [], req.logprobs or 0, len(e))
+        logprobs = [R.completion_logprobs(state.tokenizer, o.logprobs or [], req.logprobs or 0, len(e),
+                                          skip_special_tokens=req.skip_special_tokens)[0]
                     if req.logprobs is not None else None for o, e in zip(finals, echoes)]
         texts = [e + o.text for o, e in zip(finals, echoes)]
         return JSONResponse(R.completion(resp_id, created, model, finals, texts, logprobs,
@@ -88,6 +111,14 @@ def register_routes(app: FastAPI, state: ServerState) -> None:
 
 
 # ------------------------------------------------------------------ helpers
+def _encode_all(tokenizer, prompts: list) -> list[list[int]]:
+    return [tokenizer.encode(p) if isinstance(p, str) else list(p) for p in prompts]
+
+
+def _decode_all(tokenizer, prompts: list[list[int]]) -> list[str]:
+    return [tokenizer.decode(ids) for ids in prompts]
+
+
 def _sse(events: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -166,6 +197,8 @@ async def _chat_events(state: ServerState, choices: Choices, req: ChatCompletion
 async def _completion_events(state: ServerState, choices: Choices, req: CompletionRequest, resp_id: str,
                              created: int, model: str, echoes: list[str], t0: float) -> AsyncIterator[str]:
     started, lp_sent, finals = set(), [0] * len(choices), {}
+    # where choice i's next token starts in its text: after the echo, then after the tokens sent
+    lp_offset = [len(e) for e in echoes]
     try:
         async for i, out in choices.stream():
             text = out.delta
@@ -174,7 +207,8 @@ async def _completion_events(state: ServerState, choices: Choices, req: Completi
                 text = echoes[i] + text
             lp = None
             if req.logprobs is not None and out.logprobs is not None:
-                lp = R.completion_logprobs(state.tokenizer, out.logprobs[lp_sent[i]:], req.logprobs)
+                lp, lp_offset[i] = R.completion_logprobs(state.tokenizer, out.logprobs[lp_sent[i]:], req.logprobs,
+                                                         lp_offset[i], skip_special_tokens=req.skip_special_tokens)
                 lp_sent[i] = len(out.logprobs)
             if text or out.finished or (lp and lp["tokens"]):
                 chunk = R.completion_chunk(resp_id, created, model, i, text, logprobs=lp,
@@ -191,6 +225,6 @@ async def _completion_events(state: ServerState, choices: Choices, req: Completi
             usage = R.usage(prompt_tokens, sum(o.num_generated_tokens for o in finals.values()))
             yield R.sse(R.usage_chunk(resp_id, created, model, "text_completion", usage))
     except Exception as exc:  # noqa: BLE001
-        err = to_api_error(exc, queue_full_status=state.settings.queue_full_status)
+        err = to_api_error(exc, queue_full_status=state.settings.queue_full_status, prompt_param="prompt")
         yield R.sse(error_body(err.status, err.message, param=err.param, code=err.code))
     yield R.sse("[DONE]")

@@ -65,9 +65,16 @@ def chat_logprobs(tokenizer, items: Sequence[TokenLogprob | None], num_top: int)
     return {"content": content}
 
 
-def completion_logprobs(tokenizer, items: Sequence[TokenLogprob | None], num_top: int,
-                        offset: int = 0) -> dict[str, Any]:
-    """Legacy completions shape: tokens, token_logprobs, top_logprobs, text_offset."""
+def completion_logprobs(tokenizer, items: Sequence[TokenLogprob | None], num_top: int, offset: int = 0, *,
+                        skip_special_tokens: bool = True) -> tuple[dict[str, Any], int]:
+    """Legacy completions shape: tokens, token_logprobs, top_logprobs, text_offset.
+
+    Args:
+        offset: where the first token's text starts in the choice's `text` (echo and earlier chunks).
+        skip_special_tokens: as the request's; a token the text leaves out takes no room in it.
+    Returns:
+        (the logprobs object, the offset just past the last token) so a stream continues from there.
+    """
     tokens, values, tops, offsets = [], [], [], []
     for lp in items:
         if lp is None:
@@ -77,8 +84,9 @@ def completion_logprobs(tokenizer, items: Sequence[TokenLogprob | None], num_top
         values.append(_finite(lp.logprob))
         tops.append({_token_text(tokenizer, tid): _finite(v) for tid, v in lp.top[:num_top]} if num_top else None)
         offsets.append(offset)
-        offset += len(tok)
-    return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
+        if not (skip_special_tokens and tokenizer.is_special(lp.token_id)):
+            offset += len(tok)
+    return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}, offset
 
 
 # ---------------------------------------------------------------------- chat

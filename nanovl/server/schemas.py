@@ -2,12 +2,14 @@
 
 Only requests are modelled: type errors here become 400s. Responses are plain dicts built in
 `server/responses.py`. Unknown top-level fields are ignored (clients send `user`, `store`, ...).
+Counts and switches are strict (StrictInt, StrictBool): "5", 2.0 or true for n, "yes" for stream are
+refused rather than coerced.
 """
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 MAX_N = 16
 
@@ -69,7 +71,7 @@ class SamplingFields(_Model):
     """Fields shared by /v1/chat/completions and /v1/completions."""
 
     model: Optional[str] = None
-    max_tokens: Optional[int] = Field(default=None, ge=1)
+    max_tokens: Optional[StrictInt] = Field(default=None, ge=1)
     temperature: Optional[float] = None
     top_p: Optional[float] = None
     top_k: Optional[int] = None
@@ -84,8 +86,8 @@ class SamplingFields(_Model):
     ignore_eos: bool = False
     skip_special_tokens: bool = True
     include_stop_str_in_output: bool = False
-    n: int = Field(default=1, ge=1, le=MAX_N)
-    stream: bool = False
+    n: StrictInt = Field(default=1, ge=1, le=MAX_N)
+    stream: StrictBool = False
     stream_options: Optional[StreamOptions] = None
     response_format: Optional[ResponseFormat] = None
 
@@ -94,8 +96,8 @@ class ChatCompletionRequest(SamplingFields):
     """POST /v1/chat/completions."""
 
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: Optional[int] = Field(default=None, ge=1)
-    logprobs: bool = False
+    max_completion_tokens: Optional[StrictInt] = Field(default=None, ge=1)
+    logprobs: StrictBool = False
     top_logprobs: Optional[int] = Field(default=None, ge=0)
     chat_template_kwargs: Optional[dict[str, Any]] = None
     # vLLM's name for the reasoning cap; `thinking_budget` (also read from chat_template_kwargs) is an alias
@@ -111,5 +113,8 @@ class CompletionRequest(SamplingFields):
     """POST /v1/completions: a raw prompt (text or token ids), no chat template."""
 
     prompt: Union[str, list[int], list[str], list[list[int]]]
-    logprobs: Optional[int] = Field(default=None, ge=0)
-    echo: bool = False
+    logprobs: Optional[StrictInt] = Field(default=None, ge=0)
+    echo: StrictBool = False
+    # not supported; modelled so that a request using them gets a 400 rather than silence
+    suffix: Optional[str] = None
+    best_of: Optional[int] = None

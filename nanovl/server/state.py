@@ -45,6 +45,10 @@ class ServerState:
     tokenizer: object
     metrics: ServerMetrics
     created: int = 0
+    # texts longer than this cannot fit max_model_len (translate.max_prompt_chars); None: no check
+    max_prompt_chars: int | None = None
+    # the engine's waiting-queue size (--max-waiting); None: unknown
+    max_waiting: int | None = None
 
     @property
     def model_name(self) -> str:
@@ -58,6 +62,15 @@ class ServerState:
             return name or self.model_name
         raise APIError(404, f"the model {name!r} does not exist; this server serves {list(self.model_names)}",
                        param="model", code="model_not_found")
+
+    def check_fits_queue(self, num_requests: int, n: int) -> None:
+        """A 400 for more engine requests than the waiting queue ever holds: a 429 would never clear."""
+        from nanovl.server.errors import APIError
+
+        if self.max_waiting is not None and num_requests > self.max_waiting:
+            raise APIError(400, f"n={n} asks for {num_requests} sequences at once, more than the waiting queue "
+                                f"ever holds (--max-waiting {self.max_waiting}); lower n", param="n",
+                           code="invalid_request")
 
 
 def default_model_name(model_path: str | Path | None) -> str:

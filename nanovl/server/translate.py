@@ -53,6 +53,52 @@ def chat_inputs(req: ChatCompletionRequest) -> ChatInputs:
     return ChatInputs(messages, kwargs, thinking, budget, req.tools)
 
 
+def check_supported(req: SamplingFields) -> None:
+    """Refuse OpenAI options this server does not implement, rather than silently ignore them."""
+    if isinstance(req, ChatCompletionRequest) and req.tool_choice not in (None, "none", "auto"):
+        raise APIError(400, f"tool_choice {req.tool_choice!r} is not supported; use \"auto\" or \"none\"",
+                       param="tool_choice", code="unsupported")
+    if isinstance(req, CompletionRequest):
+        if req.suffix:
+            raise APIError(400, "suffix is not supported", param="suffix", code="unsupported")
+        if req.best_of not in (None, 1):
+            raise APIError(400, f"best_of={req.best_of} is not supported; use n for several samples",
+                           param="best_of", code="unsupported")
+
+
+def max_prompt_chars(tokenizer, max_model_len: int) -> int:
+    """Characters beyond which no text fits max_model_len tokens.
+
+    No token spells more characters than the longest vocabulary entry (byte-level entries
+    spell one character per byte), so a longer text is refused before anyone tokenizes it.
+    NOTE: assumes the tokenizer's normalizer deletes no characters (true of byte-level BPE).
+    """
+    longest = max((len(tokenizer.id_to_token(i) or "") for i in range(tokenizer.vocab_size)), default=1)
+    return max_model_len * max(longest, 1)
+
+
+def check_prompt_chars(num_chars: int, limit: int, max_model_len: int, param: str) -> None:
+    """Raise context_length_exceeded for a text of `num_chars` characters over `limit`."""
+    if num_chars > limit:
+        raise APIError(400, f"{param} has {num_chars} characters; no text over {limit} characters fits "
+                            f"the model's context of max_model_len={max_model_len} tokens",
+                       param=param, code="context_length_exceeded")
+
+
+def chat_text_chars(messages: list[dict[str, Any]]) -> int:
+    """Characters of system/user/tool text; assistant turns, whose reasoning a template may cut, do not count."""
+    total = 0
+    for m in messages:
+        content = m.get("content")
+        if m.get("role") == "assistant" or content is None:
+            continue
+        if isinstance(content, str):
+            total += len(content)
+        else:
+            total += sum(len(p.get("text", "")) for p in content if p.get("type") == "text")
+    return total
+
+
 def response_format(req: SamplingFields) -> dict[str, Any] | None:
     fmt = req.response_format
     if fmt is None or fmt.type == "text":

@@ -67,6 +67,15 @@ def test_api_key(strict):
     assert good.chat.completions.create(model=MODEL_NAME, messages=OK_BODY["messages"], max_tokens=2).choices
 
 
+def test_api_key_scheme_is_case_insensitive(strict):
+    srv, _ = strict
+    for scheme in ("bearer", "BEARER", "BeArEr"):
+        resp = httpx.post(srv.url + "/v1/chat/completions", json=OK_BODY, headers={"authorization": f"{scheme} {KEY}"})
+        assert resp.status_code == 200, resp.text
+    resp = httpx.post(srv.url + "/v1/chat/completions", json=OK_BODY, headers={"authorization": f"Basic {KEY}"})
+    assert_openai_error(resp, 401)
+
+
 # ------------------------------------------------------------------ sizes
 def test_body_too_large(strict):
     srv, http = strict
@@ -89,6 +98,16 @@ def test_media_too_large(strict):
         resp = http.post("/v1/chat/completions", json={**OK_BODY, "messages": user(image_part(url))})
         assert assert_openai_error(resp, 413)["code"] == "media_too_large"
     assert_still_serving(http)
+
+
+def test_media_limit_counts_decoded_bytes(strict):
+    # a PNG of exactly --max-media-bytes (zeros after IEND are ignored by decoders) passes as a data URI
+    _, http = strict
+    png = png_bytes()
+    at_limit = png + b"\0" * (MAX_MEDIA - len(png))
+    for data, status in ((at_limit, 200), (at_limit + b"\0", 413)):
+        resp = http.post("/v1/chat/completions", json={**OK_BODY, "messages": user(image_part(data_uri(data)))})
+        assert resp.status_code == status, resp.text
 
 
 def test_too_many_media(strict):
@@ -174,6 +193,18 @@ def test_queue_full(start_server, status):
         del engine.step
     assert first["r"].status_code == 200, first["r"].text
     assert httpx.post(srv.url + "/v1/chat/completions", json=OK_BODY).status_code == 200
+
+
+def test_n_larger_than_the_queue_is_400(start_server):
+    """n=4 choices can never all wait in a queue of 2: a 400 that says so, not a 429 forever."""
+    srv = start_server(max_num_seqs=1, max_waiting=2)
+    for path, body in (("/v1/chat/completions", OK_BODY), ("/v1/completions", {**OK_BODY, "prompt": "hi"})):
+        err = assert_openai_error(httpx.post(srv.url + path, json={**body, "n": 4}), 400)
+        assert err["param"] == "n" and "n=4" in err["message"] and "--max-waiting 2" in err["message"]
+    resp = httpx.post(srv.url + "/v1/completions", json={**OK_BODY, "prompt": ["a", "b"], "n": 2})
+    assert "4 sequences" in assert_openai_error(resp, 400)["message"]
+    resp = httpx.post(srv.url + "/v1/chat/completions", json={**OK_BODY, "n": 2})
+    assert resp.status_code == 200 and len(resp.json()["choices"]) == 2
 
 
 def test_engine_failure_mid_stream(start_server):
