@@ -22,6 +22,7 @@ from nanovl.server.errors import APIError, error_body, to_api_error
 from nanovl.server.media import resolve_media
 from nanovl.server.schemas import ChatCompletionRequest, CompletionRequest
 from nanovl.server.state import ServerState
+from nanovl.server.tool_call_stream import ToolCallStream, tool_call_deltas
 
 DISCONNECT_POLL_S = 0.25
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -74,7 +75,8 @@ def register_routes(app: FastAPI, state: ServerState) -> None:
         _record(state, finals, t0)
         logprobs = [R.chat_logprobs(state.tokenizer, o.logprobs or [], num_lp) if num_lp is not None else None
                     for o in finals]
-        return JSONResponse(R.chat_completion(resp_id, created, model, finals, logprobs))
+        return JSONResponse(R.chat_completion(resp_id, created, model, finals, logprobs,
+                                              parse_tools=_parses_tools(req)))
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest, request: Request):
@@ -166,22 +168,30 @@ def _usage_fields(req, out: RequestOutput) -> dict | None:
     return None
 
 
+def _parses_tools(req: ChatCompletionRequest) -> bool:
+    """The request offered tools and let the model call them: its answer's <TOOLCALL> blocks are calls."""
+    return bool(req.tools) and req.tool_choice != "none"
+
+
 async def _chat_events(state: ServerState, choices: Choices, req: ChatCompletionRequest, resp_id: str,
                        created: int, model: str, num_lp: int | None, t0: float) -> AsyncIterator[str]:
     started, lp_sent, finals = set(), [0] * len(choices), {}
+    tool_streams = [ToolCallStream() for _ in range(len(choices))] if _parses_tools(req) else None
     try:
         async for i, out in choices.stream():
             if i not in started:
                 started.add(i)
                 yield R.sse(R.chat_chunk(resp_id, created, model, i, {"role": "assistant", "content": ""}))
             delta, lp = R.chat_delta(out), None
+            finish_reason = out.finish_reason if out.finished else None
+            if tool_streams is not None:
+                finish_reason = _route_tool_text(tool_streams[i], delta, out.finished, finish_reason)
             if num_lp is not None and out.logprobs is not None:
                 lp = R.chat_logprobs(state.tokenizer, out.logprobs[lp_sent[i]:], num_lp)
                 lp_sent[i] = len(out.logprobs)
             if delta or out.finished or (lp and lp["content"]):
                 yield R.sse(R.chat_chunk(resp_id, created, model, i, delta, logprobs=lp,
-                                         finish_reason=out.finish_reason if out.finished else None,
-                                         usage_stats=_usage_fields(req, out)))
+                                         finish_reason=finish_reason, usage_stats=_usage_fields(req, out)))
             if out.finished:
                 finals[i] = out
                 _record_one(state, out, t0)
@@ -192,6 +202,21 @@ async def _chat_events(state: ServerState, choices: Choices, req: ChatCompletion
         err = to_api_error(exc, queue_full_status=state.settings.queue_full_status)
         yield R.sse(error_body(err.status, err.message, param=err.param, code=err.code))
     yield R.sse("[DONE]")
+
+
+def _route_tool_text(stream: ToolCallStream, delta: dict, finished: bool, finish_reason: str | None) -> str | None:
+    """Pass the delta's content through `stream` (in place); on the last output add the parsed calls.
+    Returns the finish_reason to send ("tool_calls" when the answer held calls)."""
+    content = stream.feed(delta.pop("content", ""))
+    if finished:
+        rest, calls = stream.finish()
+        content += rest
+        if calls:
+            delta["tool_calls"] = tool_call_deltas(calls)
+            finish_reason = "tool_calls"
+    if content:
+        delta["content"] = content
+    return finish_reason
 
 
 async def _completion_events(state: ServerState, choices: Choices, req: CompletionRequest, resp_id: str,

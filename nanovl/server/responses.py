@@ -11,6 +11,7 @@ import uuid
 from typing import Any, Sequence
 
 from nanovl.engine.outputs import RequestOutput, TokenLogprob
+from nanovl.tool_calls import parse_tool_calls
 
 
 def new_id(prefix: str) -> str:
@@ -90,17 +91,27 @@ def completion_logprobs(tokenizer, items: Sequence[TokenLogprob | None], num_top
 
 
 # ---------------------------------------------------------------------- chat
-def chat_message(out: RequestOutput) -> dict[str, Any]:
+def chat_message(out: RequestOutput, *, parse_tools: bool = False) -> tuple[dict[str, Any], str | None]:
+    """(the assistant message, its finish_reason). With `parse_tools` (the request offered tools), the
+    answer's <TOOLCALL> blocks become `tool_calls` and the reason "tool_calls"."""
     msg: dict[str, Any] = {"role": "assistant", "content": out.text}
+    finish_reason = out.finish_reason
+    if parse_tools and out.text:
+        content, calls = parse_tool_calls(out.text)
+        if calls:
+            msg["content"], msg["tool_calls"] = content, [c.to_openai() for c in calls]
+            finish_reason = "tool_calls"
     if out.reasoning_content is not None:
         msg["reasoning_content"] = out.reasoning_content
-    return msg
+    return msg, finish_reason
 
 
 def chat_completion(resp_id: str, created: int, model: str, finals: Sequence[RequestOutput],
-                    logprobs: Sequence[dict | None]) -> dict[str, Any]:
-    choices = [{"index": i, "message": chat_message(o), "logprobs": lp, "finish_reason": o.finish_reason}
-               for i, (o, lp) in enumerate(zip(finals, logprobs))]
+                    logprobs: Sequence[dict | None], *, parse_tools: bool = False) -> dict[str, Any]:
+    choices = []
+    for i, (o, lp) in enumerate(zip(finals, logprobs)):
+        msg, finish_reason = chat_message(o, parse_tools=parse_tools)
+        choices.append({"index": i, "message": msg, "logprobs": lp, "finish_reason": finish_reason})
     return {"id": resp_id, "object": "chat.completion", "created": created, "model": model,
             "choices": choices, "usage": usage_of(finals)}
 
