@@ -6,17 +6,22 @@ own clock and are moved by the segment's start before the segments are joined.
 """
 from __future__ import annotations
 
+import bisect
+import html
 import json
-import warnings
+import math
 from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
 
+from nanovl.apps.figures import save_figure
 from nanovl.inputs.transcript import format_timestamp
 
 CAPTION_PROMPT = "Describe the events with timestamps."
 MAX_CAPTIONS_PER_SEGMENT = 32
 MAX_CAPTION_CHARS = 160
 FORMATS = ("json", "vtt", "srt")
+# shortest subtitle cue: long enough to read a word, and WebVTT / SRT need end > start
+MIN_CUE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -131,14 +136,38 @@ def to_json(captions: Sequence[Caption]) -> str:
     return json.dumps([asdict(c) for c in captions], indent=2) + "\n"
 
 
+def cue_times(captions: Sequence[Caption]) -> list[tuple[float, float]]:
+    """(start, end) of each caption as a subtitle cue, which needs end > start.
+
+    A cue shorter than MIN_CUE_SECONDS (a one-frame event has start == end) is lengthened to it,
+    but never past the start of the next cue.
+    """
+    starts = sorted({c.start for c in captions})
+    times = []
+    for c in captions:
+        later = bisect.bisect_right(starts, c.start)
+        limit = starts[later] if later < len(starts) else math.inf
+        times.append((c.start, max(c.end, min(c.start + MIN_CUE_SECONDS, limit))))
+    return times
+
+
+def _cue_text(text: str) -> str:
+    # a blank line would end the cue early
+    return " ".join(text.split())
+
+
 def to_vtt(captions: Sequence[Caption]) -> str:
-    cues = [f"{format_timestamp(c.start)} --> {format_timestamp(c.end)}\n{c.caption}" for c in captions]
+    # WebVTT cue text is markup: "&", "<" and ">" must be written as character references
+    cues = [f"{format_timestamp(start)} --> {format_timestamp(end)}\n"
+            f"{html.escape(_cue_text(c.caption), quote=False)}"
+            for c, (start, end) in zip(captions, cue_times(captions))]
     return "\n\n".join(["WEBVTT"] + cues) + "\n"
 
 
 def to_srt(captions: Sequence[Caption]) -> str:
-    cues = [f"{i}\n{format_timestamp(c.start, 'srt')} --> {format_timestamp(c.end, 'srt')}\n{c.caption}"
-            for i, c in enumerate(captions, 1)]
+    # SubRip has no character references (players show "&amp;" as is), so the text stays raw
+    cues = [f"{i}\n{format_timestamp(start, 'srt')} --> {format_timestamp(end, 'srt')}\n{_cue_text(c.caption)}"
+            for i, (c, (start, end)) in enumerate(zip(captions, cue_times(captions)), 1)]
     return "\n\n".join(cues) + "\n"
 
 
@@ -150,8 +179,9 @@ def render(captions: Sequence[Caption], fmt: str) -> str:
 
 
 def draw_timeline(captions: Sequence[Caption], duration: float, path: str, *,
-                  boundaries: Sequence[float] = ()) -> None:
-    """Save a PNG: one bar per caption (overlapping events on separate rows), segment cuts dashed."""
+                  boundaries: Sequence[float] = ()) -> str:
+    """Save a picture at `path` (PNG unless its extension names another format): one bar per
+    caption (overlapping events on separate rows), segment cuts dashed. Returns the path written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -182,8 +212,4 @@ def draw_timeline(captions: Sequence[Caption], duration: float, path: str, *,
     ax.set_xlabel("seconds")
     ax.set_title(f"{len(captions)} captions")
     fig.tight_layout()
-    with warnings.catch_warnings():
-        # captions may hold characters the default font lacks; they are drawn as boxes
-        warnings.filterwarnings("ignore", message="Glyph .* missing")
-        fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return save_figure(fig, path)

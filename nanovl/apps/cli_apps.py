@@ -5,7 +5,8 @@
     nanovl evs-map talk.mp4 -o map.png --pruning-rate 0.7
     nanovl extract invoice.pdf --schema invoice
 
-`main(argv)` returns the exit status; bad input prints one "nanovl: error: ..." line on stderr.
+`main(argv)` returns the exit status; bad input prints one "nanovl: error: ..." line on stderr:
+exit 2 for bad arguments and output paths (checked before any model work), 1 for what fails later.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Sequence
+
+from nanovl.apps.cli_args import USAGE_EXIT, OneLineParser, output_problem, positive_problem, usage_line
 
 COMMANDS = ("video", "evs-map", "extract")
 
@@ -52,7 +55,7 @@ def _video_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nanovl", description="nanovl workflows")
+    parser = OneLineParser(prog="nanovl", description="nanovl workflows")
     sub = parser.add_subparsers(dest="command", required=True)
     video = sub.add_parser("video", help="summarize, ask about or caption a video").add_subparsers(
         dest="action", required=True)
@@ -162,8 +165,9 @@ def _run_video(args, llm, out, err) -> None:
             else:
                 out.write(text)
             if args.timeline:
-                cap.draw_timeline(captions, session.info.duration, args.timeline,
-                                  boundaries=[s.start for s in session.segments[1:]])
+                written = cap.draw_timeline(captions, session.info.duration, args.timeline,
+                                            boundaries=[s.start for s in session.segments[1:]])
+                print(f"wrote {written}", file=err)
             return
         for q in questions:
             _answer(session, q, out, err)
@@ -184,9 +188,9 @@ def _run_evs_map(args, llm, out, err) -> None:
     with _fetcher(args) as fetcher:
         evs = compute_evs_map(llm, fetcher.local(args.source), pruning_rate=args.pruning_rate,
                               fps=args.fps, max_frames=args.max_frames)
-    draw_evs_map(evs, args.output)
+    written = draw_evs_map(evs, args.output)
     print(evs.summary(), file=out)
-    print(f"wrote {args.output}", file=err)
+    print(f"wrote {written}", file=err)
 
 
 def _run_extract(args, llm, out, err) -> None:
@@ -195,20 +199,35 @@ def _run_extract(args, llm, out, err) -> None:
 
     schema = None if args.markdown else load_schema(args.schema)
     with _fetcher(args) as fetcher:
-        pages = documents.load_pages([fetcher.local(s) for s in args.sources], dpi=args.dpi)
+        pages, names = documents.load_labeled_pages([fetcher.local(s) for s in args.sources], dpi=args.dpi,
+                                                    names=args.sources)
+    result = None
     if args.markdown:
         text = documents.to_markdown(llm, pages=pages, max_tokens=args.max_tokens, max_tiles=args.max_tiles,
                                      enable_thinking=args.think)
     else:
-        result = documents.extract(llm, pages=pages, schema=schema, one_pass=args.one_pass,
+        result = documents.extract(llm, pages=pages, schema=schema, one_pass=args.one_pass, page_names=names,
                                    max_tokens=args.max_tokens, max_tiles=args.max_tiles, enable_thinking=args.think)
         text = json.dumps(result.value, indent=2, ensure_ascii=False) + "\n"
-        for problem in result.errors:
-            print(f"schema: {problem}", file=err)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         out.write(text)
+    # what parsed is out first; a page that failed or a schema mismatch still fails the command
+    if result is not None and not result.is_valid:
+        raise documents.ExtractionError(_extraction_problems(result, args.output))
+
+
+def _extraction_problems(result, output: str | None) -> str:
+    problems = list(result.failed)
+    if problems:
+        where = f" to {output}" if output else ""
+        problems[-1] += f" (the pages that parsed were written{where})"
+    if result.errors:
+        more = len(result.errors) - 3
+        shown = "; ".join(result.errors[:3]) + (f" (and {more} more)" if more > 0 else "")
+        problems.append(f"{output or 'the extracted JSON'} does not match the schema: {shown}")
+    return "; ".join(problems)
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
@@ -221,13 +240,30 @@ def _known_errors() -> tuple[type[BaseException], ...]:
             OSError)
 
 
+def _usage_problem(args) -> str | None:
+    """A bad flag value or output path, found before any model work (and before speech recognition)."""
+    problems = [positive_problem("--fps", getattr(args, "fps", None)),
+                positive_problem("--dpi", getattr(args, "dpi", None))]
+    if getattr(args, "max_frames", 1) < 1:
+        problems.append(f"--max-frames must be >= 1, got {args.max_frames}")
+    problems += [output_problem("-o/--output", getattr(args, "output", None)),
+                 output_problem("--timeline", getattr(args, "timeline", None))]
+    return next((p for p in problems if p), None)
+
+
 def main(argv: Sequence[str] | None = None, *, llm=None, stdout=None, stderr=None) -> int:
     """Run one workflow command; `llm` reuses a loaded LLM (tests). Returns the exit status."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
     try:
-        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        args, unknown = build_parser().parse_known_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    # unknown flags are reported here so the hint names the subcommand's help, not the top level's
+    problem = f"unrecognized arguments: {' '.join(unknown)}" if unknown else _usage_problem(args)
+    if problem:
+        prog = " ".join(["nanovl", args.command] + ([args.action] if args.command == "video" else []))
+        print(usage_line(prog, problem), file=err)
+        return USAGE_EXIT
     runners = {"video": _run_video, "evs-map": _run_evs_map, "extract": _run_extract}
     try:
         if getattr(args, "max_tokens", 1) < 1:

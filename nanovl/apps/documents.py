@@ -28,16 +28,21 @@ PAGE_BREAK = "\n\n---\n\n"
 
 @dataclass
 class Extraction:
-    """The merged value, its schema errors (empty when valid), and what each page gave."""
+    """The merged value, its schema errors (empty when valid), and what each page gave.
+
+    `failed` names the pages whose answer was not JSON and why ("page 2 (scan.pdf page 2): ...");
+    their entry in `pages` is None and `value` merges the pages that parsed.
+    """
 
     value: Any
     errors: list[str]
     pages: list[Any] = field(default_factory=list)
     one_pass: bool = False
+    failed: list[str] = field(default_factory=list)
 
     @property
     def is_valid(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.failed
 
 
 class ExtractionError(RuntimeError):
@@ -46,16 +51,28 @@ class ExtractionError(RuntimeError):
 
 def load_pages(sources: Sequence[str | Path], *, dpi: float = 144, max_pages: int | None = None) -> list[Image.Image]:
     """Images and PDFs -> one RGB image per page, in input order."""
+    pages = load_labeled_pages(sources, dpi=dpi)[0]
+    return pages[:max_pages] if max_pages is not None else pages
+
+
+def load_labeled_pages(sources: Sequence[str | Path], *, dpi: float = 144,
+                       names: Sequence[str] | None = None) -> tuple[list[Image.Image], list[str]]:
+    """load_pages, plus a label per page that errors can name: "page 3 (scan.pdf page 2)".
+
+    `names` are what the user calls each source (a URL rather than its downloaded copy).
+    """
     pages: list[Image.Image] = []
-    for src in sources:
-        path = Path(src)
+    labels: list[str] = []
+    for i, src in enumerate(sources):
+        path, name = Path(src), str(names[i] if names is not None else src)
         if path.suffix.lower() == ".pdf" or _starts_with(path, b"%PDF-"):
-            pages += load_pdf_pages(str(path), dpi=dpi)
+            doc = load_pdf_pages(str(path), dpi=dpi)
+            pages += doc
+            labels += [f"{name} page {k}" for k in range(1, len(doc) + 1)]
         else:
             pages.append(load_image(str(path)))
-    if max_pages is not None:
-        pages = pages[:max_pages]
-    return pages
+            labels.append(name)
+    return pages, [f"page {n} ({label})" for n, label in enumerate(labels, 1)]
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:
@@ -89,7 +106,8 @@ def _parse(out) -> Any:
 
 def extract(llm, sources: Sequence[str | Path] | None = None, schema: dict | None = None, *,
             pages: Sequence[Image.Image] | None = None, one_pass: bool = False, max_tokens: int = 1024,
-            max_tiles: int | None = None, dpi: float = 144, enable_thinking: bool = False) -> Extraction:
+            max_tiles: int | None = None, dpi: float = 144, enable_thinking: bool = False,
+            page_names: Sequence[str] | None = None) -> Extraction:
     """Extract `schema` from a document.
 
     Args:
@@ -98,24 +116,46 @@ def extract(llm, sources: Sequence[str | Path] | None = None, schema: dict | Non
         schema: JSON schema dict (see schemas.load_schema).
         one_pass: all pages in one prompt when they fit the context (else page by page).
         max_tiles: tiles per page image (None = the model's default).
+        page_names: how errors name each page (see load_labeled_pages); default "page N".
+    Returns:
+        Extraction; pages whose answer is not JSON are listed in `failed`, the rest still merged.
+    Raises:
+        ExtractionError naming the page(s) when no page's answer is JSON.
     """
     if schema is None:
         raise ValueError("extract needs a schema")
-    images = list(pages) if pages is not None else load_pages(sources or [], dpi=dpi)
+    if pages is not None:
+        images = list(pages)
+    else:
+        images, labels = load_labeled_pages(sources or [], dpi=dpi)
+        page_names = page_names or labels
     if not images:
         raise ValueError("no pages to extract from")
+    names = list(page_names or [f"page {n}" for n in range(1, len(images) + 1)])
     prompt, fmt = extraction_prompt(schema), response_format(schema)
     params = _params(max_tokens, fmt, enable_thinking)
     if one_pass and len(images) > 1:
         messages = _page_message(images, prompt, max_tiles)
         if llm.count_tokens(messages) + max_tokens <= context_length(llm):
-            value = _parse(llm.chat(messages, params)[0])
+            try:
+                value = _parse(llm.chat(messages, params)[0])
+            except ExtractionError as e:
+                raise ExtractionError(f"{len(images)} pages in one pass: {e}") from None
             return Extraction(value, validation_errors(value, schema), [value], one_pass=True)
     # page by page: one batch of requests, answered together by the engine
     outs = llm.chat([_page_message([img], prompt, max_tiles) for img in images], [params] * len(images))
-    values = [_parse(out) for out in outs]
+    values, failed = [], []
+    for name, out in zip(names, outs):
+        try:
+            values.append(_parse(out))
+        except ExtractionError as e:
+            # one page cut short must not cost the others their answers
+            values.append(None)
+            failed.append(f"{name}: {e}")
+    if len(failed) == len(outs):
+        raise ExtractionError("; ".join(failed))
     value = merge_pages(values)
-    return Extraction(value, validation_errors(value, schema), values)
+    return Extraction(value, validation_errors(value, schema), values, failed=failed)
 
 
 def to_markdown(llm, sources: Sequence[str | Path] | None = None, *, pages: Sequence[Image.Image] | None = None,

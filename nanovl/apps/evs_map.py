@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nanovl.apps.figures import save_figure
 from nanovl.inputs.evs import per_frame_counts, retention_mask
 from nanovl.inputs.media_prompt import video_placeholder
 
@@ -87,8 +88,9 @@ def compute_evs_map(llm, video, *, pruning_rate: float, fps: float = 2.0, max_fr
                   len(llm.tokenizer.encode(text)))
 
 
-def draw_evs_map(evs: EvsMap, path: str, *, max_cols: int = 8) -> None:
-    """Save a PNG grid of the frames; pruned patches are darkened and tinted red, kept ones clear."""
+def draw_evs_map(evs: EvsMap, path: str, *, max_cols: int = 8) -> str:
+    """Save a grid of the frames at `path` (PNG unless its extension names another format);
+    pruned patches are darkened and tinted red, kept ones clear. Returns the path written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,5 +115,4 @@ def draw_evs_map(evs: EvsMap, path: str, *, max_cols: int = 8) -> None:
     fig.suptitle(f"EVS q={evs.pruning_rate:g}: {evs.tokens_with_evs} of {evs.tokens_without_evs} video tokens "
                  f"kept (pruned patches shaded)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return save_figure(fig, path)

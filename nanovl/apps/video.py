@@ -32,7 +32,7 @@ from nanovl.apps.clips import cut_clips
 from nanovl.apps.long_video import fit_parts, frame_text_costs, merge_prompt, plan_segments
 from nanovl.inputs.audio import has_audio
 from nanovl.inputs.transcript import Transcript
-from nanovl.inputs.video import probe_video, sample_times
+from nanovl.inputs.video import check_sampling, probe_video, sample_times
 from nanovl.sampling_params import SamplingParams
 
 SUMMARY_PROMPT = "Summarize the video in {n} bullet points, using both what is shown and what is said."
@@ -69,6 +69,8 @@ class VideoOptions:
     def __post_init__(self) -> None:
         if self.summary not in SUMMARY_STYLES:
             raise ValueError(f"summary style must be one of {SUMMARY_STYLES}, got {self.summary!r}")
+        # checked here, not at sampling time, so bad values fail before speech recognition runs
+        check_sampling(self.fps, self.max_frames)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import math
+import re
 import threading
 
 import pypdfium2 as pdfium
@@ -12,6 +14,9 @@ from nanovl.inputs.image import DEFAULT_MAX_PIXELS, MediaSource, as_file, media_
 
 # PDFium is not thread-safe: every call into it holds this lock
 _PDFIUM_LOCK = threading.Lock()
+# a page tree node ("<</Type/Pages/Kids[...]/Count n>>") and its page count, in the raw bytes
+_PAGE_TREE = re.compile(rb"<<(?:(?!>>).)*?/Type\s*/Pages\b(?:(?!>>).)*>>", re.DOTALL)
+_COUNT = re.compile(rb"/Count\s+(\d+)")
 
 
 def load_pdf_pages(src: MediaSource, *, dpi: float = 144, max_pages: int | None = None,
@@ -26,8 +31,8 @@ def load_pdf_pages(src: MediaSource, *, dpi: float = 144, max_pages: int | None 
         MediaError naming the input: not a PDF, corrupt, encrypted, no pages, or a page over
         `max_pixels` at this dpi (checked before rendering).
     """
-    if not dpi > 0 or (max_pages is not None and max_pages < 1):
-        raise ValueError(f"load_pdf_pages needs dpi > 0 and max_pages >= 1, got {dpi}, {max_pages}")
+    if not (math.isfinite(dpi) and dpi > 0) or (max_pages is not None and max_pages < 1):
+        raise ValueError(f"load_pdf_pages needs a finite dpi > 0 and max_pages >= 1, got {dpi}, {max_pages}")
     name = name or media_name(src, "PDF")
     fp = as_file(src, name)
     data = fp.getvalue() if isinstance(fp, io.BytesIO) else fp
@@ -35,6 +40,8 @@ def load_pdf_pages(src: MediaSource, *, dpi: float = 144, max_pages: int | None 
         try:
             doc = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as e:
+            if _declares_no_pages(data):
+                raise MediaError(name, "PDF has no pages") from None
             raise MediaError(name, f"not a readable PDF ({e})") from None
         try:
             return _render(doc, name, dpi / 72.0, max_pages, max_pixels)
@@ -44,6 +51,20 @@ def load_pdf_pages(src: MediaSource, *, dpi: float = 144, max_pages: int | None 
             raise MediaError(name, f"corrupt PDF ({type(e).__name__}: {e})") from None
         finally:
             doc.close()
+
+
+def _declares_no_pages(data) -> bool:
+    """True when every page tree node of the raw PDF says /Count 0.
+
+    PDFium refuses a well-formed PDF without pages and sets no error code of its own (the one
+    it reports is left over from an earlier document), so the page tree is read here. Trees in
+    compressed object streams are not seen: those PDFs keep the generic message.
+    """
+    if not isinstance(data, (bytes, bytearray)):
+        with open(data, "rb") as f:
+            data = f.read()
+    counts = [int(m.group(1)) for tree in _PAGE_TREE.findall(data) for m in _COUNT.finditer(tree)]
+    return bool(counts) and max(counts) == 0
 
 
 def _render(doc, name: str, scale: float, max_pages: int | None, max_pixels: int) -> list[Image.Image]:

@@ -8,6 +8,7 @@ keyframe before it rather than decoding everything in between.
 from __future__ import annotations
 
 import io
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -102,8 +103,7 @@ def load_video(src: MediaSource, *, fps: float = DEFAULT_FPS, max_frames: int = 
         MediaError naming the input: unreadable, corrupt, no video stream, no frames,
         frame size over `max_pixels`. ValueError for fps <= 0 or max_frames < 1.
     """
-    if not fps > 0 or max_frames < 1:
-        raise ValueError(f"load_video needs fps > 0 and max_frames >= 1, got {fps}, {max_frames}")
+    check_sampling(fps, max_frames)
     name = name or media_name(src, "video")
     fp = as_file(src, name)
     info = _probe(fp, name)
@@ -131,10 +131,21 @@ def sample_times(duration: float, fps: float, max_frames: int) -> list[float]:
 
     Returns:
         1..max_frames times in seconds (just [0.0] when the duration is unknown or 0).
+    Raises:
+        ValueError unless fps is a finite number > 0 and max_frames >= 1.
     """
+    check_sampling(fps, max_frames)
     step = max(1.0 / fps, duration / max_frames)
     times = [k * step for k in range(max_frames) if k * step < duration - _EPS]
     return times or [0.0]
+
+
+def check_sampling(fps: float, max_frames: int) -> None:
+    """Raise ValueError, worded for the user, unless fps is a finite number > 0 and max_frames >= 1."""
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"video fps must be a finite number > 0, got {fps}")
+    if max_frames < 1:
+        raise ValueError(f"video max_frames must be >= 1, got {max_frames}")
 
 
 @contextmanager

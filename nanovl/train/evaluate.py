@@ -532,7 +532,9 @@ def _pct(x: float) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="nanovl eval", description=__doc__.splitlines()[0])
+    from nanovl.apps.cli_args import OneLineParser, output_problem
+
+    p = OneLineParser(prog="nanovl eval", description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="checkpoint folder or hub id (default: the bundled tiny model)")
     p.add_argument("--n", type=int, default=100, help="held-out cases per task")
     p.add_argument("--tasks", default=",".join(TASK_NAMES), help=f"comma-separated subset of {','.join(TASK_NAMES)}")
@@ -544,7 +546,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dtype", default="auto")
     p.add_argument("--max-num-seqs", type=int, default=32, help="requests decoded together")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is faster on a busy machine)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # a --json that cannot be written would otherwise fail only after the whole eval
+    problem = output_problem("--json", args.json)
+    if problem:
+        p.error(problem)
+    return args
 
 
 def _bad_args(tasks: list[str], n: int) -> str | None:
@@ -585,7 +592,11 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(result))
     print(f"{result['seconds']:.1f} s in all; {gen} tokens generated at {gen / max(gen_s, 1e-9):.1f} tok/s")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1, default=str) + "\n")
+        try:
+            Path(args.json).write_text(json.dumps(result, indent=1, default=str) + "\n")
+        except OSError as err:
+            print(f"nanovl: error: cannot write --json {args.json}: {err.strerror or err}", file=sys.stderr)
+            return 1
     return 0
 
 

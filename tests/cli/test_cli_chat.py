@@ -60,12 +60,12 @@ def test_chat_turns_media_and_reset(llm, ckpt, media, tmp_path, monkeypatch, cap
 
 
 def test_chat_bad_turn_keeps_going(ckpt, media, monkeypatch, capsys):
-    # a broken image fails its turn only; its attachment is dropped and the next turn is answered
+    # a broken image is refused as it is attached, named by its path; both turns are then answered
     monkeypatch.setattr("sys.stdin", io.StringIO(f"/image {media['broken']}\nlook\nhi\n"))
     assert cli.main(["chat", ckpt, *TOKENS]) == 0
     out, err = capsys.readouterr()
-    assert err.count("nanovl: error:") == 1 and "image #1" in err
-    assert out.count("\n") == 1
+    assert err.count("nanovl: error:") == 1 and f"{media['broken']}: not a supported image" in err
+    assert out.count("\n") == 2
 
 
 def test_chat_missing_start_image_is_one_line_error(ckpt, tmp_path, capsys):

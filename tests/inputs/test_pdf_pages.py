@@ -59,3 +59,23 @@ def test_bad_pdfs(tmp_path):
 def test_page_pixel_limit():
     _raises(make_pdf(), "page 1", "limit of 50000", max_pixels=50_000)
     _raises(make_pdf(), "page 2", "limit of 100000", max_pixels=100_000)  # page 1 is 80000
+
+
+def test_pdf_without_pages(tmp_path):
+    import pypdfium2 as pdfium
+
+    buf = io.BytesIO()
+    pdfium.PdfDocument.new().save(buf)  # a well-formed PDF with /Count 0
+    assert b"/Count 0" in buf.getvalue()
+    _raises(buf.getvalue(), "PDF has no pages", name="empty.pdf")
+    path = tmp_path / "empty.pdf"
+    path.write_bytes(buf.getvalue())
+    _raises(path, str(path), "PDF has no pages")
+    # a broken PDF is still called unreadable, even right after an empty one
+    _raises(b"%PDF-1.4 not really", "not a readable PDF")
+
+
+@pytest.mark.parametrize("dpi", [float("inf"), float("nan"), 0, -5])
+def test_bad_dpi_is_a_value_error(dpi):
+    with pytest.raises(ValueError, match="dpi"):
+        load_pdf_pages(make_pdf(), dpi=dpi)
