@@ -98,6 +98,8 @@ def _normalize(messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict], list[
     """Check roles and parts; string content stays a string, lists keep their parts."""
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise ValueError("messages must be a list of {'role', 'content'} dicts")
+    if not messages:
+        raise ValueError("messages must not be empty")
     out, media = [], []
     for i, msg in enumerate(messages):
         if not isinstance(msg, Mapping) or msg.get("role") not in ROLES:

@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import numbers
+import threading
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, Union
@@ -14,7 +16,7 @@ from typing import Any, Iterator, Mapping, Sequence, Union
 from nanovl.engine.engine import EngineConfig, LLMEngine
 from nanovl.engine.outputs import RequestOutput
 from nanovl.engine.prefix_cache import PrefixHandle, prefix_request
-from nanovl.errors import QueueFullError
+from nanovl.errors import InvalidRequestError, QueueFullError
 from nanovl.processor import ProcessedPrompt
 from nanovl.sampling_params import SamplingParams
 
@@ -46,6 +48,9 @@ class LLM:
         # outputs of the requests someone here waits for; every engine step feeds all of them,
         # so an open stream and a generate() call can share the engine without losing outputs
         self._outbox: dict[str, deque[RequestOutput]] = {}
+        # the engine is single-threaded: threads sharing this LLM take turns at each add, abort and
+        # step (media preprocessing runs outside it); whoever steps delivers every thread's outputs
+        self._lock = threading.RLock()
 
     @property
     def tokenizer(self):
@@ -62,9 +67,12 @@ class LLM:
 
         Any number of prompts: they enter the engine as its bounded waiting queue makes room.
         """
-        if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
+        if isinstance(prompts, str) or (_is_sequence(prompts) and prompts and _is_token_id(prompts[0])):
             prompts = [prompts]
-        return self._run_all(list(prompts), sampling_params, prefix)
+        if not _is_sequence(prompts):
+            raise InvalidRequestError(f"prompts must be a string, token ids or a list of them, "
+                                      f"not {type(prompts).__name__}")
+        return self._run_all([_plain_ids(p) for p in prompts], sampling_params, prefix)
 
     def chat(self, messages: Messages | Sequence[Messages], sampling_params: ParamsArg = None, *,
              chat_template_kwargs: Mapping[str, Any] | None = None, tools: Sequence[Mapping] | None = None,
@@ -75,6 +83,8 @@ class LLM:
             one final RequestOutput per conversation: `text` is the answer, `reasoning_content`
             the thinking (None when thinking is off).
         """
+        if _is_sequence(messages) and not messages:
+            return []
         convs = [messages] if _is_conversation(messages) else list(messages)
         params = _params_list(sampling_params, len(convs))
         processed = [self._process(c, p, chat_template_kwargs, tools) for c, p in zip(convs, params)]
@@ -87,18 +97,19 @@ class LLM:
 
         Closing the iterator early aborts the request.
         """
-        params = sampling_params or SamplingParams()
+        [params] = _params_list(sampling_params, 1)
         return self._stream(self._process(messages, params, chat_template_kwargs, tools), params, prefix)
 
     def stream(self, prompt: str | Sequence[int], sampling_params: SamplingParams | None = None, *,
                prefix: PrefixHandle | None = None) -> Iterator[RequestOutput]:
         """`stream_chat` for a raw prompt (a string or token ids, no chat template)."""
-        return self._stream(prompt, sampling_params or SamplingParams(), prefix)
+        return self._stream(_plain_ids(prompt), _params_list(sampling_params, 1)[0], prefix)
 
     def _stream(self, prompt, params: SamplingParams, prefix: PrefixHandle | None) -> Iterator[RequestOutput]:
         # the request joins the engine at the first next(): a stream made and dropped unread leaves nothing behind
-        req_id = self.engine.add_request(prompt, params, prefix=prefix)
-        self._outbox[req_id] = deque()
+        with self._lock:
+            req_id = self.engine.add_request(prompt, params, prefix=_checked_prefix(prefix))
+            self._outbox[req_id] = deque()
         done = False
         try:
             while not done:
@@ -106,10 +117,11 @@ class LLM:
                 done = out.finished
                 yield out
         finally:
-            self._outbox.pop(req_id, None)
-            if not done:
-                self.engine.abort(req_id)
-                self._step()
+            with self._lock:
+                self._outbox.pop(req_id, None)
+                if not done:
+                    self.engine.abort(req_id)
+                    self._step()
 
     # ----------------------------------------------------------------- prefixes
     def save_prefix(self, messages_prefix: Messages, *, chat_template_kwargs: Mapping[str, Any] | None = None,
@@ -122,10 +134,13 @@ class LLM:
         """
         processed = self.processor.process_chat(messages_prefix, add_generation_prompt=False, tools=tools,
                                                 chat_template_kwargs=chat_template_kwargs)
-        req_id = self.engine.add_request(prefix_request(processed), SamplingParams(max_tokens=1, temperature=0),
-                                         save_state=True)
+        with self._lock:
+            req_id = self.engine.add_request(prefix_request(processed), SamplingParams(max_tokens=1, temperature=0),
+                                             save_state=True)
+            self._outbox[req_id] = deque(maxlen=1)
         self._wait([req_id])
-        handle = self.engine.take_saved_prefix(req_id)
+        with self._lock:
+            handle = self.engine.take_saved_prefix(req_id)
         if handle is None:
             raise RuntimeError("the prefix request ended before its state was saved")
         return handle
@@ -162,67 +177,99 @@ class LLM:
 
     def _add_when_room(self, prompt, params: SamplingParams, prefix: PrefixHandle | None) -> str:
         """Offline batches may exceed the bounded queue: step the engine until a place frees up."""
+        prefix = _checked_prefix(prefix)
         while True:
-            try:
-                req_id = self.engine.add_request(prompt, params, prefix=prefix)
-            except QueueFullError:
-                if not self.engine.has_unfinished_requests():
-                    raise
-                self._step()
-                continue
-            self._outbox[req_id] = deque(maxlen=1)
-            return req_id
+            with self._lock:
+                try:
+                    req_id = self.engine.add_request(prompt, params, prefix=prefix)
+                except QueueFullError:
+                    if not self.engine.has_unfinished_requests():
+                        raise
+                    self._step()
+                    continue
+                self._outbox[req_id] = deque(maxlen=1)
+                return req_id
 
     def _wait(self, req_ids: list[str]) -> dict[str, RequestOutput]:
         # a waiter wants only the final output (each carries the whole text so far), so its box
         # keeps just the newest one; streams keep every output for their deltas
-        for r in req_ids:
-            self._outbox.setdefault(r, deque(maxlen=1))
+        with self._lock:
+            for r in req_ids:
+                self._outbox.setdefault(r, deque(maxlen=1))
         finals: dict[str, RequestOutput] = {}
         for r in req_ids:
             while r not in finals:
                 out = self._next(r)
                 if out.finished:
                     finals[r] = out
-                    self._outbox.pop(r, None)
+                    with self._lock:
+                        self._outbox.pop(r, None)
         return finals
 
     def _next(self, req_id: str) -> RequestOutput:
         """The next output of `req_id`, stepping the engine until there is one."""
         box = self._outbox[req_id]
-        while not box:
-            if not self.engine.has_unfinished_requests():
-                raise RuntimeError(f"request {req_id!r} vanished from the engine")
-            self._step()
-        return box.popleft()
+        while True:
+            with self._lock:  # another thread's step may fill this box meanwhile
+                if box:
+                    return box.popleft()
+                if not self.engine.has_unfinished_requests():
+                    raise RuntimeError(f"request {req_id!r} vanished from the engine")
+                self._step()
 
     def _step(self) -> None:
         """One engine step; each output goes to its request's outbox (untracked ones are dropped)."""
-        for out in self.engine.step():
-            box = self._outbox.get(out.req_id)
-            if box is not None:
-                box.append(out)
+        with self._lock:
+            for out in self.engine.step():
+                box = self._outbox.get(out.req_id)
+                if box is not None:
+                    box.append(out)
 
     def _abort_all(self, req_ids: list[str]) -> None:
         """Cancel what is still running of `req_ids` (an error or interrupt left them behind)."""
-        for r in req_ids:
-            self._outbox.pop(r, None)
-            self.engine.abort(r)
-        try:
-            if self.engine.has_unfinished_requests():
-                self._step()
-        except Exception:  # noqa: BLE001 - the error being raised already says what went wrong
-            pass
+        with self._lock:
+            for r in req_ids:
+                self._outbox.pop(r, None)
+                self.engine.abort(r)
+            try:
+                if self.engine.has_unfinished_requests():
+                    self._step()
+            except Exception:  # noqa: BLE001 - the error being raised already says what went wrong
+                pass
+
+
+def _is_sequence(value: Any) -> bool:
+    # a list or tuple; a string is a prompt, and an array is neither (its truth value is ambiguous)
+    return isinstance(value, (list, tuple))
+
+
+def _is_token_id(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _plain_ids(prompt: Any) -> Any:
+    """Token ids of any integer type (numpy's too) as Python ints; other prompts as they are."""
+    if _is_sequence(prompt) and prompt and all(_is_token_id(t) for t in prompt):
+        return [int(t) for t in prompt]
+    return prompt
 
 
 def _is_conversation(messages: Any) -> bool:
-    return isinstance(messages, Sequence) and (not messages or isinstance(messages[0], Mapping))
+    return _is_sequence(messages) and (not messages or isinstance(messages[0], Mapping))
 
 
 def _params_list(params: ParamsArg, n: int) -> list[SamplingParams]:
     if params is None or isinstance(params, SamplingParams):
         return [params or SamplingParams()] * n
-    params = list(params)
+    if not _is_sequence(params) or not all(isinstance(p, SamplingParams) for p in params):
+        raise InvalidRequestError(f"sampling_params must be a SamplingParams or a list of them, "
+                                  f"not {type(params).__name__}")
     if len(params) != n:
-        raise ValueError(f"got {len(params)} SamplingParams for {n} prompts")
-    return params
+        raise InvalidRequestError(f"got {len(params)} SamplingParams for {n} prompts")
+    return list(params)
+
+
+def _checked_prefix(prefix: Any) -> PrefixHandle | None:
+    if prefix is not None and not isinstance(prefix, PrefixHandle):
+        raise InvalidRequestError(f"prefix must be a PrefixHandle from save_prefix, not {type(prefix).__name__}")
+    return prefix

@@ -8,6 +8,7 @@ span is first laid out with all its kept tokens on frame 1 (SPEC Part F) and reb
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -183,6 +184,10 @@ class Processor:
     def image_token_count(self, width: int, height: int, max_num_tiles: int | None = None) -> int:
         """Prompt tokens one width x height image costs (`<img>`, `</img>` included)."""
         self._require_vl()
+        tiles_ok = isinstance(max_num_tiles, int) and 1 <= max_num_tiles <= MAX_TILES_OPTION
+        if max_num_tiles is not None and not tiles_ok:
+            raise ValueError(f"max_num_tiles must be None or an integer from 1 to {MAX_TILES_OPTION}, "
+                             f"got {max_num_tiles!r}")
         tiles = image_io.num_image_tiles(width, height, max_num_tiles or self.max_num_tiles,
                                          self.config.use_thumbnail, self.config.force_image_size)
         return tiles * self.tokens_per_tile + 2
@@ -245,6 +250,8 @@ class Processor:
         name = f"video #{k + 1}"
         src = _local_source(part["data"], name)
         fps = _float_option(part, ("fps",), self.video_fps, name)
+        if not 0 < fps < math.inf:
+            raise InvalidRequestError(f"{name}: fps must be a finite number > 0, got {fps}")
         max_frames = _int_option(part, ("max_frames", "num_frames"), self.video_max_frames, name, MAX_FRAMES_OPTION)
         q = _float_option(part, ("video_pruning_rate", "pruning_rate"), self.video_pruning_rate, name)
         if not 0.0 <= q < 1.0:

@@ -64,8 +64,11 @@ class ReasoningStream:
     "</think>" or into stripped whitespace is held back until it is decided or `finish()`.
     """
 
-    def __init__(self, *, thinking_enabled: bool):
-        self.thinking_enabled = thinking_enabled
+    def __init__(self, *, thinking_enabled: bool, raw: bool = False):
+        # raw: a completion of a raw prompt (no chat template): no thought to split off, and its
+        # text is kept exactly as generated, leading and trailing whitespace included
+        self.thinking_enabled = thinking_enabled and not raw
+        self.raw = raw
         self._text = ""
         self._sent = ["", ""]
 
@@ -80,6 +83,9 @@ class ReasoningStream:
 
     def _advance(self, final: bool) -> tuple[str, str]:
         text = self._text
+        if self.raw:
+            delta, self._sent[1] = text[len(self._sent[1]):], text
+            return "", delta
         if not final:
             text = _drop_partial_tags(text, self.thinking_enabled)
         reasoning, answer = split_reasoning(text, thinking_enabled=self.thinking_enabled)

@@ -16,7 +16,8 @@ RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 class SamplingParams:
     """Per-request sampling knobs, validated on construction (ValueError names the field).
 
-    temperature: 0 (or below GREEDY_BELOW_TEMPERATURE) means greedy; top_k: 0 (or -1) means off; top_p in (0, 1]; min_p in [0, 1].
+    temperature: 0 (or below GREEDY_BELOW_TEMPERATURE) means greedy; top_k: 0 (or -1) means off;
+    top_p in (0, 1]; min_p in [0, 1].
     repetition_penalty > 0 (1 = off) divides positive / multiplies negative logits of seen tokens;
     presence_penalty / frequency_penalty in [-2, 2] subtract once / per occurrence.
     stop: strings that end the output (not included unless include_stop_str_in_output);
@@ -64,8 +65,12 @@ class SamplingParams:
         _check(self.seed is None or _is_int(self.seed), "seed", "must be an int or None", self.seed)
         _check(_is_int(self.max_tokens) and self.max_tokens >= 1, "max_tokens", "must be an int >= 1",
                self.max_tokens)
+        _check(self.stop is None or isinstance(self.stop, (str, list, tuple)), "stop",
+               "must be a string or a list of strings", self.stop)
         self.stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         _check(all(isinstance(s, str) and s for s in self.stop), "stop", "must be non-empty strings", self.stop)
+        _check(self.stop_token_ids is None or isinstance(self.stop_token_ids, (list, tuple)), "stop_token_ids",
+               "must be a list of ints", self.stop_token_ids)
         self.stop_token_ids = list(self.stop_token_ids or [])
         _check(all(_is_int(i) and i >= 0 for i in self.stop_token_ids), "stop_token_ids",
                "must be ints >= 0", self.stop_token_ids)

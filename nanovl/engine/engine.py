@@ -183,8 +183,10 @@ class LLMEngine:
         req = Request(req_id, list(processed.prompt_token_ids), max_tokens=params.max_tokens,
                       eos_token_ids=self.eos_token_ids, stop_token_ids=frozenset(params.stop_token_ids),
                       ignore_eos=params.ignore_eos, mm_input=processed.mm_input, prefix=prefix)
+        # a raw prompt (no chat template) carries no thinking switch: its completion is kept as generated
         state = RequestState.create(req, params, self.tokenizer, thinking=thinking,
-                                    grammar_tokenizer=self._grammar_tokenizer)
+                                    grammar_tokenizer=self._grammar_tokenizer,
+                                    raw=processed.enable_thinking is None)
         state.save_state, state.processed = save_state, processed
         self.scheduler.add_request(req)
         self._states[req_id] = state

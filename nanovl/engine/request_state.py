@@ -50,15 +50,16 @@ class RequestState:
 
     @classmethod
     def create(cls, req: Request, params: SamplingParams, tokenizer, *, thinking: bool,
-               grammar_tokenizer: Callable[[], Any]) -> "RequestState":
-        """Build the state; raises InvalidRequestError for a bad response_format."""
+               grammar_tokenizer: Callable[[], Any], raw: bool = False) -> "RequestState":
+        """Build the state; raises InvalidRequestError for a bad response_format. `raw`: a raw
+        prompt's completion, whose text is kept exactly as generated (ReasoningStream)."""
         detok = IncrementalDetokenizer(tokenizer, skip_special_tokens=params.skip_special_tokens,
                                        stop=params.stop,
                                        include_stop_str_in_output=params.include_stop_str_in_output,
                                        prompt_ids=req.prompt_token_ids)
         # the same ids ThinkingBudget forces, so a forced close always starts the answer
         think_end = tokenizer.encode(THINK_END) if thinking else []
-        st = cls(params, detok, ReasoningStream(thinking_enabled=thinking), thinking, think_end,
+        st = cls(params, detok, ReasoningStream(thinking_enabled=thinking, raw=raw), thinking, think_end,
                  answer_started=not thinking)
         # every draw takes its seed from the request's own RNG (ops/sampling: counter-based noise), so
         # a seeded request repeats whatever else is in the batch; an unseeded one is seeded from

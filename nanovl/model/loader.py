@@ -39,6 +39,8 @@ def lm_key_map(key: str) -> str | None:
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A local checkpoint folder for `path`: the folder itself, or a hub snapshot for an `org/name` id."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"a checkpoint is a folder path or a hub id, not {type(path).__name__}")
     p = Path(path).expanduser()
     if p.is_dir():
         return p

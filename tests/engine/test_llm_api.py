@@ -174,3 +174,63 @@ def test_constructor_options(paths):
     assert text_llm.chat(user("hello"), GREEDY)[0].num_generated_tokens == 6
     with pytest.raises(InvalidRequestError, match="text-only"):
         text_llm.chat(user([{"type": "image", "image": Image.new("RGB", (32, 32))}]), GREEDY)
+
+
+def test_raw_completions_keep_their_text_exactly(llm):
+    # no chat template, no thought to split off: the text is what the tokens decode to, spaces included
+    out = llm.generate("hello", GREEDY)[0]
+    assert out.text == llm.tokenizer.decode(out.token_ids) and out.reasoning_content is None
+    assert "".join(o.delta for o in llm.stream("hello", GREEDY)) == out.text
+
+
+def test_empty_and_mistyped_inputs_are_clear_errors(llm):
+    assert llm.chat([], GREEDY) == [] and llm.generate([], GREEDY) == []
+    with pytest.raises(InvalidRequestError, match="messages must not be empty"):
+        llm.chat([user("hi"), []], GREEDY)
+    with pytest.raises(InvalidRequestError, match="sampling_params must be a SamplingParams"):
+        llm.chat(user("hi"), {"max_tokens": 4})
+    with pytest.raises(InvalidRequestError, match="sampling_params must be a SamplingParams"):
+        list(llm.stream_chat(user("hi"), ["greedy"]))
+    with pytest.raises(InvalidRequestError, match="prompts must be"):
+        llm.generate(None, GREEDY)
+    with pytest.raises(InvalidRequestError, match="prompts must be"):
+        llm.generate(np.array([5, 6, 7]), GREEDY)
+    with pytest.raises(InvalidRequestError, match="prefix must be a PrefixHandle"):
+        llm.chat(user("hi"), GREEDY, prefix="abc")
+    with pytest.raises(ValueError, match="max_num_tiles"):
+        llm.image_token_count(100, 100, 0)
+    with pytest.raises(ValueError, match="not NoneType"):
+        nanovl.load_model(None)
+    for field in ("stop", "stop_token_ids"):
+        with pytest.raises(ValueError, match=field):
+            SamplingParams(**{field: 5})
+    # numpy token ids are token ids
+    ids = llm.tokenizer.encode("hello")
+    assert llm.generate([np.array(ids, dtype=np.int64).tolist()], GREEDY)[0].token_ids == \
+        llm.generate([[np.int64(t) for t in ids]], GREEDY)[0].token_ids
+
+
+def test_threads_sharing_one_llm_take_turns(llm):
+    # the engine is single-threaded: two threads calling chat/generate at once each get their own,
+    # correct answers (before: KeyErrors inside the scheduler, empty forwards)
+    import threading
+
+    prompts = {"a": "hello world", "b": "who are you"}
+    want = {k: llm.generate(p, GREEDY)[0].token_ids for k, p in prompts.items()}
+    got, errors = {k: [] for k in prompts}, []
+
+    def work(key: str) -> None:
+        try:
+            for _ in range(4):
+                got[key].append(llm.generate(prompts[key], GREEDY)[0].token_ids)
+                got[key].append(llm.chat(user(prompts[key]), GREEDY)[0].token_ids)
+        except Exception as err:  # noqa: BLE001 - reported by the assertion below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in prompts]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == []
+    chat_want = {k: llm.chat(user(p), GREEDY)[0].token_ids for k, p in prompts.items()}
+    for k in prompts:
+        assert got[k] == [want[k], chat_want[k]] * 4
