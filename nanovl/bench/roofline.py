@@ -34,12 +34,18 @@ def measure_device(device: torch.device, dtype: torch.dtype) -> dict[str, float]
     n_bytes = (1 << 31) if big else (1 << 27)
     src = torch.randn(n_bytes // 4, device=device)
     dst = torch.empty_like(src)
-    t_copy = timed(lambda: dst.copy_(src), device, reps=10 if big else 3)
-    del src, dst
     n = 8192 if big else 1024
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    t_mm = timed(lambda: a @ b, device, reps=10 if big else 3)
+    if big:
+        t_copy = timed(lambda: dst.copy_(src), device, reps=10)
+        t_mm = timed(lambda: a @ b, device, reps=10)
+    else:
+        # a shared CPU's median of a few runs can read half its rate (96 against 168 GFLOP/s one
+        # hour apart): a roofline below what the machine then beat. The best of more runs bounds it.
+        t_copy = min(timed(lambda: dst.copy_(src), device, reps=1, warmup=0) for _ in range(7))
+        t_mm = min(timed(lambda: a @ b, device, reps=1, warmup=0) for _ in range(15))
+    del src, dst
     return {"copy_bytes_per_s": 2 * n_bytes / t_copy, "matmul_flop_per_s": 2 * n ** 3 / t_mm}
 
 
