@@ -25,6 +25,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import sys
 import threading
 from types import ModuleType
 from typing import Callable
@@ -109,16 +110,9 @@ def use_kernel(op: str, *tensors: torch.Tensor | None) -> bool:
     return choice
 
 
-def use_cpu_twin(op: str, *tensors: torch.Tensor | None) -> bool:
-    """True when `op` should run its `cpu.py` twin: CPU tensors, not interpreting, reference not
-    forced, not training, and the twin has not failed before; logs the choice once per op."""
-    choice = (not _interpreting() and not _forced_ref() and not training_ops() and op not in _failed
-              and all(t.device.type == "cpu" for t in tensors if t is not None))
-    key = f"{op}:cpu:{choice}"
-    if key not in _logged:
-        _logged.add(key)
-        log.info("op %s on the CPU uses the %s", op, "torch twin" if choice else "reference")
-    return choice
+def _on_cpu(tensors: tuple) -> bool:
+    # `is_cpu`, not `device.type`: building a device object per tensor costs more than the check
+    return all(t is None or t.is_cpu for t in tensors)
 
 
 def _call_or_record(op: str, fn: Callable, args: tuple, bad_input: tuple[type, ...] = ()) -> tuple[bool, object]:
@@ -140,9 +134,10 @@ def run_op(op: str, package: str, launcher: str, ref: Callable, args: tuple, ten
            ready: str | None = None, train_launcher: str | None = None,
            cpu_launcher: str | None = None) -> object:
     """Call `<package>.kernel.<launcher>(*args)` when `use_kernel(op, *tensors)` (and the kernel
-    module's `ready()` function, if named, returns True), else `<package>.cpu.<cpu_launcher>(*args)`
-    when named and `use_cpu_twin(op, *tensors)`, else `ref(*args)`. Under `use_training_ops()` the
-    launcher is `train_launcher` (op key `<op>[train]`), and an op without one runs `ref`.
+    module's `ready()` function, if named, returns True); on CPU tensors (not interpreting) its
+    `<package>.cpu.<cpu_launcher>(*args)` when named (`_run_on_cpu`); else `ref(*args)`. Under
+    `use_training_ops()` the launcher is `train_launcher` (op key `<op>[train]`), and an op without
+    one runs `ref`.
 
     A kernel or twin that raises is recorded (see module docstring; the twin's key is `<op>[cpu]`)
     and the call is answered by the reference; our launchers raise before they write, so the
@@ -151,16 +146,30 @@ def run_op(op: str, package: str, launcher: str, ref: Callable, args: tuple, ten
         if train_launcher is None:
             return ref(*args)
         op, launcher = f"{op}[train]", train_launcher
+    elif _on_cpu(tensors) and not _interpreting():
+        return _run_on_cpu(op, package, cpu_launcher, ref, args)
     mod = kernel_module(package) if use_kernel(op, *tensors) else None
     if mod is not None and (ready is None or getattr(mod, ready)()):
         ok, out = _call_or_record(op, getattr(mod, launcher), args)
         if ok:
             return out
-    elif cpu_launcher is not None and use_cpu_twin(f"{op}[cpu]", *tensors):
+    return ref(*args)
+
+
+def _run_on_cpu(op: str, package: str, cpu_launcher: str | None, ref: Callable, args: tuple) -> object:
+    """CPU tensors: `<package>.cpu.<cpu_launcher>(*args)` unless there is none, the reference is
+    forced or the twin failed before (key `<op>[cpu]`); else `ref(*args)`. Few steps on purpose: a
+    decode step calls ~40 ops, and the general dispatch cost ~25 us of each on a 2-core CPU."""
+    key = f"{op}[cpu]"
+    choice = cpu_launcher is not None and key not in _failed and not _forced_ref()
+    if f"{key}:{choice}" not in _logged:
+        _logged.add(f"{key}:{choice}")
+        log.info("op %s on the CPU uses the %s", op, "torch twin" if choice else "reference")
+    if choice:
+        module = sys.modules.get(package + ".cpu") or importlib.import_module(package + ".cpu")
         # a twin takes every input its reference takes and checks them with the reference's own
         # checks, so its ValueError is the caller's mistake: raised as is, the twin kept for later calls
-        twin = getattr(importlib.import_module(package + ".cpu"), cpu_launcher)
-        ok, out = _call_or_record(f"{op}[cpu]", twin, args, bad_input=(ValueError,))
+        ok, out = _call_or_record(key, getattr(module, cpu_launcher), args, bad_input=(ValueError,))
         if ok:
             return out
     return ref(*args)

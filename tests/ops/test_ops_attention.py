@@ -7,7 +7,8 @@ import torch
 from helpers import assert_close
 from nanovl.ops.attention import (causal_attention, decode_attention, decode_attention_ref, kv_cache_write,
                                   prefill_attention, prefill_attention_ref)
-from nanovl.ops.attention.cpu import decode_attention_cpu, prefill_attention_cpu
+from nanovl.ops.attention.cpu import decode_attention_cpu, kv_cache_write_cpu, prefill_attention_cpu
+from nanovl.ops.attention.ref import kv_cache_write_ref
 
 
 def _loop(q, k, v, start_pos, scale):
@@ -121,9 +122,33 @@ def test_kv_cache_write_puts_each_row_at_its_own_position():
                 assert not kc[row, :, slot].any() and not vc[row, :, slot].any(), (row, slot)
 
 
+@pytest.mark.parametrize("start,t", [([3, 3], 1), ([0, 0], 4), ([6, 6], 3), ([2, 5], 2)],
+                         ids=["decode", "prompt-from-0", "past-capacity", "ragged"])
+def test_kv_cache_write_cpu_twin_equals_the_reference(start, t):
+    # the twin's slice assignment (rows at one position) and its fallback (ragged, past the capacity)
+    gen = torch.Generator().manual_seed(t)
+    k_new, v_new = (torch.randn(2, t, 2, 4, generator=gen).transpose(1, 2) for _ in range(2))
+    caches = []
+    for fn in (kv_cache_write_ref, kv_cache_write_cpu):
+        kc, vc = torch.zeros(2, 2, 8, 4, dtype=torch.bfloat16), torch.zeros(2, 2, 8, 4, dtype=torch.bfloat16)
+        fn(kc, vc, k_new, v_new, torch.tensor(start))
+        caches.append((kc, vc))
+    assert all(torch.equal(a, b) for a, b in zip(*caches))
+
+
 def test_kv_cache_write_refuses_shapes_that_do_not_fit():
     kc = vc = torch.zeros(2, 2, 8, 4)
     with pytest.raises(ValueError, match="kv_cache_write"):
         kv_cache_write(kc, vc, torch.zeros(2, 3, 1, 4), torch.zeros(2, 3, 1, 4), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="kv_cache_write"):
         kv_cache_write(kc, vc, torch.zeros(2, 2, 1, 4), torch.zeros(2, 2, 2, 4), torch.zeros(2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("cap", [7, 12], ids=["cache-full", "spare-capacity"])
+def test_cpu_twin_decode_of_rows_of_one_length_needs_no_mask(cap):
+    # every row at the same length (one request, or a batch in step): the twin's mask-free path
+    gen = torch.Generator().manual_seed(cap)
+    q = torch.randn(2, 4, 8, generator=gen)
+    k, v = (torch.randn(2, 2, cap, 8, generator=gen) for _ in range(2))
+    lens = torch.tensor([7, 7])
+    assert_close("decode", decode_attention_ref(q, k, v, lens, 0.3), decode_attention_cpu(q, k, v, lens, 0.3))

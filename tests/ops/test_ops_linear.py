@@ -44,6 +44,7 @@ def fake_kernel(monkeypatch):
     mod = types.SimpleNamespace(skinny_linear_triton=skinny_linear_triton)
     monkeypatch.setattr(dispatch, "use_kernel", lambda op, *t: True)
     monkeypatch.setattr(dispatch, "kernel_module", lambda package: mod)
+    monkeypatch.setattr(dispatch, "_on_cpu", lambda tensors: False)  # as if the tensors could take kernels
     monkeypatch.setattr(dispatch, "_failed", {})
     return rows
 
@@ -88,6 +89,7 @@ def test_linear_relu_square_kernel_only_for_few_rows(monkeypatch):
     mod = types.SimpleNamespace(skinny_linear_relu_square_triton=skinny_linear_relu_square_triton)
     monkeypatch.setattr(dispatch, "use_kernel", lambda op, *t: True)
     monkeypatch.setattr(dispatch, "kernel_module", lambda package: mod if package.endswith("linear") else None)
+    monkeypatch.setattr(dispatch, "_on_cpu", lambda tensors: False)  # as if the tensors could take kernels
     monkeypatch.setattr(dispatch, "_failed", {})
     w = torch.randn(7, 5)
     linear_relu_square(torch.randn(1, 5), w)

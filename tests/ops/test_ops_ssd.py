@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from helpers import assert_close
 from nanovl.ops.ssd import cpu as ssd_cpu
-from nanovl.ops.ssd import ssd_chunk_scan, ssd_chunk_scan_batched_ref, ssd_chunk_scan_ref, ssd_state_update
+from nanovl.ops.ssd import (ssd_chunk_scan, ssd_chunk_scan_batched_ref, ssd_chunk_scan_ref, ssd_state_update,
+                            ssd_state_update_ref)
 
 
 def _recurrence(x, dt, A, B, C, D, dt_bias, state, dt_limit=(0.0, math.inf)):
@@ -87,15 +88,17 @@ def test_chunk_scan_dt_limit_clamps():
     assert (free - y).abs().max() > 1e-3, "the clamp should change the output for these inputs"
 
 
+@pytest.mark.parametrize("fn", [ssd_state_update, ssd_state_update_ref, ssd_cpu.ssd_state_update_cpu],
+                         ids=["dispatch", "ref", "cpu_twin"])
 @pytest.mark.parametrize("g", [1, 2, 4])
-def test_state_update(g):
+def test_state_update(g, fn):
     bsz, h, p, n, steps = 3, 4, 3, 5, 6
     inp = _inputs(bsz, steps, h, p, g, n, seed=g)
     init = torch.randn(bsz, h, p, n)
     ref_y, ref_state = _recurrence(**inp, state=init)
     state = init.clone()
     for t in range(steps):
-        y = ssd_state_update(state, inp["x"][:, t], inp["dt"][:, t], inp["A"], inp["B"][:, t], inp["C"][:, t],
+        y = fn(state, inp["x"][:, t], inp["dt"][:, t], inp["A"], inp["B"][:, t], inp["C"][:, t],
                              inp["D"], inp["dt_bias"])
         assert_close(f"y[{t}]", ref_y[:, t], y, atol=1e-4, rtol=1e-4)
     assert_close("state", ref_state, state, atol=1e-4, rtol=1e-4)

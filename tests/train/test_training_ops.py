@@ -58,6 +58,7 @@ def fake_gpu(monkeypatch):
     calls: list[str] = []
     monkeypatch.setattr(dispatch, "use_kernel", lambda op, *t: not dispatch._forced_ref() and op not in dispatch._failed)
     monkeypatch.setattr(dispatch, "kernel_module", lambda package: _FakeKernels(package, calls))
+    monkeypatch.setattr(dispatch, "_on_cpu", lambda tensors: False)  # as if the tensors could take kernels
     monkeypatch.setattr(dispatch, "_failed", {})
     monkeypatch.setattr(fla_adapter, "simple_gla", _simple_gla)
     return calls

@@ -32,7 +32,8 @@ def kv_cache_write(k_cache: torch.Tensor, v_cache: torch.Tensor, k_new: torch.Te
     clamp, two index_puts): ~65 us of a 12B decode step's 6.7 ms at batch 1 (H200 profile).
     """
     run_op("kv_cache_write", __name__, "kv_cache_write_triton", kv_cache_write_ref,
-           (k_cache, v_cache, k_new, v_new, start_pos), (k_cache, v_cache, k_new, v_new))
+           (k_cache, v_cache, k_new, v_new, start_pos), (k_cache, v_cache, k_new, v_new),
+           cpu_launcher="kv_cache_write_cpu")
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:

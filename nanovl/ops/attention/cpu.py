@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nanovl.ops.attention.ref import _check
+from nanovl.ops.attention.ref import _check, check_kv_cache_write, kv_cache_write_ref
 
 
 def prefill_attention_cpu(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
@@ -31,20 +31,35 @@ def prefill_attention_cpu(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch
     # keys past the longest row are masked for every query: leave them out instead of scoring them
     used = min(last + t_len, k_cache.shape[2])
     k, v = k_cache[:, :, :used], v_cache[:, :, :used]
-    group = q.shape[2] // k_cache.shape[1]
-    if group > 1:
-        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
     qh = q.transpose(1, 2)  # [B, Hq, T, Dh]
-    if first == last == 0 and used == t_len:
-        o = F.scaled_dot_product_attention(qh, k, v, is_causal=True, scale=scale)
+    # SDPA's GQA reads each kv head for its group of query heads without repeating the cache
+    gqa = q.shape[2] != k_cache.shape[1]
+    if first == last and (t_len == 1 or first == 0) and used == last + t_len:
+        # every row as long as the others: a one-token step sees all its keys, a prompt from 0 the
+        # causal triangle; neither needs a mask tensor
+        o = F.scaled_dot_product_attention(qh, k, v, is_causal=t_len > 1, scale=scale, enable_gqa=gqa)
     else:
         q_pos = start_pos.to(q.device)[:, None] + torch.arange(t_len, device=q.device)  # [B, T]
         mask = torch.arange(used, device=q.device)[None, None, :] <= q_pos[:, :, None]  # [B, T, used]
-        o = F.scaled_dot_product_attention(qh, k, v, attn_mask=mask[:, None], scale=scale)
-    return o.transpose(1, 2).contiguous()
+        o = F.scaled_dot_product_attention(qh, k, v, attn_mask=mask[:, None], scale=scale, enable_gqa=gqa)
+    return o.transpose(1, 2)
 
 
 def decode_attention_cpu(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                          seq_lens: torch.Tensor, scale: float) -> torch.Tensor:
     """`decode_attention_ref` through SDPA: q [B, Hq, Dh] over each row's first seq_lens[b] keys."""
     return prefill_attention_cpu(q[:, None], k_cache, v_cache, seq_lens - 1, scale)[:, 0]
+
+
+def kv_cache_write_cpu(k_cache: torch.Tensor, v_cache: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor,
+                       start_pos: torch.Tensor) -> None:
+    """`kv_cache_write_ref` (IN PLACE, same clamping at the capacity): rows that start at the same
+    position (every row of a one-request step) take one slice assignment instead of index_puts."""
+    check_kv_cache_write(k_cache, k_new, v_new)
+    t, cap = k_new.shape[2], k_cache.shape[2]
+    first, last = int(start_pos.min()), int(start_pos.max())
+    if first != last or first + t > cap:
+        kv_cache_write_ref(k_cache, v_cache, k_new, v_new, start_pos)
+        return
+    k_cache[:, :, first:first + t] = k_new
+    v_cache[:, :, first:first + t] = v_new

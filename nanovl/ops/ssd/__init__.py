@@ -30,7 +30,8 @@ def ssd_state_update(state: torch.Tensor, x: torch.Tensor, dt: torch.Tensor, A: 
                      dt_limit: tuple[float, float] = (0.0, math.inf)) -> torch.Tensor:
     """One-token SSD step (state updated in place); see `ssd_state_update_ref` for shapes."""
     return run_op("ssd_state_update", __name__, "ssd_state_update_triton", ssd_state_update_ref,
-                  (state, x, dt, A, B, C, D, dt_bias, dt_limit), (state, x, dt, B, C))
+                  (state, x, dt, A, B, C, D, dt_bias, dt_limit), (state, x, dt, B, C),
+                  cpu_launcher="ssd_state_update_cpu")
 
 
 __all__ = ["ssd_chunk_scan", "ssd_state_update", "ssd_chunk_scan_ref", "ssd_chunk_scan_batched_ref",

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from nanovl.ops.ssd.ref import _own_copy, _scan_setup
+from nanovl.ops.ssd.ref import _check, _dt, _own_copy, _scan_setup, ssd_state_update_ref
 
 # Bytes of one [B, H, chunks, L, L] fp32 tensor in a block. Bounds the scratch memory (a few such
 # tensors live at once) whatever the prompt length: the 12B shape (128 heads, 128-token chunks)
@@ -96,3 +96,34 @@ def ssd_chunk_scan_cpu(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: to
     if D is not None:
         y = y + x.float() * D.float()[:, None]
     return y.to(x.dtype), state
+
+
+def ssd_state_update_cpu(state: torch.Tensor, x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor,
+                         B: torch.Tensor, C: torch.Tensor, D: torch.Tensor | None = None,
+                         dt_bias: torch.Tensor | None = None,
+                         dt_limit: tuple[float, float] = (0.0, math.inf)) -> torch.Tensor:
+    """`ssd_state_update_ref` (same shapes; the state updated IN PLACE) with the heads viewed as
+    [groups, heads per group], so B and C broadcast instead of being repeated per head, and the
+    state decays and grows in place instead of through a copy (a decode step's op count is most
+    of its time on a CPU at the shipped model's size).
+
+    Args:
+        state: [B, H, P, N] fp32, updated IN PLACE.
+        x: [B, H, P]; dt: [B, H] raw; A: [H]; B, C: [B, G, N]; D: [H] or None; dt_bias: [H] or None.
+    Returns:
+        y: [B, H, P] in x's dtype.
+    """
+    if state.dtype != torch.float32 or not state.is_contiguous():
+        return ssd_state_update_ref(state, x, dt, A, B, C, D, dt_bias, dt_limit)
+    bsz, n_heads, p = x.shape
+    g = _check(x, B, n_heads)
+    n = B.shape[-1]
+    dt = _dt(dt, dt_bias, dt_limit)  # [B, H]
+    grouped = state.view(bsz, g, n_heads // g, p, n)
+    grouped.mul_(torch.exp(dt * A.float()).view(bsz, g, -1, 1, 1))
+    grouped.addcmul_((x.float() * dt[..., None]).view(bsz, g, -1, p, 1), B.float().view(bsz, g, 1, 1, n))
+    # a multiply and a sum: ~3x faster here than a batched matmul of [P, N] @ [N, 1] per head
+    y = (grouped * C.float().view(bsz, g, 1, 1, n)).sum(-1).view(bsz, n_heads, p)
+    if D is not None:
+        y = y + x.float() * D.float()[:, None]
+    return y.to(x.dtype)
