@@ -32,7 +32,7 @@ from nanovl.ops.dispatch import _forced_ref, triton_available
 GPU_SIZES = {"prefill": (2048, 8192, 32768), "decode": (1, 16, 64), "prompt": 256, "steps": 64, "eager_steps": 8,
              "tiles": 13, "frames": 128, "reps": 3, "hf_prefill": (2048, 8192, 32768), "hf_decode": (1, 16, 64),
              "hf_prompt": 64, "hf_new_tokens": 9}
-CPU_SIZES = {"prefill": (32, 128, 512), "decode": (1, 16, 64), "prompt": 16, "steps": 8, "eager_steps": 4,
+CPU_SIZES = {"prefill": (32, 128, 512), "decode": (1, 16, 64), "prompt": 16, "steps": 8, "eager_steps": 16,
              "tiles": 13, "frames": 128, "reps": 2, "hf_prefill": (32, 128, 512), "hf_decode": (1, 16, 64),
              "hf_prompt": 16, "hf_new_tokens": 5}
 SECTIONS = "prefill,decode,image,video,hf"
