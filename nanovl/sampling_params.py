@@ -9,7 +9,9 @@ MAX_LOGPROBS = 20
 # Temperatures below this sample greedily: dividing fp32 logits by ~1e-38 overflows them to inf
 # (and the draw turns to noise), while at 1e-5 the softmax is already argmax to fp32 precision.
 GREEDY_BELOW_TEMPERATURE = 1e-5
-RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+# "tool_calls" (nanovl's own): the answer must be a <TOOLCALL> block of the given OpenAI `tools`
+# (one function when "name" is set), as the server sends for tool_choice "required" or a named one
+RESPONSE_FORMATS = ("text", "json_object", "json_schema", "tool_calls")
 
 
 @dataclass
@@ -113,4 +115,7 @@ def _check_response_format(fmt: dict[str, Any] | None) -> dict[str, Any] | None:
         spec = fmt.get("json_schema")
         _check(isinstance(spec, dict) and isinstance(spec.get("schema"), dict), "response_format",
                "of type json_schema needs json_schema.schema (a JSON schema object)", fmt)
+    if fmt["type"] == "tool_calls":
+        _check(isinstance(fmt.get("tools"), list) and fmt["tools"], "response_format",
+               "of type tool_calls needs tools (a non-empty list of OpenAI tools)", fmt)
     return fmt

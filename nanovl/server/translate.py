@@ -55,9 +55,8 @@ def chat_inputs(req: ChatCompletionRequest) -> ChatInputs:
 
 def check_supported(req: SamplingFields) -> None:
     """Refuse OpenAI options this server does not implement, rather than silently ignore them."""
-    if isinstance(req, ChatCompletionRequest) and req.tool_choice not in (None, "none", "auto"):
-        raise APIError(400, f"tool_choice {req.tool_choice!r} is not supported; use \"auto\" or \"none\"",
-                       param="tool_choice", code="unsupported")
+    if isinstance(req, ChatCompletionRequest):
+        forced_tool_call(req)  # a tool_choice it cannot honour is refused here, before any work
     if isinstance(req, CompletionRequest):
         if req.suffix:
             raise APIError(400, "suffix is not supported", param="suffix", code="unsupported")
@@ -99,7 +98,37 @@ def chat_text_chars(messages: list[dict[str, Any]]) -> int:
     return total
 
 
+def forced_tool_call(req: ChatCompletionRequest) -> dict[str, Any] | None:
+    """The "tool_calls" response_format that tool_choice "required" or {"type": "function",
+    "function": {"name": ...}} asks for (the answer must be a <TOOLCALL> block); None for
+    absent / "auto" / "none"."""
+    choice = req.tool_choice
+    if choice in (None, "auto", "none"):
+        return None
+    if choice == "required":
+        name = None
+    elif (isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("function"), dict)
+          and isinstance(choice["function"].get("name"), str)):
+        name = choice["function"]["name"]
+    else:
+        raise APIError(400, f"tool_choice must be \"none\", \"auto\", \"required\" or "
+                            f"{{\"type\": \"function\", \"function\": {{\"name\": ...}}}}, got {choice!r:.80}",
+                       param="tool_choice")
+    if not req.tools:
+        raise APIError(400, "tool_choice asks for a tool call but the request offers no tools", param="tool_choice")
+    if req.response_format is not None and req.response_format.type != "text":
+        raise APIError(400, "a forced tool call and a response_format cannot both shape the answer",
+                       param="tool_choice")
+    names = [t.get("function", {}).get("name") for t in req.tools if isinstance(t, dict)]
+    if name is not None and name not in names:
+        raise APIError(400, f"tool_choice names {name!r}, which is not among the tools {names}",
+                       param="tool_choice")
+    return {"type": "tool_calls", "tools": req.tools, **({"name": name} if name is not None else {})}
+
+
 def response_format(req: SamplingFields) -> dict[str, Any] | None:
+    if isinstance(req, ChatCompletionRequest) and (forced := forced_tool_call(req)) is not None:
+        return forced
     fmt = req.response_format
     if fmt is None or fmt.type == "text":
         return None

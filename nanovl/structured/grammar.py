@@ -17,6 +17,8 @@ import jsonschema
 import llguidance
 import torch
 
+from nanovl.tool_calls import TOOLCALL_END, TOOLCALL_START
+
 # one JSON line in json.dumps style; unbounded whitespace lets weak models loop on blanks.
 # a schema's own "x-guidance" options override these.
 JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
@@ -48,10 +50,53 @@ def compile_grammar(response_format: Mapping[str, Any]) -> Grammar:
         schema = spec.get("schema") if isinstance(spec, Mapping) else None
         if not isinstance(schema, Mapping):
             raise ValueError("response_format json_schema needs json_schema.schema (a JSON object)")
+    elif kind == "tool_calls":
+        return _compile_tool_calls(json.dumps(tool_calls_schema(response_format.get("tools"),
+                                                                response_format.get("name"))))
     else:
-        raise ValueError(f"response_format type must be json_object or json_schema, got {kind!r}")
+        raise ValueError(f"response_format type must be json_object, json_schema or tool_calls, got {kind!r}")
     # keep the key order: the grammar emits properties in the order the schema lists them
     return _compile_schema(json.dumps(schema))
+
+
+# calls one forced <TOOLCALL> block may hold: a weak model can otherwise append calls until max_tokens
+MAX_FORCED_CALLS = 8
+
+
+def tool_calls_schema(tools: Any, name: str | None = None) -> dict[str, Any]:
+    """The JSON schema of a <TOOLCALL> block's list: one or more {"name", "arguments"} calls of the
+    offered OpenAI `tools` (only `name` when given), each function's arguments by its `parameters`."""
+    if not isinstance(tools, list) or not tools:
+        raise ValueError("forcing a tool call needs the request's tools (a non-empty list)")
+    calls = []
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, Mapping) else None
+        if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
+            raise ValueError(f"tools[{i}] must be {{'type': 'function', 'function': {{'name': ...}}}}")
+        if name is not None and fn["name"] != name:
+            continue
+        params = fn.get("parameters") or {"type": "object"}
+        calls.append({"type": "object", "properties": {"name": {"const": fn["name"]}, "arguments": params},
+                      "required": ["name", "arguments"], "additionalProperties": False})
+    if not calls:
+        raise ValueError(f"tool_choice names the function {name!r}, which is not among the tools")
+    return {"type": "array", "minItems": 1, "maxItems": MAX_FORCED_CALLS,
+            "items": calls[0] if len(calls) == 1 else {"anyOf": calls}}
+
+
+@functools.lru_cache(maxsize=64)
+def _compile_tool_calls(schema_json: str) -> Grammar:
+    """`<TOOLCALL>` + a JSON list valid against the schema + `</TOOLCALL>`: the format the chat
+    template teaches (nanovl/tool_calls.py parses it back)."""
+    schema = json.loads(schema_json)
+    _compile_schema(schema_json)  # the same schema checks (and errors) as response_format's
+    inner = {**schema, "x-guidance": JSON_OPTIONS}
+    spec = llguidance.LLMatcher.grammar_from_lark(
+        f'start: "{TOOLCALL_START}" calls "{TOOLCALL_END}"\ncalls: %json {json.dumps(inner)}')
+    is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(spec)
+    if is_error:
+        raise ValueError(f"unsupported tool parameters schema: {'; '.join(messages)}")
+    return Grammar(spec=spec, schema=schema)
 
 
 @functools.lru_cache(maxsize=64)

@@ -54,8 +54,6 @@ def test_wrong_types_are_not_coerced(http, path, body, field, value):
 
 
 UNSUPPORTED = [
-    ("/v1/chat/completions", CHAT, "tool_choice", "required"),
-    ("/v1/chat/completions", CHAT, "tool_choice", {"type": "function", "function": {"name": "f"}}),
     ("/v1/completions", COMPLETION, "suffix", " the end"),
     ("/v1/completions", COMPLETION, "best_of", 3),
 ]

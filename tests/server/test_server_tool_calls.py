@@ -124,3 +124,43 @@ def test_real_answers_with_tools_offered_keep_their_text(http):
     streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
     assert whole["message"]["content"] and streamed == whole["message"]["content"]
     assert whole["finish_reason"] == "length" and "tool_calls" not in whole["message"]
+
+
+DIGIT_TOOLS = [{"type": "function", "function": {"name": "pick", "parameters": {
+    "type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["n"],
+    "additionalProperties": False}}},
+    {"type": "function", "function": {"name": "stop", "parameters": {
+        "type": "object", "properties": {}, "additionalProperties": False}}}]
+
+
+@pytest.mark.parametrize("choice,names", [("required", {"pick", "stop"}),
+                                          ({"type": "function", "function": {"name": "pick"}}, {"pick"})],
+                         ids=["required", "named"])
+def test_a_forced_tool_call_comes_back_as_calls(http, choice, names):
+    # the real (tiny, untrained for tools) model: the grammar alone makes its answer a valid call list
+    body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "pick a digit"}], "tools": DIGIT_TOOLS,
+            "tool_choice": choice, "max_tokens": 400, "temperature": 0,
+            "chat_template_kwargs": {"enable_thinking": False}}
+    resp = http.post("/v1/chat/completions", json=body)
+    assert resp.status_code == 200, resp.text
+    choice_out = resp.json()["choices"][0]
+    assert choice_out["finish_reason"] == "tool_calls", choice_out
+    calls = choice_out["message"]["tool_calls"]
+    assert calls and {c["function"]["name"] for c in calls} <= names
+    for call in calls:
+        args = json.loads(call["function"]["arguments"])
+        assert args == {} if call["function"]["name"] == "stop" else 0 <= args["n"] <= 9
+
+
+@pytest.mark.parametrize("extra,match", [
+    ({"tool_choice": "required", "tools": None}, "offers no tools"),
+    ({"tool_choice": {"type": "function", "function": {"name": "nope"}}}, "not among the tools"),
+    ({"tool_choice": "sometimes"}, "tool_choice must be"),
+    ({"tool_choice": "required", "response_format": {"type": "json_object"}}, "cannot both"),
+], ids=["no-tools", "unknown-name", "bad-value", "with-response-format"])
+def test_a_forced_tool_call_that_cannot_be_honoured_is_400(http, extra, match):
+    body = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "x"}], "tools": DIGIT_TOOLS,
+            "max_tokens": 5, **extra}
+    resp = http.post("/v1/chat/completions", json=body)
+    assert resp.status_code == 400 and match in resp.json()["error"]["message"], resp.text
+    assert resp.json()["error"]["param"] == "tool_choice"

@@ -102,7 +102,7 @@ def test_schema_property_order_is_kept(tok, ll_tok):
     ({"type": "json_schema", "json_schema": {"schema": {"type": "strin"}}}, "invalid JSON schema"),
     ({"type": "json_schema", "json_schema": {"schema": {"type": "string", "format": "nope"}}}, "unsupported"),
     ({"type": "json_schema", "json_schema": {"name": "x"}}, "json_schema.schema"),
-    ({"type": "yaml"}, "json_object or json_schema"),
+    ({"type": "yaml"}, "json_object, json_schema or tool_calls"),
     ("json", "must be a dict"),
 ])
 def test_compile_grammar_rejects_bad_formats(fmt, match):
@@ -160,3 +160,43 @@ def test_padded_model_vocab_is_never_allowed(tok):
     rows = unpack_bitmask(bitmask, 600)
     assert not rows[:, tok.vocab_size:].any()
     assert torch.equal(rows[0], rows[1]) and torch.equal(rows[0, :tok.vocab_size], narrow.allowed_token_mask())
+
+
+TOOLS = [{"type": "function", "function": {"name": "pick", "parameters": {
+    "type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["n"],
+    "additionalProperties": False}}},
+    {"type": "function", "function": {"name": "ping"}}]
+
+
+@pytest.mark.parametrize("name", [None, "pick"])
+def test_forced_tool_call_grammar_gives_calls_the_parser_reads(tok, ll_tok, name):
+    from nanovl.tool_calls import parse_tool_calls
+
+    fmt = {"type": "tool_calls", "tools": TOOLS, **({"name": name} if name else {})}
+    grammar = compile_grammar(fmt)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        state, out = grammar.new_state(ll_tok), []
+        for _ in range(400):
+            allowed = state.allowed_token_mask(tok.vocab_size)
+            logits = torch.randn(tok.vocab_size, generator=gen).masked_fill(~allowed, float("-inf"))
+            token = int(torch.multinomial(logits.softmax(0), 1, generator=gen))
+            assert state.accept_token(token)
+            if token in tok.eos_token_ids:
+                break
+            out.append(token)
+        rest, calls = parse_tool_calls(tok.decode(out))
+        assert rest is None and 1 <= len(calls) <= 8
+        assert all(c.name in ({name} if name else {"pick", "ping"}) for c in calls)
+
+
+@pytest.mark.parametrize("fmt,match", [
+    ({"type": "tool_calls", "tools": []}, "non-empty list"),
+    ({"type": "tool_calls", "tools": [{"type": "function"}]}, r"tools\[0\]"),
+    ({"type": "tool_calls", "tools": TOOLS, "name": "nope"}, "not among the tools"),
+    ({"type": "tool_calls", "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "strin"}}}]},
+     "invalid JSON schema"),
+])
+def test_forced_tool_call_grammar_refuses_bad_tools(fmt, match):
+    with pytest.raises(ValueError, match=match):
+        compile_grammar(fmt)
