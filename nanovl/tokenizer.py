@@ -14,6 +14,10 @@ from tokenizers import AddedToken
 from tokenizers import Tokenizer as _HFTokenizer
 
 END_OF_TURN = "<SPECIAL_12>"
+# Texts longer than this are encoded through the library's batch call, which releases the GIL: its
+# single-text `encode` holds it, so a server's worker thread tokenizing a long prompt (3.6M chars:
+# ~2 s here) froze every other thread, the event loop included. Short texts keep the faster call.
+GIL_FREE_ENCODE_CHARS = 100_000
 # special tokens that skip_special_tokens keeps in decoded text: the reasoning markers (the reasoning
 # parser splits on them) and the tool-call markers (nanovl/tool_calls.py parses the calls between them)
 KEPT_SPECIALS = frozenset({"<think>", "</think>", "<TOOLCALL>", "</TOOLCALL>"})
@@ -85,6 +89,8 @@ class Tokenizer:
             raise ValueError(f"encode expects a str, got {type(text).__name__}")
         # NOTE: the Rust library splits added tokens out in linear time (30k `<image>` ~25 ms,
         # checked by a test), so long placeholder runs need no splitting of our own
+        if len(text) > GIL_FREE_ENCODE_CHARS:
+            return self.encode_batch([text], add_special_tokens=add_special_tokens)[0]
         return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
 
     def encode_batch(self, texts: Sequence[str], *, add_special_tokens: bool = False) -> list[list[int]]:

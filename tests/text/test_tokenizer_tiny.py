@@ -155,3 +155,23 @@ def test_recipe_refuses_split_digits_on_a_pair_merging_tokenizer(tmp_path, tiny_
     with pytest.raises(SystemExit, match="merges digits"):
         recipe.main(["--out", str(tmp_path / "run"), "--tokenizer", str(tiny_dir), "--split-digits",
                      "--steps", "1", "--device", "cpu"])
+
+
+def test_long_texts_encode_the_same_through_the_gil_free_call(tok, monkeypatch):
+    # past GIL_FREE_ENCODE_CHARS the batch call (which lets other threads run) encodes; same ids
+    import nanovl.tokenizer as tokenizer_module
+
+    text = "Frame 1 sampled at 0.50 seconds: <image> the total is 945.57 EUR\n" * 50
+    short_path = tok.encode(text)
+    monkeypatch.setattr(tokenizer_module, "GIL_FREE_ENCODE_CHARS", 10)
+    calls = []
+
+    class Spy:  # the library object, with its calls recorded
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(real, name)
+
+    real = tok.backend
+    monkeypatch.setattr(tok, "backend", Spy())
+    assert tok.encode(text) == short_path and calls == ["encode_batch"]
+    assert tok.encode("hi") == real.encode("hi", add_special_tokens=False).ids and calls[-1] == "encode"
