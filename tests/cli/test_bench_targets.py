@@ -47,3 +47,10 @@ def test_the_h200_run_of_2026_12_04(capsys):
     assert "87.4%" in rows[0] and "69.2%" in rows[1] and "5076 tok/s" in rows[2] and "2.48x" in rows[3]
     assert cli_bench.main(["--table-only", "--out", str(H200_RUN)]) == 0
     assert capsys.readouterr().out.strip().endswith(rows[-1])
+
+
+def test_a_run_of_another_shape_is_not_judged():
+    # a CPU run of the tiny preset decodes 5000 tok/s at b64: "met" would mislead
+    rows = target_rows({**_run(), "preset": "tiny"})
+    assert rows == ["targets: set for the nano-12b-v2-vl shape on a GPU; not judged for preset tiny"]
+    assert len(target_rows({**_run(), "preset": "nano-12b-v2-vl"})) == 4
