@@ -36,7 +36,8 @@ class Grammar:
 
 
 def compile_grammar(response_format: Mapping[str, Any]) -> Grammar:
-    """{"type": "json_object"} or {"type": "json_schema", "json_schema": {"schema": {...}}} -> Grammar.
+    """{"type": "json_object"}, {"type": "json_schema", "json_schema": {"schema": {...}}} or
+    {"type": "tool_calls", "tools": [OpenAI tools], "name": optional} -> Grammar.
 
     Raises ValueError with the reason when the schema is invalid or uses unsupported keywords.
     """
