@@ -21,11 +21,13 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+from nanovl.apps.cli_args import OneLineParser
+
 # subcommand -> (module, argv prefix): whole argv handed over, parsed by the module itself
 DELEGATED = {
     "bench": ("nanovl.cli_bench", (), "benchmarks (prefill, decode, TTFT)"),
     "train": ("nanovl.train.recipe", (), "train the tiny model"),
-    "eval": ("nanovl.train.evaluate", (), "evaluate a checkpoint"),
+    "eval": ("nanovl.train.eval_cli", (), "evaluate a checkpoint"),
     "video": ("nanovl.apps.cli_apps", ("video",), "summarize, ask about or caption a video"),
     "extract": ("nanovl.apps.cli_apps", ("extract",), "schema-constrained extraction from documents"),
     "evs-map": ("nanovl.apps.cli_apps", ("evs-map",), "draw which video tokens EVS keeps"),
@@ -35,13 +37,6 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 
 class CLIError(Exception):
     """Bad command-line input: reported as one line, exit status 1."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage dump); subparsers inherit the class."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"nanovl: error: {message} (see '{self.prog} --help')\n")
 
 
 # ------------------------------------------------------------------- parser
@@ -91,7 +86,7 @@ def _sampling_flags(p: argparse.ArgumentParser, max_tokens: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nanovl", description=__doc__.split("\n\n")[0],
+    parser = OneLineParser(prog="nanovl", description=__doc__.split("\n\n")[0],
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

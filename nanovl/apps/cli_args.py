@@ -1,4 +1,5 @@
-"""Argument checks shared by the workflow commands and `nanovl eval`: one-line usage errors, exit 2.
+"""Argument checks shared by every nanovl command line (nanovl.cli, the workflows, `nanovl eval`):
+one-line usage errors, exit 2.
 
 Everything here runs before any model work, so a typo never costs a finished run.
 """
@@ -14,7 +15,7 @@ USAGE_EXIT = 2
 
 
 def usage_line(prog: str, message: str) -> str:
-    """The one line a usage error prints (the same form as nanovl.cli's parser)."""
+    """The one line a usage error prints (every nanovl parser uses it: `nanovl.cli` and the workflows)."""
     return f"nanovl: error: {message} (see '{prog} --help')"
 
 

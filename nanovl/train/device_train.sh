@@ -69,7 +69,7 @@ python3 -m nanovl.train.recipe --out "$RUN" "${tok[@]}" --export "$RUN/export" \
 mark recipe-end
 # a quick held-out check on the GPU, so the next call can be steered without a CPU eval first
 if [ -n "$EVAL_TASKS" ] && [ -f "$RUN/export/config.json" ]; then
-  timeout -k 5 "${EVAL_S:-90}" python3 -m nanovl.train.evaluate --model "$RUN/export" --device "${EVAL_DEVICE:-cuda}" \
+  timeout -k 5 "${EVAL_S:-90}" python3 -m nanovl.train.eval_cli --model "$RUN/export" --device "${EVAL_DEVICE:-cuda}" \
     --tasks "$EVAL_TASKS" --n "${EVAL_N:-30}" 2>&1 | tee "$OUT/eval.txt"
 fi
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from nanovl.train import evaluate
+from nanovl.train import eval_cli, evaluate
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def no_eval(monkeypatch):
 ])
 def test_eval_usage_errors_are_one_line_before_the_eval(no_eval, capsys, tmp_path, argv, needle):
     with pytest.raises(SystemExit) as exit_:
-        evaluate.main([a.format(tmp=tmp_path) for a in argv])
+        eval_cli.main([a.format(tmp=tmp_path) for a in argv])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("nanovl: error: ") and err.count("\n") == 1 and "usage:" not in err, err
