@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: numerics, bench scripts as modules, the reading-model mark."""
+"""Helpers shared by the tests: numerics, bench scripts as modules, the reading-model mark, test videos."""
 from __future__ import annotations
 
 import importlib.util
@@ -38,3 +38,25 @@ def assert_close(name: str, ref: torch.Tensor, out: torch.Tensor, atol: float = 
 needs_reading_model = pytest.mark.xfail(
     strict=True, raises=AssertionError,
     reason="bundled tiny model v11 does not read every digit and value yet (README eval, docs/TRAINING_NOTES.md)")
+
+
+def write_gray_mp4(path, num_frames: int, shade_step: int, *, size: int = 32, rate: int = 4) -> str:
+    """A small mp4 (PyAV, mpeg4) of `num_frames` flat gray frames, frame i at shade (i * shade_step) % 256,
+    `rate` frames a second; returns the path as a string."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=rate)
+        stream.width = stream.height = size
+        stream.pix_fmt, stream.time_base = "yuv420p", Fraction(1, rate)
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), (i * shade_step) % 256, np.uint8),
+                                               format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return str(path)

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import io
 import json
-from fractions import Fraction
 from types import SimpleNamespace
 
-import av
-import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import write_gray_mp4
 from nanovl.apps.cli_apps import main
 
 INVOICE = {"vendor": "Nova Labs", "invoice_number": "A-1", "date": "2024-08-14", "currency": "EUR",
@@ -41,18 +39,7 @@ class ScriptedLLM:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli_errors") / "clip.mp4"
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("mpeg4", rate=4)
-        stream.width = stream.height = 32
-        stream.pix_fmt, stream.time_base = "yuv420p", Fraction(1, 4)
-        for i in range(4):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 50 * i, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return str(path)
+    return write_gray_mp4(tmp_path_factory.mktemp("cli_errors") / "clip.mp4", 4, 50)
 
 
 @pytest.fixture

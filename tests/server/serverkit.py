@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import base64
 import io
-from fractions import Fraction
+from pathlib import Path
 
 import httpx
-import numpy as np
+from helpers import write_gray_mp4
 
 # the checkpoint folder's name, which the server reports as the model id
 MODEL_NAME = "tiny-vl"
@@ -26,21 +26,8 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
 
 
 def mp4_bytes(path, num_frames: int = 8, size: int = 32) -> bytes:
-    """A small mp4 (moving gradient) written with PyAV; returns its bytes."""
-    import av
-
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("mpeg4", rate=4)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, 4)
-        for i in range(num_frames):
-            rgb = np.full((size, size, 3), (i * 30) % 256, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path.read_bytes()
+    """A small mp4 (gray frames getting lighter) written with PyAV; returns its bytes."""
+    return Path(write_gray_mp4(path, num_frames, 30, size=size)).read_bytes()
 
 
 def image_part(url: str) -> dict:
