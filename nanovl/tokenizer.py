@@ -7,6 +7,8 @@ added tokens such as `<image>` and `<SPECIAL_11>` always map to their single ids
 from __future__ import annotations
 
 import json
+import re
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -114,6 +116,24 @@ class Tokenizer:
     def id_to_token(self, token_id: int) -> str | None:
         return self.backend.id_to_token(token_id)
 
+    def token_bytes(self, token_id: int) -> bytes:
+        """The raw bytes one token adds to decoded text, even when they are only part of a character
+        (decode([id]) gives U+FFFD for those). Byte-level BPE vocabularies spell bytes as GPT-2's
+        printable characters; sentencepiece-style vocabularies spell a fallback byte `<0xHH>`."""
+        text = self.decode([token_id])
+        if "\ufffd" not in text:
+            return text.encode("utf-8")
+        piece = self.backend.id_to_token(int(token_id)) or ""
+        if (m := _BYTE_FALLBACK.fullmatch(piece)) is not None:
+            return bytes([int(m.group(1), 16)])
+        if self._byte_level and piece and all(ch in _UNICODE_TO_BYTE for ch in piece):
+            return bytes(_UNICODE_TO_BYTE[ch] for ch in piece)
+        return text.encode("utf-8")
+
+    @cached_property
+    def _byte_level(self) -> bool:
+        return "ByteLevel" in repr(self.backend.decoder)
+
     def to_json(self) -> str:
         """The serialized tokenizer (what llguidance's LLTokenizer takes)."""
         return self.backend.to_str()
@@ -135,6 +155,23 @@ class Tokenizer:
                 self.backend.add_special_tokens([token])
             else:
                 self.backend.add_tokens([token])
+
+
+def _byte_to_unicode() -> dict[int, str]:
+    """GPT-2's byte-level alphabet: printable bytes stand for themselves, the other 68 bytes
+    (controls, space, DEL, NBSP, soft hyphen...) for the code points from 256 up, in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
+    table = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+_UNICODE_TO_BYTE = {ch: b for b, ch in _byte_to_unicode().items()}
+_BYTE_FALLBACK = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
 
 def _token_text(value: Any) -> str | None:

@@ -8,6 +8,7 @@ import json
 import math
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from nanovl.engine.outputs import RequestOutput, TokenLogprob
@@ -44,8 +45,29 @@ def _token_text(tokenizer, token_id: int) -> str:
     return tokenizer.decode([token_id])
 
 
-def _bytes(text: str) -> list[int]:
-    return list(text.encode("utf-8"))
+def _bytes(tokenizer, token_id: int) -> list[int]:
+    # the token's own bytes: a token holding part of a character decodes alone to U+FFFD
+    return list(tokenizer.token_bytes(token_id))
+
+
+@dataclass(frozen=True)
+class TextCursor:
+    """Where the next token starts in a choice's text: whole characters so far, plus the bytes of
+    a character that earlier tokens began and have not finished (they take no room yet)."""
+    chars: int = 0
+    pending: bytes = b""
+
+    def advance(self, data: bytes) -> "TextCursor":
+        buf = self.pending + data
+        # a UTF-8 character is at most 4 bytes, so an unfinished tail is 1-3 bytes long
+        for cut in range(len(buf), max(len(buf) - 4, -1), -1):
+            try:
+                done = buf[:cut].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            return TextCursor(self.chars + len(done), buf[cut:])
+        # bytes that never become UTF-8 decode as one U+FFFD each in the text
+        return TextCursor(self.chars + len(buf.decode("utf-8", errors="replace")), b"")
 
 
 def _finite(x: float) -> float:
@@ -60,34 +82,39 @@ def chat_logprobs(tokenizer, items: Sequence[TokenLogprob | None], num_top: int)
         if lp is None:
             continue
         tok = _token_text(tokenizer, lp.token_id)
-        top = [{"token": (t := _token_text(tokenizer, tid)), "logprob": _finite(v), "bytes": _bytes(t)}
+        top = [{"token": _token_text(tokenizer, tid), "logprob": _finite(v), "bytes": _bytes(tokenizer, tid)}
                for tid, v in lp.top[:num_top]]
-        content.append({"token": tok, "logprob": _finite(lp.logprob), "bytes": _bytes(tok), "top_logprobs": top})
+        content.append({"token": tok, "logprob": _finite(lp.logprob), "bytes": _bytes(tokenizer, lp.token_id),
+                        "top_logprobs": top})
     return {"content": content}
 
 
-def completion_logprobs(tokenizer, items: Sequence[TokenLogprob | None], num_top: int, offset: int = 0, *,
-                        skip_special_tokens: bool = True) -> tuple[dict[str, Any], int]:
+def completion_logprobs(tokenizer, items: Sequence[TokenLogprob | None], num_top: int,
+                        offset: int | TextCursor = 0, *,
+                        skip_special_tokens: bool = True) -> tuple[dict[str, Any], TextCursor]:
     """Legacy completions shape: tokens, token_logprobs, top_logprobs, text_offset.
 
     Args:
-        offset: where the first token's text starts in the choice's `text` (echo and earlier chunks).
+        offset: where the first token's text starts in the choice's `text` (the echo's length, or
+            the cursor an earlier chunk returned).
         skip_special_tokens: as the request's; a token the text leaves out takes no room in it.
     Returns:
-        (the logprobs object, the offset just past the last token) so a stream continues from there.
+        (the logprobs object, the cursor just past the last token) so a stream continues from there.
+        A token that finishes a character begun by earlier tokens shares their offset: the
+        character's start.
     """
+    cursor = offset if isinstance(offset, TextCursor) else TextCursor(offset)
     tokens, values, tops, offsets = [], [], [], []
     for lp in items:
         if lp is None:
             continue
-        tok = _token_text(tokenizer, lp.token_id)
-        tokens.append(tok)
+        tokens.append(_token_text(tokenizer, lp.token_id))
         values.append(_finite(lp.logprob))
         tops.append({_token_text(tokenizer, tid): _finite(v) for tid, v in lp.top[:num_top]} if num_top else None)
-        offsets.append(offset)
+        offsets.append(cursor.chars)
         if not (skip_special_tokens and tokenizer.is_special(lp.token_id)):
-            offset += len(tok)
-    return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}, offset
+            cursor = cursor.advance(tokenizer.token_bytes(lp.token_id))
+    return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}, cursor
 
 
 # ---------------------------------------------------------------------- chat

@@ -57,9 +57,64 @@ def test_text_offset_skips_special_tokens(tiny_parts):
     skipped, end = completion_logprobs(tok, items, 0)
     assert skipped["tokens"][0] == "<SPECIAL_12>"
     assert skipped["text_offset"] == [sum(map(len, pieces[:k])) for k in range(len(ids))]
-    assert end == len("15 11")
+    assert end.chars == len("15 11")
     kept, end = completion_logprobs(tok, items, 0, skip_special_tokens=False)
-    assert kept["text_offset"][1] == len("<SPECIAL_12>") and end == len(tok.decode(ids))
+    assert kept["text_offset"][1] == len("<SPECIAL_12>") and end.chars == len(tok.decode(ids))
+
+
+MULTI_BYTE = "é€ x 😀 naïve 中文"
+
+
+def char_starts(text: str) -> dict[int, int]:
+    """UTF-8 byte position of each character's start -> its character index."""
+    starts, pos = {}, 0
+    for k, ch in enumerate(text):
+        starts[pos] = k
+        pos += len(ch.encode("utf-8"))
+    starts[pos] = len(text)
+    return starts
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 100])
+def test_text_offset_counts_characters_split_across_byte_tokens(tiny_parts, chunk):
+    # byte-level tokens that hold part of a character decode alone to U+FFFD; counting those as a
+    # character each made every later offset drift. Chunked as a stream sends them, too.
+    from nanovl.engine.outputs import TokenLogprob
+    from nanovl.server.responses import completion_logprobs
+
+    tok = tiny_parts[2]
+    ids = tok.encode(MULTI_BYTE)
+    token_bytes = [tok.token_bytes(i) for i in ids]
+    assert b"".join(token_bytes) == MULTI_BYTE.encode("utf-8")
+    assert any(len(b) < len(tok.decode([i]).encode("utf-8")) for i, b in zip(ids, token_bytes)), \
+        "the text must split some character across tokens"
+
+    offsets, cursor = [], 0
+    for k in range(0, len(ids), chunk):
+        lp, cursor = completion_logprobs(tok, [TokenLogprob(i, -1.0) for i in ids[k:k + chunk]], 0, cursor)
+        offsets += lp["text_offset"]
+    assert cursor.chars == len(MULTI_BYTE) and cursor.pending == b""
+
+    # a token starting a character sits at that character; one finishing a character that others
+    # began sits at the character's start
+    starts, pos = char_starts(MULTI_BYTE), 0
+    for off, data in zip(offsets, token_bytes):
+        expected = starts[pos] if pos in starts else max(k for p, k in starts.items() if p < pos)
+        assert off == expected, (off, expected, data)
+        pos += len(data)
+
+
+def test_chat_logprob_bytes_are_the_tokens_own(tiny_parts):
+    # OpenAI's `bytes` field exists for tokens that are not whole characters: their joined bytes
+    # must give back the text
+    from nanovl.engine.outputs import TokenLogprob
+    from nanovl.server.responses import chat_logprobs
+
+    tok = tiny_parts[2]
+    ids = tok.encode(MULTI_BYTE)
+    lp = chat_logprobs(tok, [TokenLogprob(i, -1.0, [(i, -1.0)]) for i in ids], 1)
+    assert bytes(b for item in lp["content"] for b in item["bytes"]).decode("utf-8") == MULTI_BYTE
+    assert all(item["top_logprobs"][0]["bytes"] == item["bytes"] for item in lp["content"])
 
 
 @pytest.mark.parametrize("stream", [False, True])
