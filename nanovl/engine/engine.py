@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -127,9 +126,15 @@ class LLMEngine:
 
             model = load_model(config.model, dtype=config.torch_dtype(), device=config.torch_device())
         if tokenizer is None:
-            tok_dir = config.tokenizer or config.model
-            if tok_dir is None or not (Path(tok_dir) / "tokenizer.json").is_file():
-                raise ValueError(f"no tokenizer.json in {tok_dir!r}; set EngineConfig.tokenizer")
+            from nanovl.model.loader import resolve_checkpoint
+
+            tok_src = config.tokenizer or config.model
+            if tok_src is None:
+                raise ValueError("no tokenizer: set EngineConfig.tokenizer (or EngineConfig.model)")
+            # a hub id names a cached snapshot folder, the same one load_model read the weights from
+            tok_dir = resolve_checkpoint(tok_src)
+            if not (tok_dir / "tokenizer.json").is_file():
+                raise ValueError(f"no tokenizer.json in {str(tok_dir)!r}; set EngineConfig.tokenizer")
             tokenizer = Tokenizer.from_dir(tok_dir)
         self.model, self.tokenizer = model, tokenizer
         self.model_config = model.config
