@@ -32,6 +32,8 @@ TEXT_ALIASES = {
     "mamba_chunk_size": "chunk_size",
     "mamba_d_state": "ssm_state_size",
     "use_bias": "mamba_proj_bias",
+    # the remote-code NemotronHConfig of the original checkpoints
+    "attention_head_dim": "head_dim",
 }
 
 # timm ViT names used by RADIO's official config -> (hidden, layers, heads, mlp hidden)
@@ -153,10 +155,10 @@ class TextConfig:
                      f"{cfg['num_hidden_layers']} does not match the pattern length {len(kw['pattern'])}")
         if "mamba_num_heads" not in cfg and "expand" in cfg and "mamba_head_dim" in cfg:
             kw["mamba_num_heads"] = cfg["expand"] * cfg["hidden_size"] // cfg["mamba_head_dim"]
-        if "head_dim" not in cfg or cfg.get("head_dim") is None:
-            hs = cfg.get("hidden_size", cls.hidden_size)
-            nh = cfg.get("num_attention_heads", cls.num_attention_heads)
-            kw["head_dim"] = hs // nh
+        if cfg.get("head_dim") is None:
+            # transformers and the remote code both default to 128, not hidden_size // heads
+            # (Nemotron-H 4B: 3072 / 32 = 96 against the checkpoint's 128)
+            kw["head_dim"] = cls.head_dim
         if kw.get("num_key_value_heads") is None:
             kw["num_key_value_heads"] = kw.get("num_attention_heads", cls.num_attention_heads)
         if "time_step_limit" in kw:

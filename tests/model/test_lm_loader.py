@@ -192,3 +192,18 @@ def test_tied_embeddings_load_without_lm_head(tmp_path, sd):
     model = nanovl.load_model(_write(tmp_path / "tied", sd, cfg={**HF_CFG, "tie_word_embeddings": True}))
     assert model.lm_head.weight is model.backbone.embeddings.weight
     assert torch.equal(model.lm_head.weight, sd["backbone.embeddings.weight"])
+
+
+@pytest.mark.parametrize("key", ["head_dim", "attention_head_dim", None])
+def test_attention_head_dim_as_transformers_reads_it(key):
+    # original remote-code configs name it attention_head_dim; with neither key transformers takes
+    # 128, not hidden_size // heads (Nemotron-H 4B: 3072 // 32 = 96 would refuse its checkpoint)
+    transformers = pytest.importorskip("transformers")
+    cfg = {k: v for k, v in HF_CFG.items() if k != "head_dim"}
+    cfg.update({"hidden_size": 96, "num_attention_heads": 4})
+    if key is not None:
+        cfg[key] = 16
+    expected = 16 if key is not None else 128
+    assert TextConfig.from_hf(cfg).head_dim == expected
+    if key != "attention_head_dim":  # transformers' config reads only the current name
+        assert transformers.NemotronHConfig(**cfg).head_dim == expected
