@@ -19,6 +19,7 @@ import torch
 
 from nanovl.inputs.errors import MediaError
 from nanovl.inputs.image import resize_bicubic
+from nanovl.inputs.video import display_rgb
 
 # frame times are exact fractions; this absorbs float error in the sample times
 _EPS = 1e-6
@@ -48,7 +49,7 @@ class Clip:
 
 def _to_tile(frame: av.VideoFrame, size: int) -> np.ndarray:
     """[size, size, 3] uint8: the frame resized the way the processor resizes video frames."""
-    rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)[None].float() / 255
+    rgb = torch.from_numpy(display_rgb(frame)).permute(2, 0, 1)[None].float() / 255
     tile = resize_bicubic(rgb, size, size)[0]  # [3, size, size]
     return (tile * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
 

@@ -106,7 +106,9 @@ def _decode(container, sample_rate: int, start: float | None,
     if start:
         # seek lands on a frame at or before `start`; _cut trims the rest sample-exactly
         container.seek(int((start + origin) / stream.time_base), stream=stream)
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    # channels are resampled as they are and averaged here: swresample's own mono downmix adds
+    # them at -3 dB each, which puts identical stereo channels at 1.41x, past [-1, 1]
+    resampler = av.AudioResampler(format="fltp", rate=sample_rate)
     chunks, t0 = [], None
     for frame in container.decode(stream):
         if frame.pts is not None:
@@ -115,10 +117,8 @@ def _decode(container, sample_rate: int, start: float | None,
                 t0 = t
             if end is not None and t > end:
                 break
-        for out in resampler.resample(frame):
-            chunks.append(out.to_ndarray().reshape(-1))  # [n] packed mono
-    for out in resampler.resample(None):
-        chunks.append(out.to_ndarray().reshape(-1))
+        chunks += [out.to_ndarray().mean(axis=0) for out in resampler.resample(frame)]  # [C, n] -> [n]
+    chunks += [out.to_ndarray().mean(axis=0) for out in resampler.resample(None)]
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     return samples.astype(np.float32, copy=False), (t0 or 0.0)
 

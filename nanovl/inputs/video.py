@@ -170,7 +170,29 @@ def _open(fp: Union[str, io.BytesIO], name: str):
 
 def _probe(fp: Union[str, io.BytesIO], name: str) -> VideoInfo:
     with _guard(name), _open(fp, name) as container:
-        return _info(container, _video_stream(container, name), name)
+        info = _info(container, _video_stream(container, name), name)
+    # the display matrix is read off a decoded frame (PyAV exposes no stream getter); a phone's
+    # portrait clip is stored landscape and shown turned a quarter
+    if _quarter_turns(_first_frame(fp, name)) % 2:
+        info = info._replace(width=info.height, height=info.width)
+    return info
+
+
+def _first_frame(fp: Union[str, io.BytesIO], name: str) -> Optional["av.VideoFrame"]:
+    with _guard(name), _open(fp, name) as container:
+        return next(_decode_packets(container, _video_stream(container, name)), None)
+
+
+def _quarter_turns(frame: Optional["av.VideoFrame"]) -> int:
+    """Counterclockwise quarter turns that show `frame` upright (its display matrix's rotation)."""
+    return round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+
+
+def display_rgb(frame: "av.VideoFrame") -> np.ndarray:
+    """[H, W, 3] uint8 as a player shows the frame: its display-matrix rotation applied."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = _quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
 
 
 def _video_stream(container, name: str):
@@ -191,7 +213,12 @@ def _info(container, stream, name: str) -> VideoInfo:
     if stream.duration:
         duration = float(stream.duration * stream.time_base)
     elif container.duration:
-        duration = container.duration / av.time_base
+        # the container's span starts at its earliest stream (Matroska: often the audio), while
+        # frame times count from this stream's own start
+        late = 0.0
+        if stream.start_time is not None and container.start_time is not None:
+            late = float(stream.start_time * stream.time_base) - container.start_time / av.time_base
+        duration = max(container.duration / av.time_base - max(late, 0.0), 0.0)
     else:
         duration = 0.0
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -292,6 +319,6 @@ def _pick_frames(container, stream, times: list[float]) -> Iterator[_Frame]:
 
 def _frame_to_tile(frame: av.VideoFrame, image_size: int) -> torch.Tensor:
     """Decoded frame -> [1, 3, S, S] floats in [0, 1]."""
-    rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))  # [H, W, 3] uint8
+    rgb = display_rgb(frame)  # [H, W, 3] uint8
     x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     return resize_bicubic(x, image_size, image_size)
