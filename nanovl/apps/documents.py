@@ -50,23 +50,26 @@ class ExtractionError(RuntimeError):
 
 
 def load_pages(sources: Sequence[str | Path], *, dpi: float = 144, max_pages: int | None = None) -> list[Image.Image]:
-    """Images and PDFs -> one RGB image per page, in input order."""
-    pages = load_labeled_pages(sources, dpi=dpi)[0]
-    return pages[:max_pages] if max_pages is not None else pages
+    """Images and PDFs -> one RGB image per page, in input order (the first `max_pages` only)."""
+    return load_labeled_pages(sources, dpi=dpi, max_pages=max_pages)[0]
 
 
-def load_labeled_pages(sources: Sequence[str | Path], *, dpi: float = 144,
-                       names: Sequence[str] | None = None) -> tuple[list[Image.Image], list[str]]:
+def load_labeled_pages(sources: Sequence[str | Path], *, dpi: float = 144, names: Sequence[str] | None = None,
+                       max_pages: int | None = None) -> tuple[list[Image.Image], list[str]]:
     """load_pages, plus a label per page that errors can name: "page 3 (scan.pdf page 2)".
 
-    `names` are what the user calls each source (a URL rather than its downloaded copy).
+    `names` are what the user calls each source (a URL rather than its downloaded copy). Pages past
+    `max_pages` are never rendered, so a long PDF costs only the pages used.
     """
     pages: list[Image.Image] = []
     labels: list[str] = []
     for i, src in enumerate(sources):
+        left = None if max_pages is None else max_pages - len(pages)
+        if left is not None and left <= 0:
+            break
         path, name = Path(src), str(names[i] if names is not None else src)
         if path.suffix.lower() == ".pdf" or _starts_with(path, b"%PDF-"):
-            doc = load_pdf_pages(str(path), dpi=dpi)
+            doc = load_pdf_pages(str(path), dpi=dpi, max_pages=left)
             pages += doc
             labels += [f"{name} page {k}" for k in range(1, len(doc) + 1)]
         else:

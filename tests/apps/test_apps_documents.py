@@ -126,3 +126,25 @@ def test_trained_model_two_page_pdf_equals_ground_truth(trained_llm, tmp_path):
     result = extract(trained_llm, [str(pdf)], load_schema("invoice"), dpi=72)
     assert result.errors == []
     assert result.value == _truth(sample)
+
+
+def test_load_pages_renders_only_the_pages_it_returns(tmp_path, monkeypatch):
+    # max_pages used to render every page of every PDF and slice afterwards
+    from nanovl.apps import documents
+
+    sample = _sample("invoice")
+    pdf = _two_page_pdf(sample, tmp_path / "invoice.pdf")
+    png = tmp_path / "invoice.png"
+    sample.images[0].save(png)
+    rendered = []
+    real = documents.load_pdf_pages
+
+    def counting(src, **kw):
+        pages = real(src, **kw)
+        rendered.append(len(pages))
+        return pages
+
+    monkeypatch.setattr(documents, "load_pdf_pages", counting)
+    assert len(load_pages([str(png), str(pdf), str(pdf)], dpi=72, max_pages=2)) == 2
+    assert rendered == [1]
+    assert len(load_pages([str(pdf), str(png)], dpi=72, max_pages=3)) == 3 and rendered == [1, 2]
