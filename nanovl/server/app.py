@@ -1,4 +1,4 @@
-"""FastAPI app factory: the OpenAI routes, /health, /metrics, auth, body limits, error shapes.
+"""FastAPI app factory: the OpenAI routes, the web page, /health, /metrics, auth, body limits, errors.
 
     engine = AsyncEngine(LLMEngine(EngineConfig(model="path")))
     app = build_app(engine, ServerSettings(api_key="sk-..."))
@@ -24,6 +24,7 @@ from nanovl.server.metrics import CONTENT_TYPE, ServerMetrics
 from nanovl.server.openai_routes import register_routes
 from nanovl.server.state import ServerSettings, ServerState, default_model_name
 from nanovl.server.translate import max_prompt_chars
+from nanovl.server.web_routes import register_web_routes
 
 logger = logging.getLogger("nanovl.server")
 ROUTES = ("/v1/models", "/v1/chat/completions", "/v1/completions")
@@ -54,6 +55,7 @@ def build_app(engine, settings: ServerSettings | None = None) -> FastAPI:
     app.state.nanovl = state
     install_error_handlers(app, queue_full_status=settings.queue_full_status)
     register_routes(app, state)
+    register_web_routes(app)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -111,6 +113,7 @@ class GuardMiddleware:
 
     def _authorized(self, scope) -> bool:
         key = self.settings.api_key
+        # only the API is guarded: the page (/, /web/*), /health and /metrics load without a key
         if not key or not scope.get("path", "").startswith("/v1"):
             return True
         headers = dict(scope.get("headers") or [])
