@@ -11,7 +11,7 @@ import numbers
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence, Union
+from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
 
 from nanovl.engine.engine import EngineConfig, LLMEngine
 from nanovl.engine.outputs import RequestOutput
@@ -73,6 +73,51 @@ class LLM:
             raise InvalidRequestError(f"prompts must be a string, token ids or a list of them, "
                                       f"not {type(prompts).__name__}")
         return self._run_all([_plain_ids(p) for p in prompts], sampling_params, prefix)
+
+    def generate_as_completed(self, requests: Iterable[tuple[Any, SamplingParams]], *,
+                              prefix: PrefixHandle | None = None
+                              ) -> Iterator[tuple[int, RequestOutput | Exception]]:
+        """Run (prompt, SamplingParams) pairs and yield (index, final output) in the order they finish.
+
+        A prompt is a string, token ids, or a ProcessedPrompt (`llm.processor.process_chat(...)`).
+        `requests` is read lazily, only while the engine's queue has room, so it may be a generator
+        of any length (a whole batch file); one thread steps the engine for all of them. A request
+        the engine refuses (a prompt over the context, a bad schema) comes back as its exception in
+        place of an output, and the others go on. Closing the iterator aborts what is still running.
+        """
+        pending: dict[str, int] = {}
+        source, held, exhausted = enumerate(requests), None, False
+        try:
+            while True:
+                while not exhausted:
+                    held = held or next(source, None)
+                    if held is None:
+                        exhausted = True
+                        break
+                    index, (prompt, params) = held
+                    try:
+                        with self._lock:
+                            req_id = self.engine.add_request(_plain_ids(prompt), params,
+                                                             prefix=_checked_prefix(prefix))
+                            self._outbox[req_id] = deque(maxlen=1)
+                    except QueueFullError:
+                        if not self.engine.has_unfinished_requests():
+                            raise
+                        break  # held until a step frees a place
+                    except Exception as exc:  # noqa: BLE001 - this request alone fails
+                        yield index, exc
+                    else:
+                        pending[req_id] = index
+                    held = None
+                if not pending and held is None:
+                    return
+                self._step()
+                for req_id in [r for r in pending if self._outbox[r] and self._outbox[r][-1].finished]:
+                    with self._lock:
+                        out = self._outbox.pop(req_id)[-1]
+                    yield pending.pop(req_id), out
+        finally:
+            self._abort_all(list(pending))
 
     def chat(self, messages: Messages | Sequence[Messages], sampling_params: ParamsArg = None, *,
              chat_template_kwargs: Mapping[str, Any] | None = None, tools: Sequence[Mapping] | None = None,

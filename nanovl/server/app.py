@@ -23,7 +23,7 @@ from nanovl.server.errors import error_body, install_error_handlers
 from nanovl.server.metrics import CONTENT_TYPE, ServerMetrics
 from nanovl.server.openai_routes import register_routes
 from nanovl.server.state import ServerSettings, ServerState, default_model_name
-from nanovl.server.translate import max_prompt_chars
+from nanovl.openai_api.translate import max_prompt_chars
 from nanovl.server.web_routes import register_web_routes
 
 logger = logging.getLogger("nanovl.server")

@@ -14,8 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from nanovl.errors import ContextLengthError, InvalidRequestError, NanovlError, QueueFullError, RequestCancelled
-from nanovl.inputs.errors import MediaError
+from nanovl.errors import NanovlError, QueueFullError, RequestCancelled
+from nanovl.openai_api.errors import RequestError, as_request_error
 
 logger = logging.getLogger("nanovl.server")
 
@@ -35,15 +35,9 @@ ERROR_TYPES = {
 }
 
 
-class APIError(Exception):
-    """An error the routes raise on purpose; becomes an OpenAI-shaped response with `status`."""
-
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
+# the routes raise the same error the shared request translation raises (nanovl/openai_api): one class,
+# so its refusals need no conversion here
+APIError = RequestError
 
 
 def error_body(status: int, message: str, *, param: str | None = None, code: str | None = None) -> dict[str, Any]:
@@ -58,25 +52,21 @@ def error_response(status: int, message: str, *, param: str | None = None, code:
 
 
 def to_api_error(exc: BaseException, *, queue_full_status: int = 429, prompt_param: str = "messages") -> APIError:
-    """Map a library exception to the APIError a client should see.
+    """Map a library exception to the APIError a client should see: the shared mapping
+    (`as_request_error`), plus the server's own queue and cancellation statuses.
 
     prompt_param: the request field holding the prompt ("messages" for chat, "prompt" for completions).
     """
-    if isinstance(exc, APIError):
-        return exc
-    if isinstance(exc, ContextLengthError):
-        return APIError(400, str(exc), param=prompt_param, code="context_length_exceeded")
-    if isinstance(exc, MediaError):
-        return APIError(400, str(exc), param="messages", code="invalid_media")
     if isinstance(exc, QueueFullError):
         return APIError(queue_full_status, str(exc) or "the request queue is full; retry later",
                         code="queue_full")
     if isinstance(exc, RequestCancelled):
         return APIError(499, str(exc) or "request cancelled", code="cancelled")
-    # InvalidRequestError and SamplingParams' validation both subclass ValueError
-    if isinstance(exc, (InvalidRequestError, ValueError)):
-        return APIError(400, str(exc), code="invalid_request")
+    err = as_request_error(exc, prompt_param=prompt_param)
+    if err.status < 500 or isinstance(exc, RequestError):
+        return err
     logger.exception("unexpected error while serving a request", exc_info=exc)
+    # the details stay in the log: an exception's text may hold paths or data
     return APIError(500, f"internal error ({type(exc).__name__}); the server logged the details",
                     code="internal_error")
 

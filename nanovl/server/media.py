@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import socket
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from nanovl.openai_api.media import checked_path, data_uri_num_bytes, read_checked, too_large
 from nanovl.server.errors import APIError
 
 MEDIA_KEYS = {"image_url": "image_url", "video_url": "video_url"}
@@ -55,7 +54,7 @@ async def load_source(url: str, policy: MediaPolicy, *, name: str) -> str | byte
     if scheme == "data":
         # refuse oversize payloads before anyone decodes them
         if data_uri_num_bytes(url) > policy.max_media_bytes:
-            raise _too_large(name, policy)
+            raise too_large(name, policy)
         return url
     if scheme in ("http", "https"):
         if not policy.allow_remote:
@@ -63,70 +62,10 @@ async def load_source(url: str, policy: MediaPolicy, *, name: str) -> str | byte
                                 "(start it with --allow-remote-media)", param="messages", code="remote_media_disabled")
         return await fetch_remote(url, policy, name=name)
     if scheme in ("", "file"):
-        path = local_path(url, policy, name=name)
-        return await asyncio.to_thread(_read_file, path, policy, name)
+        path = checked_path(url, policy, name=name)
+        return await asyncio.to_thread(read_checked, path, policy, name=name)
     raise APIError(400, f"{name}: unsupported URL scheme {scheme!r} (use data:, file:, http: or https:)",
                    param="messages", code="invalid_media")
-
-
-def data_uri_num_bytes(url: str) -> int:
-    """Bytes a `data:` URI decodes to, counted without decoding (the header does not count).
-
-    base64 is 4 characters per 3 bytes, less one byte per "=" of padding; whitespace (pasted
-    base64 has line breaks) is skipped, as the decoder skips it.
-    """
-    header, _, payload = url.partition(",")
-    if not header.endswith(";base64"):
-        return len(payload)
-    num_chars = len(payload) - sum(payload.count(c) for c in " \t\n\r\f\v")
-    num_pad = payload.rstrip()[-2:].count("=")
-    return num_chars * 3 // 4 - num_pad
-
-
-# ------------------------------------------------------------------ local files
-def local_path(url: str, policy: MediaPolicy, *, name: str) -> Path:
-    """The real path a file URL or plain path names, if it lies under the allowed root."""
-    if policy.allowed_root is None:
-        raise APIError(400, f"{name}: local file media is disabled on this server "
-                            "(start it with --allowed-media-root DIR)", param="messages", code="local_media_disabled")
-    if url.startswith("file:"):
-        parts = urlsplit(url)
-        if parts.netloc not in ("", "localhost"):
-            raise APIError(400, f"{name}: file URLs must not name a host", param="messages", code="invalid_media")
-        raw = unquote(parts.path)
-    else:
-        raw = url
-    if "\x00" in raw or ".." in Path(raw).parts:
-        raise _outside(name)
-    root = policy.allowed_root.resolve()
-    path = (root / raw).resolve()
-    # resolve() followed every symlink, so this also catches links that point out of the root
-    if path != root and root not in path.parents:
-        raise _outside(name)
-    return path
-
-
-def _read_file(path: Path, policy: MediaPolicy, name: str) -> bytes:
-    try:
-        # O_NOFOLLOW: the checked path must not turn into a link between the check and the read
-        # O_NONBLOCK: a FIFO under the root must not hang the worker (it is refused below)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise APIError(400, f"{name}: no such file under the media root", param="messages", code="invalid_media")
-    except OSError as err:
-        raise APIError(400, f"{name}: cannot open the file ({err.strerror})", param="messages", code="invalid_media")
-    # check the type on the raw fd: fdopen itself fails on a directory
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise APIError(400, f"{name}: not a regular file", param="messages", code="invalid_media")
-    try:
-        with os.fdopen(fd, "rb") as f:
-            data = f.read(policy.max_media_bytes + 1)
-    except OSError as err:
-        raise APIError(400, f"{name}: cannot read the file ({err.strerror})", param="messages", code="invalid_media")
-    if len(data) > policy.max_media_bytes:
-        raise _too_large(name, policy)
-    return data
 
 
 # ------------------------------------------------------------------ remote URLs
@@ -208,21 +147,11 @@ async def _pinned_request(url: str, name: str) -> tuple[str, dict[str, str], dic
 async def _read_limited(resp, policy: MediaPolicy, name: str) -> bytes:
     declared = resp.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > policy.max_media_bytes:
-        raise _too_large(name, policy)
+        raise too_large(name, policy)
     chunks, total = [], 0
     async for chunk in resp.aiter_bytes():
         total += len(chunk)
         if total > policy.max_media_bytes:
-            raise _too_large(name, policy)
+            raise too_large(name, policy)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _too_large(name: str, policy: MediaPolicy) -> APIError:
-    return APIError(413, f"{name}: larger than --max-media-bytes {policy.max_media_bytes}",
-                    param="messages", code="media_too_large")
-
-
-def _outside(name: str) -> APIError:
-    return APIError(400, f"{name}: the path leaves the allowed media root; refused",
-                    param="messages", code="forbidden_path")

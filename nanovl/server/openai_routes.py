@@ -1,8 +1,8 @@
 """/v1/models, /v1/chat/completions and /v1/completions (JSON or SSE streaming).
 
-Each handler: check the model name -> translate the body (server/translate.py) -> fetch media
+Each handler: check the model name -> translate the body (openai_api/translate.py) -> fetch media
 (server/media.py) -> process the prompt and start the engine requests (server/choices.py) ->
-shape the outputs (server/responses.py). A client that disconnects aborts its requests.
+shape the outputs (openai_api/responses.py). A client that disconnects aborts its requests.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from nanovl.engine.outputs import RequestOutput
+from nanovl.openai_api import responses as R
+from nanovl.openai_api import translate
+from nanovl.openai_api.schemas import ChatCompletionRequest, CompletionRequest
 from nanovl.sampling_params import SamplingParams
-from nanovl.server import responses as R
-from nanovl.server import translate
 from nanovl.server.choices import Choices
 from nanovl.server.errors import APIError, error_body, to_api_error
 from nanovl.server.media import resolve_media
-from nanovl.server.schemas import ChatCompletionRequest, CompletionRequest
 from nanovl.server.state import ServerState
 from nanovl.server.tool_call_stream import ToolCallStream, tool_call_deltas
 

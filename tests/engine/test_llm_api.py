@@ -234,3 +234,37 @@ def test_threads_sharing_one_llm_take_turns(llm):
     chat_want = {k: llm.chat(user(p), GREEDY)[0].token_ids for k, p in prompts.items()}
     for k in prompts:
         assert got[k] == [want[k], chat_want[k]] * 4
+
+
+def test_generate_as_completed_reads_lazily_and_matches_generate(llm):
+    # 12 requests through 3 slots and a queue of 4: the source is read only as places free up,
+    # every output equals generate's, and a refused request comes back as its exception
+    prompts = [f"item {k} " * (1 + k % 4) for k in range(12)]
+    params = [SamplingParams(temperature=0, max_tokens=2 + k % 5, ignore_eos=True) for k in range(12)]
+    want = [o.token_ids for o in llm.generate(prompts, params)]
+    read = []
+
+    def source():
+        for k, (p, sp) in enumerate(zip(prompts, params)):
+            read.append(k)
+            yield ("word " * 400 if k == 5 else p), sp
+
+    got, order = {}, []
+    stream = llm.generate_as_completed(source())
+    first = next(stream)
+    assert len(read) <= 3 + 4 + 1, "the whole source was read before the first output"
+    for k, out in [first, *stream]:
+        order.append(k)
+        got[k] = out
+    assert isinstance(got[5], ContextLengthError)
+    assert {k: o.token_ids for k, o in got.items() if k != 5} == {k: w for k, w in enumerate(want) if k != 5}
+    assert sorted(order) == list(range(12)) and order != sorted(order), "outputs should come as they finish"
+    assert not llm.engine.has_unfinished_requests()
+
+
+def test_closing_generate_as_completed_aborts_the_rest(llm):
+    stream = llm.generate_as_completed(("tick " * 3, SamplingParams(max_tokens=50, ignore_eos=True)) for _ in range(6))
+    next(stream)
+    stream.close()
+    assert not llm.engine.has_unfinished_requests()
+    assert llm.generate("a", GREEDY)[0].token_ids == llm.generate("a", GREEDY)[0].token_ids

@@ -19,6 +19,8 @@ FORBIDDEN = {
     "nanovl/engine/": ("nanovl.server", "nanovl.cli", "nanovl.apps"),
     "nanovl/structured/": ("nanovl.engine", "nanovl.server", "nanovl.cli", "nanovl.llm", "nanovl.apps"),
     "nanovl/apps/": ("nanovl.engine", "nanovl.server", "nanovl.cli"),
+    "nanovl/openai_api/": ("nanovl.model", "nanovl.server", "nanovl.cli", "nanovl.llm", "nanovl.apps", "nanovl.batch"),
+    "nanovl/batch/": ("nanovl.server", "nanovl.cli"),
 }
 
 

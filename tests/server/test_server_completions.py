@@ -46,7 +46,7 @@ def test_streamed_text_offset_continues(http, seed, echo):
 
 def test_text_offset_skips_special_tokens(tiny_parts):
     from nanovl.engine.outputs import TokenLogprob
-    from nanovl.server.responses import completion_logprobs
+    from nanovl.openai_api.responses import completion_logprobs
 
     tok = tiny_parts[2]
     ids = [tok.token_to_id("<SPECIAL_12>"), *tok.encode("15"), tok.token_to_id("<SPECIAL_7>"), *tok.encode(" 11")]
@@ -80,7 +80,7 @@ def test_text_offset_counts_characters_split_across_byte_tokens(tiny_parts, chun
     # byte-level tokens that hold part of a character decode alone to U+FFFD; counting those as a
     # character each made every later offset drift. Chunked as a stream sends them, too.
     from nanovl.engine.outputs import TokenLogprob
-    from nanovl.server.responses import completion_logprobs
+    from nanovl.openai_api.responses import completion_logprobs
 
     tok = tiny_parts[2]
     ids = tok.encode(MULTI_BYTE)
@@ -108,7 +108,7 @@ def test_chat_logprob_bytes_are_the_tokens_own(tiny_parts):
     # OpenAI's `bytes` field exists for tokens that are not whole characters: their joined bytes
     # must give back the text
     from nanovl.engine.outputs import TokenLogprob
-    from nanovl.server.responses import chat_logprobs
+    from nanovl.openai_api.responses import chat_logprobs
 
     tok = tiny_parts[2]
     ids = tok.encode(MULTI_BYTE)
@@ -140,7 +140,7 @@ def encode_calls(tiny_parts):
 
 
 def test_text_that_cannot_fit_is_refused_untokenized(http, tiny_parts, encode_calls):
-    from nanovl.server.translate import max_prompt_chars
+    from nanovl.openai_api.translate import max_prompt_chars
 
     too_long = "x" * (max_prompt_chars(tiny_parts[2], MAX_MODEL_LEN) + 1)
     requests = [("/v1/completions", {"prompt": too_long}, "prompt"),

@@ -1,7 +1,7 @@
 """Pydantic request models in OpenAI's shapes, with vLLM's names for the extra sampling knobs.
 
 Only requests are modelled: type errors here become 400s. Responses are plain dicts built in
-`server/responses.py`. Unknown top-level fields are ignored (clients send `user`, `store`, ...).
+`openai_api/responses.py`. Unknown top-level fields are ignored (clients send `user`, `store`, ...).
 Counts and switches are strict (StrictInt, StrictBool): "5", 2.0 or true for n, "yes" for stream are
 refused rather than coerced.
 """

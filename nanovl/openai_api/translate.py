@@ -1,7 +1,7 @@
-"""HTTP request models -> what the library takes: SamplingParams, chat messages, template kwargs.
+"""OpenAI request models -> what the library takes: SamplingParams, chat messages, template kwargs.
 
 No generation logic here: names are mapped, defaults filled from the prompt length, and the
-library's own validation (SamplingParams, processor) reports the errors.
+library's own validation (SamplingParams, processor) reports the errors. Refusals raise RequestError.
 """
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import dataclasses
 from typing import Any
 
 from nanovl.errors import ContextLengthError
+from nanovl.openai_api.errors import RequestError
+from nanovl.openai_api.schemas import ChatCompletionRequest, CompletionRequest, SamplingFields
 from nanovl.sampling_params import SamplingParams
-from nanovl.server.errors import APIError
-from nanovl.server.schemas import ChatCompletionRequest, CompletionRequest, SamplingFields
 
 # request field -> SamplingParams field, copied when the client set it
 _PASSTHROUGH = ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
@@ -46,7 +46,7 @@ def chat_inputs(req: ChatCompletionRequest) -> ChatInputs:
         _check_utf8(value, param)
     thinking = kwargs.pop("enable_thinking", None)
     if thinking is not None and not isinstance(thinking, bool):
-        raise APIError(400, "chat_template_kwargs.enable_thinking must be a boolean",
+        raise RequestError(400, "chat_template_kwargs.enable_thinking must be a boolean",
                        param="chat_template_kwargs.enable_thinking")
     in_kwargs = kwargs.pop("thinking_budget", None)
     budget = next((b for b in (req.thinking_token_budget, req.thinking_budget, in_kwargs) if b is not None), None)
@@ -59,9 +59,9 @@ def check_supported(req: SamplingFields) -> None:
         forced_tool_call(req)  # a tool_choice it cannot honour is refused here, before any work
     if isinstance(req, CompletionRequest):
         if req.suffix:
-            raise APIError(400, "suffix is not supported", param="suffix", code="unsupported")
+            raise RequestError(400, "suffix is not supported", param="suffix", code="unsupported")
         if req.best_of not in (None, 1):
-            raise APIError(400, f"best_of={req.best_of} is not supported; use n for several samples",
+            raise RequestError(400, f"best_of={req.best_of} is not supported; use n for several samples",
                            param="best_of", code="unsupported")
 
 
@@ -79,7 +79,7 @@ def max_prompt_chars(tokenizer, max_model_len: int) -> int:
 def check_prompt_chars(num_chars: int, limit: int, max_model_len: int, param: str) -> None:
     """Raise context_length_exceeded for a text of `num_chars` characters over `limit`."""
     if num_chars > limit:
-        raise APIError(400, f"{param} has {num_chars} characters; no text over {limit} characters fits "
+        raise RequestError(400, f"{param} has {num_chars} characters; no text over {limit} characters fits "
                             f"the model's context of max_model_len={max_model_len} tokens",
                        param=param, code="context_length_exceeded")
 
@@ -111,17 +111,17 @@ def forced_tool_call(req: ChatCompletionRequest) -> dict[str, Any] | None:
           and isinstance(choice["function"].get("name"), str)):
         name = choice["function"]["name"]
     else:
-        raise APIError(400, f"tool_choice must be \"none\", \"auto\", \"required\" or "
+        raise RequestError(400, f"tool_choice must be \"none\", \"auto\", \"required\" or "
                             f"{{\"type\": \"function\", \"function\": {{\"name\": ...}}}}, got {choice!r:.80}",
                        param="tool_choice")
     if not req.tools:
-        raise APIError(400, "tool_choice asks for a tool call but the request offers no tools", param="tool_choice")
+        raise RequestError(400, "tool_choice asks for a tool call but the request offers no tools", param="tool_choice")
     if req.response_format is not None and req.response_format.type != "text":
-        raise APIError(400, "a forced tool call and a response_format cannot both shape the answer",
+        raise RequestError(400, "a forced tool call and a response_format cannot both shape the answer",
                        param="tool_choice")
     names = [t.get("function", {}).get("name") for t in req.tools if isinstance(t, dict)]
     if name is not None and name not in names:
-        raise APIError(400, f"tool_choice names {name!r}, which is not among the tools {names}",
+        raise RequestError(400, f"tool_choice names {name!r}, which is not among the tools {names}",
                        param="tool_choice")
     return {"type": "tool_calls", "tools": req.tools, **({"name": name} if name is not None else {})}
 
@@ -135,7 +135,7 @@ def response_format(req: SamplingFields) -> dict[str, Any] | None:
     if fmt.type == "json_object":
         return {"type": "json_object"}
     if fmt.json_schema is None:
-        raise APIError(400, "response_format of type json_schema needs a json_schema object",
+        raise RequestError(400, "response_format of type json_schema needs a json_schema object",
                        param="response_format.json_schema")
     spec = fmt.json_schema
     return {"type": "json_schema", "json_schema": {"name": spec.name, "schema": spec.json_schema}}
@@ -149,7 +149,7 @@ def resolve_max_tokens(requested: int | None, num_prompt_tokens: int, max_model_
     if requested is None:
         return room
     if requested > room:
-        raise APIError(400, f"this model's context is {max_model_len} tokens, but {num_prompt_tokens} prompt "
+        raise RequestError(400, f"this model's context is {max_model_len} tokens, but {num_prompt_tokens} prompt "
                             f"tokens + max_tokens {requested} exceed it", param="max_tokens",
                        code="context_length_exceeded")
     return requested
@@ -174,7 +174,7 @@ def chat_logprobs_count(req: ChatCompletionRequest) -> int | None:
     """SamplingParams.logprobs for a chat request (None = off)."""
     if not req.logprobs:
         if req.top_logprobs:
-            raise APIError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
+            raise RequestError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
         return None
     return req.top_logprobs or 0
 
@@ -190,7 +190,7 @@ def completion_prompts(req: CompletionRequest) -> list[str | list[int]]:
         prompts = list(p)
     _check_utf8(prompts, "prompt")
     if not prompts or any(len(x) == 0 for x in prompts):
-        raise APIError(400, "prompt must be a non-empty string or a non-empty list of token ids", param="prompt")
+        raise RequestError(400, "prompt must be a non-empty string or a non-empty list of token ids", param="prompt")
     return prompts
 
 
@@ -200,7 +200,7 @@ def _check_utf8(value: Any, param: str) -> None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise APIError(400, f"{param}: text is not valid Unicode (lone surrogate)", param=param)
+            raise RequestError(400, f"{param}: text is not valid Unicode (lone surrogate)", param=param)
     elif isinstance(value, dict):
         for v in value.values():
             _check_utf8(v, param)

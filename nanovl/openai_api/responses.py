@@ -1,6 +1,6 @@
 """RequestOutput -> OpenAI JSON: chat completions and their SSE chunks, text completions, usage, logprobs.
 
-Pure functions of the engine's outputs; the routes decide when to call them.
+Pure functions of the engine's outputs, shared by the server's routes and batch jobs.
 """
 from __future__ import annotations
 

@@ -1,0 +1,104 @@
+"""`nanovl batch INPUT.jsonl -o OUT.jsonl [--model M] [--ray --replicas N]`: run an OpenAI Batch file.
+
+Bad input (missing file, unwritable output, not JSONL, an output that exists without --resume or
+--overwrite) prints one "nanovl: error: ..." line and exits before the model loads.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Sequence
+
+from nanovl.apps.cli_args import USAGE_EXIT, OneLineParser, positive_problem, usage_line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="nanovl batch", description=__doc__.split("\n\n")[0])
+    p.add_argument("input", type=Path, help="JSONL: one {custom_id, method, url, body} request per line")
+    p.add_argument("-o", "--output", type=Path, required=True, help="JSONL of results, one record per request")
+    p.add_argument("--model", help="checkpoint folder or hub id (default: the bundled tiny model)")
+    p.add_argument("--resume", action="store_true", help="keep the records OUTPUT holds and run only the rest")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    p.add_argument("--allowed-media-root", type=Path, help="file media must lie below this folder "
+                   "(default: the input file's folder)")
+    p.add_argument("--max-media-count", type=int, default=16, help="images + videos per request")
+    p.add_argument("--max-media-bytes", type=int, default=64 * 2**20, help="bytes per image or video")
+    r = p.add_argument_group("Ray (scale out)")
+    r.add_argument("--ray", action="store_true", help="run on Ray actors, one model each")
+    r.add_argument("--replicas", type=int, default=1, help="actors (model copies), default 1")
+    r.add_argument("--cpus-per-replica", type=float, default=1.0)
+    r.add_argument("--gpus-per-replica", type=float, help="default: 1 when the cluster has a GPU per replica, else 0")
+    r.add_argument("--ray-address", help="cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+    r.add_argument("--chunk-size", type=int, help="requests handed to a replica at a time (default: 4 x max-num-seqs)")
+    r.add_argument("--max-attempts", type=int, default=2, help="tries per request when a replica dies")
+    _engine_flags(p)
+    return p
+
+
+def _engine_flags(p: argparse.ArgumentParser) -> None:
+    """One --kebab-case flag per EngineConfig field (as `nanovl serve` has); unset ones keep the defaults."""
+    from nanovl.engine.engine import EngineConfig
+
+    hints = typing.get_type_hints(EngineConfig)
+    g = p.add_argument_group("engine (EngineConfig)")
+    for f in dataclasses.fields(EngineConfig):
+        if f.name == "model":
+            continue
+        base = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        if base is bool:
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            g.add_argument(flag, type=base, default=None, metavar=base.__name__.upper(), help=f"default: {f.default!r}")
+
+
+def _engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    from nanovl.engine.engine import EngineConfig
+
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(EngineConfig)
+            if f.name != "model" and getattr(args, f.name, None) is not None}
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    if args.replicas < 1:
+        return f"--replicas must be >= 1, got {args.replicas}"
+    if not args.ray and (args.replicas != 1 or args.ray_address or args.gpus_per_replica is not None):
+        return "--replicas, --gpus-per-replica and --ray-address need --ray"
+    if args.max_attempts < 1 or (args.chunk_size is not None and args.chunk_size < 1):
+        return "--max-attempts and --chunk-size must be >= 1"
+    if args.allowed_media_root is not None and not args.allowed_media_root.is_dir():
+        return f"--allowed-media-root {args.allowed_media_root} is not a folder"
+    return positive_problem("--cpus-per-replica", args.cpus_per_replica)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    problem = _usage_problem(args)
+    if problem:
+        print(usage_line(parser.prog, problem), file=sys.stderr)
+        return USAGE_EXIT
+    from nanovl.batch import run_batch
+    from nanovl.errors import NanovlError
+
+    try:
+        summary = run_batch(args.input, args.output, model=args.model, ray=args.ray, replicas=args.replicas,
+                            cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,
+                            ray_address=args.ray_address, chunk_size=args.chunk_size, max_attempts=args.max_attempts,
+                            allowed_media_root=args.allowed_media_root, max_media_count=args.max_media_count,
+                            max_media_bytes=args.max_media_bytes, resume=args.resume, overwrite=args.overwrite,
+                            progress=sys.stderr, **_engine_kwargs(args))
+    except (NanovlError, ValueError, OSError, RuntimeError) as err:
+        print(f"nanovl: error: {' '.join(str(err).split()) or type(err).__name__}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nanovl: interrupted; the records written so far are kept (rerun with --resume)", file=sys.stderr)
+        return 130
+    print(summary.line(), file=sys.stderr)
+    if summary.by_replica and len(summary.by_replica) > 1:
+        print("batch: requests by replica: " + ", ".join(f"#{k}: {n}" for k, n in sorted(summary.by_replica.items())),
+              file=sys.stderr)
+    return 0

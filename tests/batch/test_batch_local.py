@@ -1,0 +1,127 @@
+"""`run_batch` in process on the bundled tiny model: same answers as the server, error lines, resume."""
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from batchkit import answer, ask, by_id, eight_requests, line, read_records, write_jsonl
+
+from nanovl.batch import BatchInputError, run_batch
+
+
+@pytest.fixture(scope="module")
+def job(tiny_llm, tmp_path_factory):
+    """The eight requests run once as a batch: (folder, request lines, records, summary)."""
+    folder = tmp_path_factory.mktemp("batch_local")
+    rows = eight_requests(folder)
+    out = folder / "out.jsonl"
+    summary = run_batch(write_jsonl(folder / "in.jsonl", rows), out, llm=tiny_llm)
+    return folder, rows, read_records(out), summary
+
+
+def test_batch_matches_server(job, tiny_llm):
+    from nanovl.engine.async_engine import AsyncEngine
+    from nanovl.llm import LLM
+    from nanovl.server.app import ServerThread, build_app
+    from nanovl.server.media import MediaPolicy
+    from nanovl.server.state import ServerSettings
+
+    folder, rows, records, summary = job
+    assert summary.num_done == 8 and summary.num_failed == 0 and summary.num_output_tokens > 0
+    got = by_id(records)
+    assert set(got) == {r["custom_id"] for r in rows}
+    settings = ServerSettings(media=MediaPolicy(allowed_root=folder))
+    server = ServerThread(build_app(AsyncEngine(LLM(None, max_num_seqs=8).engine), settings)).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            for row in rows:
+                resp = http.post(row["url"], json=row["body"])
+                assert resp.status_code == 200, resp.text
+                rec = got[row["custom_id"]]
+                assert rec["error"] is None and rec["response"]["status_code"] == 200
+                body = rec["response"]["body"]
+                assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
+                assert answer(body) == answer(resp.json()), row["custom_id"]
+                assert body["usage"] == resp.json()["usage"], row["custom_id"]
+    finally:
+        server.stop()
+    schema_answer = json.loads(got["schema"]["response"]["body"]["choices"][0]["message"]["content"])
+    assert isinstance(schema_answer["total"], (int, float))
+    assert rec["id"].startswith("batch_req_") and rec["response"]["request_id"]
+
+
+def test_completions_and_n(tiny_llm, tmp_path):
+    rows = [line("c", {"prompt": ["Once upon", "A"], "max_tokens": 5, "temperature": 0, "echo": True},
+                 url="/v1/completions"),
+            line("n3", ask("Hi /no_think", max_tokens=4, n=3, temperature=0.9, seed=3))]
+    out = tmp_path / "out.jsonl"
+    run_batch(write_jsonl(tmp_path / "in.jsonl", rows), out, llm=tiny_llm)
+    got = by_id(read_records(out))
+    body = got["c"]["response"]["body"]
+    assert body["object"] == "text_completion" and len(body["choices"]) == 2
+    assert body["choices"][0]["text"].startswith("Once upon")
+    assert len(got["n3"]["response"]["body"]["choices"]) == 3
+
+
+def test_bad_lines_get_4xx_records_and_the_rest_completes(tiny_llm, tmp_path):
+    (tmp_path / "media").mkdir()
+    rows = [line("ok-1", ask("Hello /no_think", max_tokens=4)),
+            "{this is not json",
+            line("bad-url", ask("x"), url="/v1/embeddings"),
+            line("bad-temp", ask("x", temperature=-1)),
+            line("outside", {"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "file:///etc/hostname"}}]}]}),
+            line("dotdot", {"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "../secret.png"}}]}]}),
+            line("missing", {"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "nowhere.png"}}]}]}),
+            line("ok-1", ask("again")),
+            line("no-messages", {"max_tokens": 3}),
+            line("ok-2", ask("Bye /no_think", max_tokens=4))]
+    out = tmp_path / "out.jsonl"
+    summary = run_batch(write_jsonl(tmp_path / "media" / "in.jsonl", rows), out, llm=tiny_llm)
+    records = read_records(out)
+    assert (summary.num_done, summary.num_failed) == (2, 8) and len(records) == 10
+    status = {(r["custom_id"], r["error"] and r["error"]["line"]): r["response"]["status_code"] for r in records}
+    message = {(r["custom_id"], r["error"]["line"]): r["error"]["message"] for r in records if r["error"]}
+    assert status[("ok-1", None)] == 200 and status[("ok-2", None)] == 200
+    expected = {(None, 2): (400, "not valid JSON"), ("bad-url", 3): (404, "unknown url"),
+                ("bad-temp", 4): (400, "temperature"), ("outside", 5): (400, "leaves the allowed media root"),
+                ("dotdot", 6): (400, "leaves the allowed media root"), ("missing", 7): (400, "no such file"),
+                ("ok-1", 8): (400, "already used"), ("no-messages", 9): (400, "messages")}
+    for key, (code, words) in expected.items():
+        assert status[key] == code and words in message[key], (key, message[key])
+    for r in records:
+        if r["error"]:
+            assert r["response"]["body"]["error"]["message"] == r["error"]["message"]
+
+
+def test_resume_skips_finished_ids_and_redoes_a_cut_record(job, tiny_llm, tmp_path):
+    media_root, rows, records, _ = job
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    first3 = [json.dumps(r) for r in records[:3]]
+    cut = json.dumps(records[3])[:40]  # a kill in the middle of the fourth record
+    out.write_text("\n".join(first3) + "\n" + cut, encoding="utf-8")
+    with pytest.raises(BatchInputError, match="--resume"):
+        run_batch(src, out, llm=tiny_llm, allowed_media_root=media_root)
+    summary = run_batch(src, out, llm=tiny_llm, resume=True, allowed_media_root=media_root)
+    assert (summary.num_skipped, summary.num_done, summary.num_failed) == (3, 5, 0)
+    after = out.read_text(encoding="utf-8").splitlines()
+    assert after[:3] == first3, "finished records were rewritten"
+    got = [json.loads(x) for x in after]
+    assert sorted(r["custom_id"] for r in got) == sorted(r["custom_id"] for r in rows)
+    assert all(r["response"]["status_code"] == 200 for r in got)
+    # a second resume finds nothing left to do
+    again = run_batch(src, out, llm=tiny_llm, resume=True, allowed_media_root=media_root)
+    assert (again.num_skipped, again.num_done) == (8, 0) and len(read_records(out)) == 8
+
+
+def test_resume_does_not_repeat_error_records(tiny_llm, tmp_path):
+    rows = ["not json", line("a", ask("Hi /no_think", max_tokens=3)), line("a", ask("dup"))]
+    src, out = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    first = run_batch(src, out, llm=tiny_llm)
+    assert (first.num_done, first.num_failed) == (1, 2)
+    again = run_batch(src, out, llm=tiny_llm, resume=True)
+    assert (again.num_skipped, again.num_done, again.num_failed) == (3, 0, 0) and len(read_records(out)) == 3
