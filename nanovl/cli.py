@@ -69,7 +69,7 @@ def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _media_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image", action="append", default=[], help="image file (repeatable)")
+    p.add_argument("--image", action="append", default=[], help="image or PDF file (repeatable; a PDF gives its pages)")
     p.add_argument("--video", action="append", default=[], help="video file (repeatable)")
 
 
@@ -257,8 +257,14 @@ def _media_part(kind: str, path: str) -> dict[str, Any]:
     path = _checked(path, kind)
     if kind == "image":
         from nanovl.inputs.image import load_image
+        from nanovl.inputs.pdf import load_pdf_pages
+        from nanovl.inputs.pdf_parts import is_pdf_source
 
-        load_image(path, name=path)
+        # a PDF reads as its pages (nanovl/inputs/pdf_parts.py)
+        if is_pdf_source(path):
+            load_pdf_pages(path, max_pages=1, name=path)
+        else:
+            load_image(path, name=path)
     else:
         from nanovl.inputs.video import probe_video
 

@@ -79,8 +79,12 @@ def _media_costs(folder: Path, cfg, images: Sequence[str], videos: Sequence[str]
     for kind, paths in (("image", images), ("video", videos)):
         for path in paths:
             part = {"type": f"{kind}_url", f"{kind}_url": {"url": str(path)}}
-            item = proc.process_chat([{"role": "user", "content": [part]}]).mm_input.items[0]
-            n = item.pixel_values.shape[0]
+            # a PDF given as an image expands into one item per page
+            items = proc.process_chat([{"role": "user", "content": [part]}]).mm_input.items
+            n = sum(item.pixel_values.shape[0] for item in items)
             what = f"{n} tiles" if kind == "image" else f"{n} frames"
-            lines.append(f"{kind} {path}: {item.length} tokens ({what}, {item.num_embeds} image tokens)")
+            if len(items) > 1:
+                what = f"{len(items)} pages, {what}"
+            lines.append(f"{kind} {path}: {sum(i.length for i in items)} tokens "
+                         f"({what}, {sum(i.num_embeds for i in items)} image tokens)")
     return lines

@@ -21,6 +21,7 @@ from nanovl.errors import InvalidRequestError
 from nanovl.inputs import evs, image as image_io, video as video_io
 from nanovl.inputs.errors import MediaError
 from nanovl.inputs.media_prompt import video_placeholder
+from nanovl.inputs.pdf_parts import expand_pdf_parts
 
 if TYPE_CHECKING:
     from nanovl.config import TextConfig, VLConfig
@@ -162,6 +163,8 @@ class Processor:
         else:
             extra.pop("enable_thinking", None)
         extra = {**self.tokenizer.special_tokens, **extra}
+        if self.is_vl:
+            messages = expand_pdf_parts(messages)
         try:
             rendered = render_chat(messages, template=self.tokenizer.chat_template,
                                    enable_thinking=enable_thinking,

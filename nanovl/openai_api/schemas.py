@@ -39,7 +39,20 @@ class VideoURLPart(_Model):
     video_url: MediaURL
 
 
-ContentPart = Annotated[Union[TextPart, ImageURLPart, VideoURLPart], Field(discriminator="type")]
+class FileData(_Model):
+    # OpenAI's document part; file_data is a data: URI (or bare base64 of a PDF), read as its pages
+    model_config = ConfigDict(extra="allow")
+    file_data: Optional[str] = None
+    file_id: Optional[str] = None
+    filename: Optional[str] = None
+
+
+class FilePart(_Model):
+    type: Literal["file"]
+    file: FileData
+
+
+ContentPart = Annotated[Union[TextPart, ImageURLPart, VideoURLPart, FilePart], Field(discriminator="type")]
 
 
 class ChatMessage(_Model):

@@ -36,6 +36,8 @@ def chat_inputs(req: ChatCompletionRequest) -> ChatInputs:
         d = m.model_dump(exclude_none=True, by_alias=True)
         if d["role"] == "developer":
             d["role"] = "system"
+        if isinstance(d.get("content"), list):
+            d["content"] = [_file_as_image(p) if p.get("type") == "file" else p for p in d["content"]]
         if req.video_pruning_rate is not None and isinstance(d.get("content"), list):
             for part in d["content"]:
                 if part.get("type") == "video_url":
@@ -63,6 +65,20 @@ def check_supported(req: SamplingFields) -> None:
         if req.best_of not in (None, 1):
             raise RequestError(400, f"best_of={req.best_of} is not supported; use n for several samples",
                            param="best_of", code="unsupported")
+
+
+def _file_as_image(part: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI `file` part (a PDF, usually) as an image_url part: the processor reads a PDF as its
+    pages, and media checks (size, count) then treat it like any image."""
+    file = dict(part["file"])
+    data = file.pop("file_data", None)
+    if data is None:
+        raise RequestError(400, "file parts need file_data (a data: URI); uploaded file_id references are "
+                                "not supported", param="messages", code="unsupported")
+    file.pop("file_id", None)
+    file.pop("filename", None)
+    url = data if data.startswith("data:") else f"data:application/pdf;base64,{data}"
+    return {"type": "image_url", "image_url": {"url": url, **file}}
 
 
 def max_prompt_chars(tokenizer, max_model_len: int) -> int:

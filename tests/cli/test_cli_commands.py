@@ -267,3 +267,17 @@ def test_bundled_model_reads_a_chart_before_answering_its_value(seed, tmp_path, 
     readings = dict(line.split(": ", 1) for line in thought.strip().split("\n") if ": " in line)
     assert code == 0 and list(readings) == s.truth["labels"], thought
     assert answer.strip() == readings[s.truth["label"]], (thought, answer)
+
+
+def test_run_reads_a_pdf_as_its_pages(ckpt, media, tmp_path, capsys):
+    from PIL import Image
+
+    pdf = tmp_path / "two.pdf"
+    Image.open(media["image"]).save(pdf, save_all=True, append_images=[Image.open(media["image"])], resolution=72.0)
+    code, out, _ = run_main(["info", ckpt, "--image", str(pdf)], capsys)
+    assert code == 0 and f"image {pdf}: " in out and "(2 pages, " in out
+    code, _, err = run_main(["run", ckpt, "describe", "--image", str(pdf), "--max-tokens", "2"], capsys)
+    assert code == 0, err
+    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 then garbage")
+    code, _, err = run_main(["run", ckpt, "describe", "--image", str(tmp_path / "bad.pdf")], capsys)
+    assert code == 1 and err.startswith(f"nanovl: error: {tmp_path / 'bad.pdf'}: not a readable PDF"), err

@@ -182,3 +182,34 @@ def test_completions_several_prompts(client, tiny_parts):
                                        extra_body={"ignore_eos": True})
     assert [c.text for c in resp.choices] == [single.choices[0].text] * 2
     assert resp.usage.prompt_tokens == 2 * single.usage.prompt_tokens == 2 * len(ids)
+
+
+def test_pdf_file_part_reads_as_its_pages(client, http, tmp_path):
+    # OpenAI's `file` part: a PDF's pages go in as images, so the answer equals the one for the pages
+    import io
+
+    from PIL import Image
+
+    from nanovl.inputs.pdf import load_pdf_pages
+    from nanovl.inputs.pdf_parts import PAGE_DPI
+
+    pdf = tmp_path / "doc.pdf"
+    pages = [Image.new("RGB", (32, 32), color) for color in ("white", "gray")]
+    pages[0].save(pdf, save_all=True, append_images=pages[1:], resolution=72.0)
+    uri = data_uri(pdf.read_bytes(), "application/pdf")
+
+    as_file = chat(client, user({"type": "file", "file": {"file_data": uri, "filename": "doc.pdf"}}), NO_THINK)
+    rendered = []
+    for page in load_pdf_pages(str(pdf), dpi=PAGE_DPI):
+        buf = io.BytesIO()
+        page.save(buf, "PNG")
+        rendered.append(image_part(data_uri(buf.getvalue())))
+    as_pages = chat(client, user(*rendered), NO_THINK)
+    assert as_file.choices[0].message.content == as_pages.choices[0].message.content
+    assert as_file.usage.prompt_tokens == as_pages.usage.prompt_tokens
+    # bare base64 is read as a PDF too; an uploaded file id is not something this server has
+    bare = {"type": "file", "file": {"file_data": uri.split(",", 1)[1]}}
+    assert chat(client, user(bare), NO_THINK).usage.prompt_tokens == as_pages.usage.prompt_tokens
+    body = {"model": MODEL_NAME, "messages": user({"type": "file", "file": {"file_id": "file-123"}}), **GREEDY}
+    resp = http.post("/v1/chat/completions", json=body)
+    assert resp.status_code == 400 and "file_data" in resp.json()["error"]["message"]

@@ -186,3 +186,25 @@ def test_schema_and_thinking_budget_reach_the_server(page, server):
     # unbudgeted, the model writes a 250-character trace for this question; 6 tokens are a few words
     assert 0 < len(msg["reasoning_content"]) < 40 and page.last(".thought-body") == msg["reasoning_content"]
     assert page.js("return document.querySelector('.msg.assistant .answer pre.json') !== null")
+
+
+def test_pdf_attachment_answers_as_the_api(page, server, tmp_path):
+    # a PDF goes as OpenAI's file part; the server reads its pages as images
+    import base64
+
+    from PIL import Image
+
+    pdf = tmp_path / "invoice.pdf"
+    Image.open(INVOICE).convert("RGB").save(pdf, resolution=144.0)
+    question = extraction_prompt(load_schema("invoice"))
+    fields = greedy(page, 400)
+    page.attach(pdf)
+    wait_for(lambda: page.count("#tray .thumb"), what="the PDF in the tray")
+    page.ask(question)
+    uri = "data:application/pdf;base64," + base64.b64encode(pdf.read_bytes()).decode()
+    part = {"type": "file", "file": {"file_data": uri, "filename": "invoice.pdf"}}
+    want = api_chat(server.url, {"messages": [{"role": "user", "content": [part, {"type": "text", "text": question}]}],
+                                 **fields}).json()
+    assert page.answer() == want["choices"][0]["message"]["content"]
+    assert f"prompt {want['usage']['prompt_tokens']} tokens" in page.last(".meta")
+    assert page.console_errors() == []

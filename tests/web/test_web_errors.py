@@ -58,12 +58,14 @@ def test_file_the_server_cannot_read_shows_its_message(page, tmp_path):
     error = page.last(".error")
     assert error.startswith("Error 400: image #1: not a supported image format"), error
     ask_normal(page)
-    # a PDF is refused in the page, with the reason, and nothing is sent
+    # a PDF goes as a file part; a broken one gets the server's message too
     pdf = tmp_path / "scan.pdf"
     pdf.write_bytes(b"%PDF-1.4\n%%EOF\n")
     page.attach(pdf)
-    assert "not PDFs" in wait_for(page.notice, what="the PDF notice")
-    assert page.count("#tray .thumb") == 0
+    page.ask("read this")
+    error = page.last(".error")
+    assert error.startswith("Error 400: image #1 (PDF): not a readable PDF"), error
+    ask_normal(page)
 
 
 def test_stop_aborts_the_generation_and_frees_the_server(page, server):

@@ -27,11 +27,13 @@ function formatSize(bytes) {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-/** The OpenAI content part of one attachment: videos as video_url, everything else as image_url
- *  (the server decides what it can decode and says so). */
+/** The OpenAI content part of one attachment: videos as video_url, PDFs as a file part (the server
+ *  reads each page as an image), everything else as image_url (the server says what it cannot decode). */
 export async function contentPart(att) {
   const url = await att.dataUrl;
-  return att.kind === "video" ? { type: "video_url", video_url: { url } } : { type: "image_url", image_url: { url } };
+  if (att.kind === "video") return { type: "video_url", video_url: { url } };
+  if (att.kind === "pdf") return { type: "file", file: { file_data: url, filename: att.name } };
+  return { type: "image_url", image_url: { url } };
 }
 
 /** A list item previewing `att`: the image, the video's first frame, or a file box; the name as text. */
@@ -74,10 +76,7 @@ export class AttachmentTray {
     const refused = [];
     for (const file of files) {
       const kind = kindOf(file);
-      if (kind === "pdf") {
-        refused.push(`${file.name}: the server's chat API takes images and videos, not PDFs; ` +
-          "export the pages as images, or run `nanovl extract` on the PDF");
-      } else if (file.size > MAX_BYTES) {
+      if (file.size > MAX_BYTES) {
         refused.push(`${file.name}: ${formatSize(file.size)} is over the server's default media limit (64 MB)`);
       } else {
         const att = { id: nextId++, file, name: file.name || "pasted image", size: file.size, kind,
