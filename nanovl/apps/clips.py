@@ -9,6 +9,7 @@ so memory holds one segment's frames at a time.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterator, Sequence
@@ -60,10 +61,14 @@ def _encode(tiles: list[tuple[int, np.ndarray]], step: float, num_samples: int, 
         stream = out.add_stream("ffv1", rate=Fraction(1 / step).limit_denominator(1000))
         stream.width = stream.height = tiles[0][1].shape[0]
         stream.pix_fmt = "bgr0"
-        stream.time_base = _TIME_BASE
+        # the encoder keeps the frames' millisecond times (by default it counts in 1/rate units
+        # and the muxer rounds its slots back to the nearest millisecond)
+        stream.time_base = stream.codec_context.time_base = _TIME_BASE
         for slot, tile in tiles:
             frame = av.VideoFrame.from_ndarray(tile, format="rgb24").reformat(format="bgr0")
-            frame.pts, frame.time_base = round(slot * step * 1000), _TIME_BASE
+            # Matroska keeps milliseconds: rounding up put a frame just after its sample time
+            # (0.667 s for 2/3), so resampling took the frame before it and the slot was lost
+            frame.pts, frame.time_base = math.floor(slot * step * 1000 + 1e-6), _TIME_BASE
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode(None):
