@@ -169,7 +169,7 @@ class VideoSession:
         if self.options.summary == "grounded":
             return self._grounded_summary(bullets)
         question = SUMMARY_PROMPT.format(n=bullets)
-        outs, prefix_s, answer_s = self.ask_segments(question)
+        outs, prefix_s, answer_s = self.ask_segments(question, remember=False)
         parts = [(seg.start, seg.end, out.text.strip()) for seg, out in zip(self.segments, outs)]
         points = parse_bullets(parts[0][2], bullets)
         if len(parts) > 1:

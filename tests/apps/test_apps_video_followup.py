@@ -36,6 +36,8 @@ def test_followup_from_saved_prefix_equals_scratch(random_llm, silent_video):
     assert first.outputs[0].token_ids == first_scratch.outputs[0].token_ids
     # the first question computed the prefix; nothing was cached yet
     assert first.prefix_seconds > 0 and first.num_cached_tokens > 0
+    # the summary's own question stays out of the conversation the follow-ups carry
+    assert all(seg.history == [] for seg in reused.segments)
     prefix_tokens = reused.segments[0].prefix.num_tokens
     for q in QUESTIONS:
         a, b = reused.ask(q), scratch.ask(q)
