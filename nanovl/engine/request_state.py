@@ -114,7 +114,9 @@ class RequestState:
                 self.should_stop = True
                 break
         if logprobs:
-            self.logprobs.extend(logprobs)
+            # one entry per token kept: a forced close of the thought can be cut short by
+            # max_tokens or a stop id, and its dropped tokens must not leave their logprobs behind
+            self.logprobs.extend(logprobs[:len(new)])
         self._feed(*self.reasoning.feed(text))
 
     def finish(self) -> None:

@@ -101,3 +101,16 @@ def test_seed_reproduces_alone_and_in_batch(llm):
     assert llm.generate(["hello world"], seeded)[0].token_ids == alone
     other_seed = SamplingParams(temperature=1.0, seed=99, max_tokens=12, ignore_eos=True)
     assert llm.generate(["hello world"], other_seed)[0].token_ids != alone
+
+
+@pytest.mark.parametrize("max_tokens, budget", [(8, 6), (5, 4), (20, 3)])
+def test_logprobs_stay_one_per_token_when_the_forced_close_is_cut(llm, max_tokens, budget):
+    # the forced "\n</think>\n" is several tokens at once; max_tokens can end the request partway
+    # through it, and its dropped tokens' logprobs stayed behind (8 tokens, 9 logprobs)
+    params = SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True, thinking_budget=budget,
+                            logprobs=3)
+    out = llm.chat(user("hello"), params)[0]
+    assert len(out.token_ids) == max_tokens
+    assert [lp.token_id for lp in out.logprobs] == out.token_ids
+    # sampled tokens carry their alternatives; forced ones were never drawn, so they have none
+    assert all(len(lp.top) == 3 for lp in out.logprobs[:budget])
