@@ -15,7 +15,7 @@ import torch
 
 from nanovl.engine.detokenizer import IncrementalDetokenizer
 from nanovl.engine.outputs import RequestMetrics, RequestOutput, TokenLogprob
-from nanovl.engine.request import Request
+from nanovl.engine.request import Request, RequestStatus
 from nanovl.errors import InvalidRequestError
 from nanovl.reasoning import THINK_END, ReasoningStream, ThinkingBudget
 from nanovl.sampling_params import SamplingParams
@@ -107,16 +107,22 @@ class RequestState:
         """Detokenize the ids `req` gained since the last call."""
         new = req.output_token_ids[self._num_absorbed:]
         self._num_absorbed = len(req.output_token_ids)
+        if logprobs:
+            # one entry per token kept: a forced close of the thought can be cut short by
+            # max_tokens or a stop id, and its dropped tokens must not leave their logprobs behind
+            self.logprobs.extend(logprobs[:len(new)])
         text = ""
+        # the EOS or stop id that ended the request is no part of the text (vLLM's rule), unless
+        # the caller asked for stops in the output
+        ended_by = req.status == RequestStatus.FINISHED_STOPPED and new and (
+            new[-1] in req.stop_token_ids or (not req.ignore_eos and new[-1] in req.eos_token_ids))
+        if ended_by and not self.params.include_stop_str_in_output:
+            new = new[:-1]
         for tok in new:
             text += self.detokenizer.add(tok)
             if self.detokenizer.finished:
                 self.should_stop = True
                 break
-        if logprobs:
-            # one entry per token kept: a forced close of the thought can be cut short by
-            # max_tokens or a stop id, and its dropped tokens must not leave their logprobs behind
-            self.logprobs.extend(logprobs[:len(new)])
         self._feed(*self.reasoning.feed(text))
 
     def finish(self) -> None:

@@ -114,3 +114,17 @@ def test_logprobs_stay_one_per_token_when_the_forced_close_is_cut(llm, max_token
     assert [lp.token_id for lp in out.logprobs] == out.token_ids
     # sampled tokens carry their alternatives; forced ones were never drawn, so they have none
     assert all(len(lp.top) == 3 for lp in out.logprobs[:budget])
+
+
+@pytest.mark.parametrize("include", [False, True])
+def test_the_token_that_ends_a_request_stays_out_of_its_text(llm, include):
+    # vLLM's rule: a stop id or EOS ends the text before it unless include_stop_str_in_output
+    free = llm.generate("hello there", SamplingParams(temperature=0, max_tokens=8, ignore_eos=True))[0]
+    stop = free.token_ids[3]
+    first = free.token_ids.index(stop)
+    params = SamplingParams(temperature=0, max_tokens=8, stop_token_ids=[stop], include_stop_str_in_output=include,
+                            skip_special_tokens=False)
+    out = llm.generate("hello there", params)[0]
+    assert out.finish_reason == "stop" and out.token_ids == free.token_ids[:first + 1]
+    kept = out.token_ids if include else out.token_ids[:-1]
+    assert out.text == llm.tokenizer.decode(kept)
