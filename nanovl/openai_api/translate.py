@@ -101,16 +101,16 @@ def check_prompt_chars(num_chars: int, limit: int, max_model_len: int, param: st
 
 
 def chat_text_chars(messages: list[dict[str, Any]]) -> int:
-    """Characters of system/user/tool text; assistant turns, whose reasoning a template may cut, do not count."""
+    """Characters of system/user/tool text that reach the prompt: assistant turns (whose reasoning a
+    template may cut) do not count, nor the /think and /no_think switches the template removes."""
     total = 0
     for m in messages:
         content = m.get("content")
         if m.get("role") == "assistant" or content is None:
             continue
-        if isinstance(content, str):
-            total += len(content)
-        else:
-            total += sum(len(p.get("text", "")) for p in content if p.get("type") == "text")
+        texts = [content] if isinstance(content, str) else [p.get("text", "") for p in content
+                                                            if p.get("type") == "text"]
+        total += sum(len(t.replace("/no_think", "").replace("/think", "")) for t in texts)
     return total
 
 

@@ -176,3 +176,16 @@ def test_tokenizing_leaves_the_event_loop_free(http, tiny_parts):
     finally:
         worker.join(60)
         del tok.encode
+
+
+def test_think_switches_do_not_count_towards_the_character_bound(http, tiny_parts):
+    # the template deletes /think and /no_think, so a prompt made mostly of them can still fit;
+    # the bound refused it before any tokenizing
+    from nanovl.openai_api.translate import chat_text_chars, max_prompt_chars
+
+    limit = max_prompt_chars(tiny_parts[2], MAX_MODEL_LEN)
+    switches = "/no_think" * (limit // len("/no_think") + 1)
+    messages = [{"role": "system", "content": switches}, {"role": "user", "content": "hi /think"}]
+    assert chat_text_chars(messages) == len("hi ")
+    resp = http.post("/v1/chat/completions", json={"model": MODEL_NAME, "messages": messages, "max_tokens": 2})
+    assert resp.status_code == 200, resp.text
