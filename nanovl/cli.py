@@ -184,6 +184,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(out.text)
     if fmt is not None and out.finish_reason == "length":
         raise CLIError(f"the answer reached --max-tokens {args.max_tokens} before the JSON was complete")
+    if not out.text.strip() and out.reasoning_content is not None:
+        # an empty line and exit 0 would read as an answer; say where the tokens went
+        if out.finish_reason == "length":
+            raise CLIError(f"--max-tokens {args.max_tokens} ran out while the model was still reasoning; "
+                           "raise it, set a --thinking-budget, or add /no_think")
+        raise CLIError("the model ended without an answer after its reasoning (--show-reasoning shows it); "
+                       "try again, or add /no_think")
     return 0
 
 

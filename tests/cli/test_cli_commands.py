@@ -94,8 +94,26 @@ def test_run_takes_one_state_slot_unless_told(ckpt, monkeypatch, capsys):
 def test_run_video_and_reasoning(ckpt, media, capsys):
     argv = ["run", ckpt, "what happens?", "--video", media["video"], "--max-tokens", "5", "--show-reasoning"]
     code, out, err = run_main(argv, capsys)
-    # thinking is on by default; the random model never closes it, so all 5 tokens are reasoning
-    assert code == 0 and out == "\n" and err.strip()
+    # thinking is on by default and the random model never answers after it: the thought is shown,
+    # and the answer that never came is an error, not an empty line and exit 0
+    assert code == 1 and out == "\n"
+    last = err.splitlines()[-1]
+    assert last.startswith("nanovl: error: ") and "reasoning" in last and len(err.splitlines()) > 1
+
+
+
+def test_run_says_when_max_tokens_ran_out_in_the_thought(monkeypatch, capsys):
+    import types
+
+    import nanovl.cli as cli_module
+
+    out = types.SimpleNamespace(text="", reasoning_content="adding 12 and 30", finish_reason="length")
+    monkeypatch.setattr(cli_module, "_load_llm", lambda *a, **k: types.SimpleNamespace(chat=lambda *a, **k: [out]))
+    code, _, err = run_main(["run", "what is the total?", "--max-tokens", "5"], capsys)
+    assert code == 1 and err == ("nanovl: error: --max-tokens 5 ran out while the model was still reasoning; "
+                                 "raise it, set a --thinking-budget, or add /no_think\n")
+    out.text = "42"
+    assert run_main(["run", "what is the total?", "--max-tokens", "5"], capsys)[:2] == (0, "42\n")
 
 
 def test_run_json_schema(ckpt, tmp_path, capsys):
@@ -276,7 +294,7 @@ def test_run_reads_a_pdf_as_its_pages(ckpt, media, tmp_path, capsys):
     Image.open(media["image"]).save(pdf, save_all=True, append_images=[Image.open(media["image"])], resolution=72.0)
     code, out, _ = run_main(["info", ckpt, "--image", str(pdf)], capsys)
     assert code == 0 and f"image {pdf}: " in out and "(2 pages, " in out
-    code, _, err = run_main(["run", ckpt, "describe", "--image", str(pdf), "--max-tokens", "2"], capsys)
+    code, _, err = run_main(["run", ckpt, "describe /no_think", "--image", str(pdf), "--max-tokens", "2"], capsys)
     assert code == 0, err
     (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 then garbage")
     code, _, err = run_main(["run", ckpt, "describe", "--image", str(tmp_path / "bad.pdf")], capsys)
