@@ -23,8 +23,10 @@ INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 LM_PREFIX = "language_model."
-# the hub fetch only needs these files; weights of other formats (.bin, .gguf) are never pulled
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.py"]
+# the hub fetch takes the small files first (config, tokenizer, template, shard index), then only
+# the safetensors the index names: a repo that also ships a consolidated copy is not pulled twice,
+# and weights of other formats (.bin, .gguf) never are
+HUB_META_PATTERNS = ["*.json", "*.txt", "*.model", "*.jinja", "*.py"]
 
 
 def lm_key_map(key: str) -> str | None:
@@ -57,12 +59,23 @@ def _snapshot_download(repo_id: str) -> Path:
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
     try:
         # a short metadata timeout so an unreachable hub fails in seconds instead of hanging
-        return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS, local_files_only=offline,
-                                      etag_timeout=5))
+        folder = Path(snapshot_download(repo_id, allow_patterns=HUB_META_PATTERNS, local_files_only=offline,
+                                        etag_timeout=5))
+        # what _weight_files will read: the index's shards, else the single file
+        weights = _indexed_shards(folder / INDEX_FILE) or [SINGLE_FILE]
+        return Path(snapshot_download(repo_id, allow_patterns=weights, local_files_only=offline, etag_timeout=5))
     except Exception as e:  # the hub raises many types (offline, 404, gated, network); all mean "not loadable"
         mode = ("offline mode (HF_HUB_OFFLINE=1) and not in the local cache" if offline
                 else "hub unreachable or repo missing")
         raise ValueError(f"cannot fetch checkpoint {repo_id!r}: {mode}: {type(e).__name__}: {e}") from e
+
+
+def _indexed_shards(index: Path) -> list[str]:
+    """The shard file names a shard index maps tensors to ([] without a readable index)."""
+    if not index.is_file():
+        return []
+    weight_map = _read_json_object(index).get("weight_map")
+    return sorted(set(weight_map.values())) if isinstance(weight_map, dict) else []
 
 
 def _read_json_object(path: Path) -> dict:
@@ -289,17 +302,19 @@ def build_lm(config: TextConfig) -> nn.Module:
         return NemotronHForCausalLM(config)
 
 
-def load_model(path: str | os.PathLike, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-               text_only: bool = False) -> nn.Module:
+def load_model(path: str | os.PathLike, *, dtype: torch.dtype | str = torch.float32,
+               device: str | torch.device = "cpu", text_only: bool = False) -> nn.Module:
     """Load a checkpoint folder or hub id into an eval-mode model.
 
     Args:
         path: a folder with config.json and safetensors, or a hub id `org/name`.
-        dtype, device: where and in which floating dtype the weights live.
+        dtype, device: where and in which floating dtype the weights live (a torch dtype, or its
+            name: "bfloat16", "float16", "float32").
         text_only: for a VL checkpoint, load only its language model (keys under `language_model.`).
     Returns:
         NemotronHForCausalLM for a text config; the VL model of `nanovl.model.vlm` for a VL config.
     """
+    dtype = _float_dtype(dtype)
     folder = resolve_checkpoint(path)
     config = config_from_hf(read_config(folder))
     if isinstance(config, VLConfig) and not text_only:
@@ -315,6 +330,14 @@ def load_model(path: str | os.PathLike, *, dtype: torch.dtype = torch.float32, d
     load_weights(model, folder, dtype=dtype, device=device, key_map=key_map)
     fuse_projections(model)
     return model.eval()
+
+
+def _float_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    named = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(named, torch.dtype) or not named.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch dtype or its name (bfloat16, float16, float32), "
+                         f"got {dtype!r}")
+    return named
 
 
 def fuse_projections(model: nn.Module) -> nn.Module:

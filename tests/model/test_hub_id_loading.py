@@ -57,3 +57,34 @@ def test_an_uncached_hub_id_is_a_clear_error_offline(hub_cache):
 
     with pytest.raises(ValueError, match="acme/other.*offline mode"):
         LLM("acme/other", device="cpu")
+
+
+def test_the_hub_fetch_takes_only_the_shards_the_index_names(tmp_path, monkeypatch):
+    # a repo that also ships a consolidated model.safetensors must not cost a second copy of the weights
+    import fnmatch
+
+    import huggingface_hub
+
+    remote = tmp_path / "remote"
+    shutil.copytree(TINY, remote)
+    (remote / "model.safetensors").write_bytes(b"a consolidated copy, 24 GB in a real repo")
+    (remote / "pytorch_model.bin").write_bytes(b"another format")
+    local, asked = tmp_path / "snapshot", []
+
+    def fake_download(repo_id, *, allow_patterns, local_files_only, etag_timeout):
+        asked.append(list(allow_patterns))
+        for f in remote.iterdir():
+            if any(fnmatch.fnmatch(f.name, p) for p in allow_patterns):
+                local.mkdir(exist_ok=True)
+                shutil.copy(f, local / f.name)
+        return str(local)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    from nanovl.model.loader import load_model
+
+    load_model(REPO_ID, dtype="float32")
+    fetched = sorted(f.name for f in local.iterdir())
+    assert "model.safetensors" not in fetched and "pytorch_model.bin" not in fetched
+    assert [n for n in fetched if n.endswith(".safetensors")] == sorted(
+        f.name for f in TINY.glob("model-*.safetensors"))
+    assert not any(p.endswith(".safetensors") or p == "*" for p in asked[0])

@@ -207,3 +207,11 @@ def test_attention_head_dim_as_transformers_reads_it(key):
     assert TextConfig.from_hf(cfg).head_dim == expected
     if key != "attention_head_dim":  # transformers' config reads only the current name
         assert transformers.NemotronHConfig(**cfg).head_dim == expected
+
+
+def test_dtype_by_name_and_clear_errors(tmp_path, sd):
+    folder = _write(tmp_path / "ck", sd)
+    assert next(nanovl.load_model(folder, dtype="bfloat16").parameters()).dtype == torch.bfloat16
+    for bad in ("int8", "bf16", torch.int32):
+        with pytest.raises(ValueError, match="dtype must be a floating torch dtype"):
+            nanovl.load_model(folder, dtype=bad)
