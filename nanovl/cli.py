@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--served-model-name", nargs="+", default=[], help="names the model answers to")
     s.add_argument("--allowed-media-root", type=Path, help="serve local media files below this folder")
     s.add_argument("--allow-remote-media", action="store_true", help="fetch http(s) media (public hosts only)")
+    s.add_argument("--no-web", action="store_true", help="serve the API only, without the chat page at /")
     s.add_argument("--max-body-bytes", type=int, default=100 * 2**20)
     s.add_argument("--max-media-count", type=int, default=16, help="images + videos per request")
     s.add_argument("--max-media-bytes", type=int, default=64 * 2**20, help="bytes per image or video")
@@ -144,7 +145,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         max_media_count=args.max_media_count, max_media_bytes=args.max_media_bytes)
     settings = ServerSettings(host=args.host, port=args.port, served_model_names=tuple(args.served_model_name),
                               api_key=args.api_key, max_body_bytes=args.max_body_bytes,
-                              queue_full_status=args.queue_full_status, media=media)
+                              queue_full_status=args.queue_full_status, media=media, web_page=not args.no_web)
     llm = _load_llm(args.model, engine_kwargs(args))
     serve(build_app(AsyncEngine(llm.engine), settings), settings, log_level=args.log_level)
     return 0

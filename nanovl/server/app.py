@@ -55,7 +55,8 @@ def build_app(engine, settings: ServerSettings | None = None) -> FastAPI:
     app.state.nanovl = state
     install_error_handlers(app, queue_full_status=settings.queue_full_status)
     register_routes(app, state)
-    register_web_routes(app)
+    if settings.web_page:
+        register_web_routes(app)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

@@ -17,6 +17,7 @@ class ServerSettings:
     api_key: when set, /v1/* requires `Authorization: Bearer <api_key>`.
     max_body_bytes: larger request bodies get 413.
     queue_full_status: 429 (retry later) or 503 when the engine's waiting queue is full.
+    web_page: serve the chat page at / (`--no-web` for an API-only server).
     """
 
     host: str = "127.0.0.1"
@@ -26,6 +27,7 @@ class ServerSettings:
     max_body_bytes: int = 100 * 1024 * 1024
     queue_full_status: int = 429
     media: MediaPolicy = field(default_factory=MediaPolicy)
+    web_page: bool = True
 
     def __post_init__(self) -> None:
         if self.queue_full_status not in (429, 503):

@@ -45,3 +45,12 @@ def test_page_scripts_never_write_markup():
         src = js.read_text()
         for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML(", "document.write(", "eval(", "new Function("):
             assert sink not in src, f"{js.name} uses {sink}"
+
+
+def test_no_web_serves_the_api_only(start_server):
+    from nanovl.server.state import ServerSettings
+
+    api_only = start_server(ServerSettings(web_page=False))
+    assert httpx.get(api_only.url + "/").status_code == 404
+    assert httpx.get(api_only.url + "/web/main.js").status_code == 404
+    assert httpx.get(api_only.url + "/v1/models").status_code == 200
