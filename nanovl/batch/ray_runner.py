@@ -148,7 +148,9 @@ class _Dispatch:
         """Top every replica up to CHUNKS_PER_REPLICA chunks, one chunk per replica per round."""
         load = {k: 0 for k in self.actors}
         for replica, _ in self.in_flight.values():
-            load[replica] += 1
+            # a dead replica's chunks stay in flight until their errors are collected
+            if replica in load:
+                load[replica] += 1
         while any(n < CHUNKS_PER_REPLICA for n in load.values()):
             for k in sorted(k for k, n in load.items() if n < CHUNKS_PER_REPLICA):
                 chunk = self._next_chunk(items)
@@ -166,7 +168,8 @@ class _Dispatch:
 
     def _lost(self, replica: int, chunk: list[WorkItem], err: Exception) -> Iterator[Done]:
         if isinstance(err, self.ray.exceptions.RayActorError) and replica in self.actors:
-            # a dead actor stays dead (max_restarts=0): stop sending it work
+            # a dead actor stays dead (max_restarts=0): stop sending it work. Its other chunk was
+            # running too (max_concurrency), so it comes back as an error of its own and is retried
             del self.actors[replica]
         for item in chunk:
             item.attempts += 1

@@ -38,12 +38,19 @@ def test_two_replicas_match_local_mode_and_share_the_work(local_ray, tiny_llm, t
 
 
 def test_a_dead_replica_has_its_work_retried_on_the_other(local_ray, tmp_path):
-    # chunks go round-robin: replica 0 gets (r0, r1) and (r4, r5), replica 1 gets (r2, crash-me) and dies
-    ids = ["r0", "r1", "r2", "crash-me", "r4", "r5"]
+    # chunks go round-robin, two at once per replica: replica 1 runs (r2, crash-me) and (r6, r7).
+    # When it dies, both are retried on replica 0 (the driver once crashed on the second one's
+    # bookkeeping, a KeyError, and lost the job)
+    ids = ["r0", "r1", "r2", "crash-me", "r4", "r5", "r6", "r7", "r8", "r9"]
     src = write_jsonl(tmp_path / "in.jsonl", [line(i, ask(f"Say {i} /no_think", max_tokens=3)) for i in ids])
     summary = run_batch(src, tmp_path / "out.jsonl", ray=True, replicas=2, cpus_per_replica=1, chunk_size=2,
                         max_num_seqs=2)
-    records = read_records(tmp_path / "out.jsonl")
-    assert sorted(r["custom_id"] for r in records) == sorted(ids)
-    assert all(r["response"]["status_code"] == 200 for r in records)
-    assert summary.by_replica == {0: 6}
+    records = by_id(read_records(tmp_path / "out.jsonl"))
+    assert sorted(records) == sorted(ids)
+    assert all(r["response"]["status_code"] == 200 for r in records.values())
+    assert summary.by_replica == {0: 10}
+    # one attempt only: what the dead replica was running fails with a record saying so
+    run_batch(src, tmp_path / "once.jsonl", ray=True, replicas=2, cpus_per_replica=1, chunk_size=2,
+              max_num_seqs=2, max_attempts=1)
+    status = {cid: r["response"]["status_code"] for cid, r in by_id(read_records(tmp_path / "once.jsonl")).items()}
+    assert status == {cid: 500 if cid in ("r2", "crash-me", "r6", "r7") else 200 for cid in ids}
