@@ -75,21 +75,24 @@ class LLM:
         return self._run_all([_plain_ids(p) for p in prompts], sampling_params, prefix)
 
     def generate_as_completed(self, requests: Iterable[tuple[Any, SamplingParams]], *,
-                              prefix: PrefixHandle | None = None
+                              prefix: PrefixHandle | None = None, max_in_flight: int | None = None
                               ) -> Iterator[tuple[int, RequestOutput | Exception]]:
         """Run (prompt, SamplingParams) pairs and yield (index, final output) in the order they finish.
 
         A prompt is a string, token ids, or a ProcessedPrompt (`llm.processor.process_chat(...)`).
-        `requests` is read lazily, only while the engine's queue has room, so it may be a generator
-        of any length (a whole batch file); one thread steps the engine for all of them. A request
-        the engine refuses (a prompt over the context, a bad schema) comes back as its exception in
-        place of an output, and the others go on. Closing the iterator aborts what is still running.
+        `requests` is read lazily: at most `max_in_flight` (default 2 x max_num_seqs: every state
+        slot busy and as many ready to start) are in the engine at once, so it may be a generator
+        of any length (a whole batch file) in bounded memory; one thread steps the engine for all.
+        A request the engine refuses (a prompt over the context, a bad schema) comes back as its
+        exception in place of an output, and the others go on. Closing the iterator aborts what is
+        still running.
         """
+        limit = max_in_flight or 2 * self.engine.config.max_num_seqs
         pending: dict[str, int] = {}
         source, held, exhausted = enumerate(requests), None, False
         try:
             while True:
-                while not exhausted:
+                while not exhausted and len(pending) < limit:
                     held = held or next(source, None)
                     if held is None:
                         exhausted = True

@@ -65,28 +65,14 @@ class Executor:
         flight (`LLM.generate_as_completed`); prompts and media are prepared by two worker threads,
         at most `read_ahead` items (default 2 x max_num_seqs) ahead, while the engine decodes."""
         read_ahead = read_ahead or 2 * self.llm.engine.config.max_num_seqs
-        refused: deque[Done] = deque()
-        owners: list[tuple[_Plan, int]] = []  # job index -> (its plan, its choice)
-
-        def jobs() -> Iterator[tuple[Any, Any]]:
-            for plan in _prepared(self._plan, items, read_ahead):
-                if isinstance(plan, Done):
-                    refused.append(plan)
-                    continue
-                for choice, job in enumerate(plan.jobs):
-                    owners.append((plan, choice))
-                    yield job
-
-        for index, out in self.llm.generate_as_completed(jobs()):
-            plan, choice = owners[index]
-            if isinstance(out, Exception):
-                plan.error = plan.error or out
-            plan.finals[choice] = out
-            if len(plan.finals) == len(plan.jobs):
+        flight = _Flight()
+        jobs = flight.jobs(_prepared(self._plan, items, read_ahead))
+        for index, out in self.llm.generate_as_completed(jobs, max_in_flight=read_ahead):
+            plan = flight.settle(index, out)
+            if plan is not None:
                 yield self._finish(plan)
-            while refused:
-                yield refused.popleft()
-        yield from refused
+            yield from flight.take_refused()
+        yield from flight.take_refused()
 
     def _plan(self, item: WorkItem) -> _Plan | Done:
         try:
@@ -156,6 +142,39 @@ class Executor:
                                 sum(len(ids) for ids in prompts))
 
         return _Plan(item, jobs, shape)
+
+
+class _Flight:
+    """The plans whose jobs are in the engine, by job index (dropped once settled, so memory follows
+    the work in flight), and the items refused before reaching it."""
+
+    def __init__(self) -> None:
+        self.owners: dict[int, tuple[_Plan, int]] = {}
+        self.refused: deque[Done] = deque()
+        self.num_jobs = 0
+
+    def jobs(self, plans: Iterable[_Plan | Done]) -> Iterator[tuple[Any, Any]]:
+        """The engine's (prompt, params) jobs of each plan, in order; refusals set aside."""
+        for plan in plans:
+            if isinstance(plan, Done):
+                self.refused.append(plan)
+                continue
+            for choice, job in enumerate(plan.jobs):
+                self.owners[self.num_jobs] = (plan, choice)
+                self.num_jobs += 1
+                yield job
+
+    def settle(self, index: int, out: Any) -> _Plan | None:
+        """Record job `index`'s output (or exception); the plan once all its jobs are in."""
+        plan, choice = self.owners.pop(index)
+        if isinstance(out, Exception):
+            plan.error = plan.error or out
+        plan.finals[choice] = out
+        return plan if len(plan.finals) == len(plan.jobs) else None
+
+    def take_refused(self) -> Iterator[Done]:
+        while self.refused:
+            yield self.refused.popleft()
 
 
 def _prepared(plan: Callable[[WorkItem], Any], items: Iterable[WorkItem], read_ahead: int) -> Iterator[Any]:

@@ -48,7 +48,8 @@ class LineError(Exception):
 def parse_line(line: InputLine) -> tuple[str, str, dict[str, Any]]:
     """(custom_id, url, body) of an OpenAI Batch input line; raises LineError."""
     try:
-        obj = json.loads(line.raw.decode("utf-8"))
+        # utf-8-sig: a byte-order mark some editors write at the file's start is no part of the JSON
+        obj = json.loads(line.raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise LineError(None, RequestError(400, f"line {line.line_no} is not UTF-8 text", code="invalid_json"))
     except json.JSONDecodeError as err:
@@ -61,6 +62,12 @@ def parse_line(line: InputLine) -> tuple[str, str, dict[str, Any]]:
     if not isinstance(custom_id, str) or not custom_id:
         raise LineError(None, RequestError(400, f"line {line.line_no}: custom_id must be a non-empty string",
                                            param="custom_id", code="invalid_custom_id"))
+    try:
+        custom_id.encode("utf-8")
+    except UnicodeEncodeError:
+        # a lone surrogate ("\ud800") is valid JSON but no text: its record could not be written
+        raise LineError(None, RequestError(400, f"line {line.line_no}: custom_id is not valid Unicode text",
+                                           param="custom_id", code="invalid_custom_id")) from None
     method, url, body = obj.get("method", "POST"), obj.get("url"), obj.get("body")
     if not isinstance(method, str) or method.upper() != "POST":
         raise LineError(custom_id, RequestError(405, f"method must be POST, got {method!r:.40}", param="method",

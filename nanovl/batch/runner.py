@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Iterator, TextIO
 
 from nanovl.batch.execute import Done
-from nanovl.batch.jobs import (DUPLICATE, Finished, RecordWriter, check_input, check_output, error_record,
-                               open_output, read_lines)
+from nanovl.batch.jobs import (DUPLICATE, BatchInputError, Finished, RecordWriter, check_input, check_output,
+                               error_record, open_output, read_lines)
 from nanovl.batch.prepare import LineError, WorkItem, parse_line, prepare
 from nanovl.openai_api.errors import RequestError
 from nanovl.openai_api.media import LocalMediaPolicy
@@ -69,6 +69,8 @@ def run_batch(input_path: str | Path, output_path: str | Path, *, model: str | P
     input_path, output_path = Path(input_path), Path(output_path)
     num_lines = check_input(input_path)
     check_output(output_path)
+    if output_path.resolve() == input_path.resolve():
+        raise BatchInputError(f"output {output_path} is the input file; write the records elsewhere")
     root = Path(allowed_media_root) if allowed_media_root is not None else input_path.resolve().parent
     media = LocalMediaPolicy(allowed_root=root, max_media_count=max_media_count, max_media_bytes=max_media_bytes)
     writer, finished = open_output(output_path, resume=resume, overwrite=overwrite)
@@ -121,6 +123,8 @@ class _Job:
         for line in read_lines(self.input_path):
             self.start()
             if line.line_no in self.finished.lines:
+                # its id still counts as used, so a later line repeating it is the duplicate it was
+                self.seen.add(_custom_id_or_none(line))
                 self._skip()
                 continue
             custom_id = None
@@ -184,3 +188,10 @@ class _Progress:
             print("\r\x1b[2K" + text, end="\n" if final else "", file=self.stream, flush=True)
         else:
             print(text, file=self.stream, flush=True)
+
+
+def _custom_id_or_none(line) -> str | None:
+    try:
+        return parse_line(line)[0]
+    except LineError as err:
+        return err.custom_id

@@ -125,3 +125,62 @@ def test_resume_does_not_repeat_error_records(tiny_llm, tmp_path):
     assert (first.num_done, first.num_failed) == (1, 2)
     again = run_batch(src, out, llm=tiny_llm, resume=True)
     assert (again.num_skipped, again.num_done, again.num_failed) == (3, 0, 0) and len(read_records(out)) == 3
+
+
+def test_a_long_file_runs_in_bounded_memory(tiny_llm, tmp_path, monkeypatch):
+    # every plan (media bytes, pixel tensors, outputs) stayed alive until the job ended, and the
+    # engine was fed until its 1024-request queue was full: 400 image requests held 1.3 GB
+    from nanovl.batch import execute
+
+    rows = [line(f"r{k}", ask(f"Say {k} /no_think", max_tokens=1)) for k in range(120)]
+    held = []
+    settle = execute._Flight.settle
+
+    def watching(self, index, out):
+        held.append(len(self.owners))
+        return settle(self, index, out)
+
+    monkeypatch.setattr(execute._Flight, "settle", watching)
+    summary = run_batch(write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl", llm=tiny_llm)
+    assert summary.num_done == 120
+    in_flight = 2 * tiny_llm.engine.config.max_num_seqs
+    assert len(held) == 120 and max(held) <= in_flight, max(held)
+
+
+def test_resume_of_a_failed_id_still_refuses_its_duplicate(tiny_llm, tmp_path):
+    # the first "a" fails and is kept; on resume its later duplicate was skipped without a record
+    rows = [line("a", ask("x", temperature=-1)), line("b", ask("Hi /no_think", max_tokens=2)),
+            line("a", ask("Hi /no_think", max_tokens=2)), line("c", ask("Hi /no_think", max_tokens=2))]
+    src, full, cut = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "full.jsonl", tmp_path / "cut.jsonl"
+    run_batch(src, full, llm=tiny_llm)
+    cut.write_text(full.read_text().splitlines(keepends=True)[0])
+    run_batch(src, cut, llm=tiny_llm, resume=True)
+
+    def outcome(path):
+        return sorted((r["custom_id"], r["response"]["status_code"], (r["error"] or {}).get("code"))
+                      for r in read_records(path))
+
+    assert outcome(cut) == outcome(full) and len(read_records(cut)) == 4
+
+
+def test_odd_but_readable_lines(tiny_llm, tmp_path):
+    # a byte-order mark before line 1, and a custom_id that is valid JSON but no text (a lone surrogate),
+    # which stopped the whole job when its record was written
+    src = tmp_path / "in.jsonl"
+    good = json.dumps(line("a", ask("Hi /no_think", max_tokens=2)))
+    bad = good.replace('"custom_id": "a"', '"custom_id": "bad\\ud800"')
+    src.write_bytes(b"\xef\xbb\xbf" + (good + "\n" + bad + "\n" + good.replace('"a"', '"b"') + "\n").encode())
+    summary = run_batch(src, tmp_path / "out.jsonl", llm=tiny_llm)
+    records = read_records(tmp_path / "out.jsonl")
+    assert (summary.num_done, summary.num_failed) == (2, 1)
+    [failed] = [r for r in records if r["error"]]
+    assert failed["custom_id"] is None and "not valid Unicode" in failed["error"]["message"]
+
+
+def test_the_input_is_never_the_output(tiny_llm, tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [line("a", ask("Hi"))])
+    before = src.read_bytes()
+    for flags in ({"overwrite": True}, {"resume": True}):
+        with pytest.raises(BatchInputError, match="is the input file"):
+            run_batch(src, tmp_path / "." / "in.jsonl", llm=tiny_llm, **flags)
+    assert src.read_bytes() == before

@@ -268,3 +268,18 @@ def test_closing_generate_as_completed_aborts_the_rest(llm):
     stream.close()
     assert not llm.engine.has_unfinished_requests()
     assert llm.generate("a", GREEDY)[0].token_ids == llm.generate("a", GREEDY)[0].token_ids
+
+
+def test_generate_as_completed_keeps_at_most_max_in_flight(llm):
+    read, outputs = [], 0
+
+    def source():
+        for k in range(30):
+            read.append(k)
+            yield f"n {k}", SamplingParams(temperature=0, max_tokens=1 + k % 3, ignore_eos=True)
+
+    for _ in llm.generate_as_completed(source(), max_in_flight=4):
+        outputs += 1
+        # at most 4 in the engine, plus the one read and held while the engine was full
+        assert len(read) - outputs <= 4
+    assert outputs == 30
