@@ -60,7 +60,11 @@ def is_pdf_source(src: Any) -> bool:
     if not isinstance(src, str):
         return False
     if src.startswith("data:"):
-        return src[5:src.find(",")].split(";")[0].strip().lower() == "application/pdf"
+        header, _, payload = src[5:].partition(",")
+        # browsers label a PDF with no known type "" or application/octet-stream: read its magic
+        # ("%PDF-" is "JVBERi0" in base64)
+        return (header.split(";")[0].strip().lower() == "application/pdf"
+                or payload.lstrip().startswith("JVBERi0" if header.endswith(";base64") else "%PDF-"))
     if urlparse(src).scheme.lower() not in ("", "file"):
         return False  # remote URLs are the server's to fetch (or refuse); a fetched PDF arrives as bytes
     path = unquote(urlparse(src).path) if src.startswith("file://") else src

@@ -48,7 +48,10 @@ def test_a_pdf_reads_as_its_pages_from_every_kind_of_source(llm, tmp_path):
     pages = load_pdf_pages(path, dpi=PAGE_DPI)
     want = llm.processor.process_chat([{"role": "user", "content": [
         *({"type": "image", "image": p} for p in pages), {"type": "text", "text": "What does the document say?"}]}])
-    sources = [path, f"file://{path}", raw, "data:application/pdf;base64," + base64.b64encode(raw).decode()]
+    b64 = base64.b64encode(raw).decode()
+    # browsers send a PDF of unknown type as "" or application/octet-stream: its magic decides
+    sources = [path, f"file://{path}", raw, f"data:application/pdf;base64,{b64}", f"data:;base64,{b64}",
+               f"data:application/octet-stream;base64,{b64}"]
     for src in sources:
         got = llm.processor.process_chat(_ask(_image_part(src)))
         assert got.prompt_token_ids == want.prompt_token_ids
