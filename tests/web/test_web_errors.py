@@ -139,3 +139,13 @@ def test_api_key_is_asked_for_stored_and_sent(driver, start_server):
     page.open(clear_storage=False)
     assert page.by_id("api-key").get_property("value") == "sk-web-test"
     assert api_chat(locked.url, {"messages": [{"role": "user", "content": "hi"}]}).status_code == 401
+
+
+@pytest.mark.parametrize("stored", ["5", '"text"', "[1, 2]", "null", "{not json"])
+def test_a_damaged_settings_entry_gives_the_defaults(page, stored):
+    # JSON that is no object threw in the settings' loader, and the page never started
+    page.js("localStorage.setItem('nanovl.settings.v1', arguments[0])", stored)
+    page.open(clear_storage=False)
+    assert page.js("return document.getElementById('temperature').value") == ""
+    ask_normal(page)
+    assert page.console_errors() == []

@@ -86,7 +86,8 @@ export async function streamChat(body, { apiKey, signal, handlers }) {
     for await (const event of sseEvents(resp.body)) {
       if (event.error) throw new ApiError(event.error.message || "the server reported an error", 0, event.error.code);
       if (event.usage) handlers.onUsage(event.usage);
-      const choice = (event.choices || [])[0];
+      // the page shows one answer: with n > 1 in the extra fields, the other choices' chunks are skipped
+      const choice = (event.choices || []).find((c) => (c.index ?? 0) === 0);
       if (!choice) continue;
       const delta = choice.delta || {};
       if (delta.reasoning_content) handlers.onReasoning(delta.reasoning_content);

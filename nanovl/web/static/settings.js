@@ -37,6 +37,32 @@ function parseJsonObject(text, what, field) {
   return value;
 }
 
+// the saved settings object; a damaged entry (not JSON, or JSON but no object) or storage the
+// browser blocks gives the defaults instead of a page that cannot start
+function readStored(key) {
+  try {
+    const value = JSON.parse(localStorage.getItem(key) || "{}");
+    return value && typeof value === "object" && !Array.isArray(value) ? value : {};
+  } catch (_) {
+    return {};
+  }
+}
+
+function readKey() {
+  try {
+    return localStorage.getItem(KEY_STORE) || "";
+  } catch (_) {
+    return "";
+  }
+}
+
+// blocked or full storage only loses the remembering, never the page
+function store(write) {
+  try {
+    write();
+  } catch (_) { /* settings stay for this visit */ }
+}
+
 export class Settings {
   constructor(doc = document) {
     this.doc = doc;
@@ -51,17 +77,14 @@ export class Settings {
   }
 
   load() {
-    let saved = {};
-    try {
-      saved = JSON.parse(localStorage.getItem(STORE) || "{}") || {};
-    } catch (_) { /* a damaged entry: start from the defaults */ }
+    const saved = readStored(STORE);
     for (const id of this.ids) {
-      if (!(id in saved)) continue;
+      if (!Object.prototype.hasOwnProperty.call(saved, id)) continue;
       const input = this.$(id);
       if (input.type === "checkbox") input.checked = Boolean(saved[id]);
       else input.value = String(saved[id]);
     }
-    this.$("api-key").value = localStorage.getItem(KEY_STORE) || "";
+    this.$("api-key").value = readKey();
   }
 
   save() {
@@ -70,13 +93,12 @@ export class Settings {
       const input = this.$(id);
       values[id] = input.type === "checkbox" ? input.checked : input.value;
     }
-    localStorage.setItem(STORE, JSON.stringify(values));
+    store(() => localStorage.setItem(STORE, JSON.stringify(values)));
   }
 
   saveKey() {
     const key = this.apiKey;
-    if (key) localStorage.setItem(KEY_STORE, key);
-    else localStorage.removeItem(KEY_STORE);
+    store(() => (key ? localStorage.setItem(KEY_STORE, key) : localStorage.removeItem(KEY_STORE)));
   }
 
   reset() {
