@@ -15,8 +15,16 @@ from typing import Any, Sequence
 from nanovl.apps.cli_args import USAGE_EXIT, OneLineParser, positive_problem, usage_line
 
 
+EPILOG = """records: one per request, written as each finishes (so not in input order; with --ray a
+  replica's chunk at a time), in the OpenAI Batch output format; a bad line gets a 4xx record.
+exit status: 0 when the job ran (some records may hold errors), 1 for an input or output
+  problem found before the model loads, 2 for a usage error, 130 when interrupted (--resume
+  continues)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="nanovl batch", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="nanovl batch", description=__doc__.split("\n\n")[0], epilog=EPILOG,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", type=Path, help="JSONL: one {custom_id, method, url, body} request per line")
     p.add_argument("-o", "--output", type=Path, required=True, help="JSONL of results, one record per request")
     p.add_argument("--model", help="checkpoint folder or hub id (default: the bundled tiny model)")
@@ -29,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("Ray (scale out)")
     r.add_argument("--ray", action="store_true", help="run on Ray actors, one model each")
     r.add_argument("--replicas", type=int, default=1, help="actors (model copies), default 1")
-    r.add_argument("--cpus-per-replica", type=float, default=1.0)
+    r.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs Ray reserves for each replica (default 1)")
     r.add_argument("--gpus-per-replica", type=float, help="default: 1 when the cluster has a GPU per replica, else 0")
     r.add_argument("--ray-address", help="cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     r.add_argument("--chunk-size", type=int, help="requests handed to a replica at a time (default: 4 x max-num-seqs)")
@@ -69,6 +77,8 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return "--replicas, --gpus-per-replica and --ray-address need --ray"
     if args.max_attempts < 1 or (args.chunk_size is not None and args.chunk_size < 1):
         return "--max-attempts and --chunk-size must be >= 1"
+    if args.max_media_count < 1 or args.max_media_bytes < 1:
+        return "--max-media-count and --max-media-bytes must be >= 1"
     if args.allowed_media_root is not None and not args.allowed_media_root.is_dir():
         return f"--allowed-media-root {args.allowed_media_root} is not a folder"
     return positive_problem("--cpus-per-replica", args.cpus_per_replica)

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from nanovl.openai_api.errors import ERROR_TYPES, error_body
+
 URLS = ("/v1/chat/completions", "/v1/completions")
 # a duplicate's record names the id of the line it repeats, which must not count as finished
 DUPLICATE = "duplicate_custom_id"
-ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 413: "invalid_request_error",
-               500: "internal_error", 503: "service_unavailable"}
 # how many leading lines decide that an input is no JSONL at all
 NUM_SNIFF_LINES = 20
 
@@ -76,8 +76,7 @@ def success_record(custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
 def error_record(custom_id: str | None, line_no: int, status: int, message: str, *,
                  param: str | None = None, code: str | None = None) -> dict[str, Any]:
     """A failed request: the server's error body under `response`, and `error` with the input line."""
-    body = {"error": {"message": message, "type": ERROR_TYPES.get(status, "invalid_request_error"),
-                      "param": param, "code": code}}
+    body = error_body(status, message, param=param, code=code)
     return {"id": _new_id("batch_req"), "custom_id": custom_id,
             "response": {"status_code": status, "request_id": _new_id("req"), "body": body},
             "error": {"code": code or ERROR_TYPES.get(status, "error"), "message": message, "line": line_no}}

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from nanovl.batch.jobs import URLS, InputLine
 from nanovl.openai_api import translate
-from nanovl.openai_api.errors import RequestError, as_request_error
+from nanovl.openai_api.errors import RequestError, as_request_error, validation_problem
 from nanovl.openai_api.media import LocalMediaPolicy, resolve_local_media
 from nanovl.openai_api.schemas import ChatCompletionRequest, CompletionRequest
 
@@ -98,27 +98,7 @@ def prepare(custom_id: str, line_no: int, url: str, body: dict[str, Any], media:
         translate.sampling_params(req, max_tokens=1, logprobs=req.logprobs)
         return WorkItem(custom_id, line_no, req, prompts=prompts)
     except ValidationError as err:
-        raise LineError(custom_id, RequestError(400, validation_message(err), param=_first_param(err),
-                                                code="invalid_request"))
+        message, param = validation_problem(err.errors())
+        raise LineError(custom_id, RequestError(400, message, param=param, code="invalid_request"))
     except Exception as err:  # noqa: BLE001 - every refusal becomes this line's record
         raise LineError(custom_id, as_request_error(err, prompt_param="messages" if chat else "prompt"))
-
-
-def validation_message(err: ValidationError) -> str:
-    """The deepest problem as "body.field.path: message" (pydantic's union member names left out)."""
-    errors = err.errors()
-    # a union reports a shallow miss per member it rejected; the deepest error is the real one
-    first = max(errors, key=lambda e: len(e.get("loc", ())))
-    param = _param(first.get("loc", ()))
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return (f"body.{param}: " if param else "body: ") + first.get("msg", "invalid value") + more
-
-
-def _first_param(err: ValidationError) -> str | None:
-    errors = err.errors()
-    return _param(max(errors, key=lambda e: len(e.get("loc", ()))).get("loc", ())) if errors else None
-
-
-def _param(loc) -> str | None:
-    # pydantic names a union's members in `loc` by their type ("str", "list[...]"): not fields
-    return ".".join(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p == "str"))) or None

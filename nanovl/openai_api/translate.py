@@ -49,7 +49,7 @@ def chat_inputs(req: ChatCompletionRequest) -> ChatInputs:
     thinking = kwargs.pop("enable_thinking", None)
     if thinking is not None and not isinstance(thinking, bool):
         raise RequestError(400, "chat_template_kwargs.enable_thinking must be a boolean",
-                       param="chat_template_kwargs.enable_thinking")
+                           param="chat_template_kwargs.enable_thinking")
     in_kwargs = kwargs.pop("thinking_budget", None)
     budget = next((b for b in (req.thinking_token_budget, req.thinking_budget, in_kwargs) if b is not None), None)
     return ChatInputs(messages, kwargs, thinking, budget, req.tools)
@@ -64,7 +64,7 @@ def check_supported(req: SamplingFields) -> None:
             raise RequestError(400, "suffix is not supported", param="suffix", code="unsupported")
         if req.best_of not in (None, 1):
             raise RequestError(400, f"best_of={req.best_of} is not supported; use n for several samples",
-                           param="best_of", code="unsupported")
+                               param="best_of", code="unsupported")
 
 
 def _file_as_image(part: dict[str, Any]) -> dict[str, Any]:
@@ -134,11 +134,11 @@ def forced_tool_call(req: ChatCompletionRequest) -> dict[str, Any] | None:
         raise RequestError(400, "tool_choice asks for a tool call but the request offers no tools", param="tool_choice")
     if req.response_format is not None and req.response_format.type != "text":
         raise RequestError(400, "a forced tool call and a response_format cannot both shape the answer",
-                       param="tool_choice")
+                           param="tool_choice")
     names = [t.get("function", {}).get("name") for t in req.tools if isinstance(t, dict)]
     if name is not None and name not in names:
         raise RequestError(400, f"tool_choice names {name!r}, which is not among the tools {names}",
-                       param="tool_choice")
+                           param="tool_choice")
     return {"type": "tool_calls", "tools": req.tools, **({"name": name} if name is not None else {})}
 
 
@@ -152,7 +152,7 @@ def response_format(req: SamplingFields) -> dict[str, Any] | None:
         return {"type": "json_object"}
     if fmt.json_schema is None:
         raise RequestError(400, "response_format of type json_schema needs a json_schema object",
-                       param="response_format.json_schema")
+                           param="response_format.json_schema")
     spec = fmt.json_schema
     return {"type": "json_schema", "json_schema": {"name": spec.name, "schema": spec.json_schema}}
 

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from nanovl.openai_api.media import checked_path, data_uri_num_bytes, read_checked, too_large
+from nanovl.openai_api.media import MEDIA_KEYS, checked_path, data_uri_num_bytes, read_checked, too_large
 from nanovl.server.errors import APIError
 
-MEDIA_KEYS = {"image_url": "image_url", "video_url": "video_url"}
 MAX_REDIRECTS = 3
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -43,7 +42,7 @@ async def resolve_media(messages: list[dict[str, Any]], policy: MediaPolicy) -> 
         raise APIError(400, f"too many media items: {len(parts)} > --max-media-count {policy.max_media_count}",
                        param="messages", code="too_many_media")
     for k, part in enumerate(parts):
-        media = part[MEDIA_KEYS[part["type"]]]
+        media = part[part["type"]]
         media["url"] = await load_source(media["url"], policy, name=f"{part['type']} #{k + 1}")
     return messages
 
