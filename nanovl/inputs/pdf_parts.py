@@ -11,7 +11,6 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import unquote, urlparse
 
 from nanovl.inputs.errors import MediaError
-from nanovl.inputs.pdf import load_pdf_pages
 
 DEFAULT_MAX_PAGES = 16
 MOST_PAGES = 64
@@ -86,6 +85,9 @@ def _pages(part: Mapping[str, Any], key: str, source: Any, k: int) -> list[dict[
         raise MediaError(name, f"max_pages must be an integer from 1 to {MOST_PAGES}, got {limit!r:.40}")
     if isinstance(source, str) and source.startswith("file://"):
         source = unquote(urlparse(source).path)
+    # imported here: the engine imports this module, and a prompt without a PDF needs no pypdfium2
+    from nanovl.inputs.pdf import load_pdf_pages
+
     pages = load_pdf_pages(source, dpi=PAGE_DPI, max_pages=limit + 1, name=name)
     if len(pages) > limit:
         raise MediaError(name, f"the document has more than {limit} pages; pass max_pages (up to {MOST_PAGES}) "

@@ -67,6 +67,15 @@ def test_importing_nanovl_loads_no_gpu_libraries():
     assert out.stdout.strip() == "[]", out.stdout
 
 
+def test_the_engine_imports_no_document_or_audio_libraries():
+    # the lent GPU's image has no pypdfium2: a top-level import in the PDF path broke every engine
+    # row of the benchmark there; documents and speech load their libraries when used
+    code = ("import sys, nanovl.llm, nanovl.server.app, nanovl.batch.runner; "
+            "print(sorted(m for m in ('pypdfium2', 'faster_whisper', 'ctranslate2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_torch_empty_is_poisoned_inside_ops():
     import torch
 
