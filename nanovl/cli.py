@@ -12,6 +12,7 @@ Bad input prints one "nanovl: error: ..." line on stderr and exits 1.
 from __future__ import annotations
 
 import argparse
+import functools
 import dataclasses
 import importlib
 import json
@@ -73,6 +74,11 @@ def _media_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", action="append", default=[], help="video file (repeatable)")
 
 
+def _speech_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--speech", action="store_true",
+                   help="give each video the transcript of its audio, timed with its frames (faster-whisper)")
+
+
 def _sampling_flags(p: argparse.ArgumentParser, max_tokens: int) -> None:
     p.add_argument("--max-tokens", type=int, default=max_tokens)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -111,12 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model", nargs="?", help="checkpoint folder or hub id")
     c.add_argument("--system", help="system prompt")
     _media_flags(c)
+    _speech_flag(c)
     _sampling_flags(c, 1024)
     _engine_flags(c)
 
     r = sub.add_parser("run", help="answer one prompt (with media) and print the answer")
     r.add_argument("words", nargs="+", metavar="[MODEL] PROMPT", help="optional model, then the prompt")
     _media_flags(r)
+    _speech_flag(r)
     _sampling_flags(r, 512)
     r.add_argument("--json-schema", type=Path, help="JSON schema file; the answer is JSON that follows it")
     r.add_argument("--show-reasoning", action="store_true", help="print the reasoning to stderr")
@@ -198,10 +206,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from nanovl.cli_chat import chat_loop
 
-    pending = [_media_part("image", p) for p in args.image] + [_media_part("video", p) for p in args.video]
+    media_part = functools.partial(_media_part, speech=args.speech)
+    pending = [media_part("image", p) for p in args.image] + [media_part("video", p) for p in args.video]
     llm = _load_llm(args.model, _one_conversation(engine_kwargs(args)))
     history = [{"role": "system", "content": args.system}] if args.system else []
-    return chat_loop(llm, _params(args), history, pending, media_part=_media_part, busy=_Spinner)
+    return chat_loop(llm, _params(args), history, pending, media_part=media_part, busy=_Spinner)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -259,7 +268,7 @@ def _checked(path: str, kind: str) -> str:
     return str(p)
 
 
-def _media_part(kind: str, path: str) -> dict[str, Any]:
+def _media_part(kind: str, path: str, *, speech: bool = False) -> dict[str, Any]:
     """A content part for a media file, read once here so that a file that is no image (or has no
     video stream) fails now, named by its path, not later as "image #1" mid-conversation."""
     path = _checked(path, kind)
@@ -277,11 +286,13 @@ def _media_part(kind: str, path: str) -> dict[str, Any]:
         from nanovl.inputs.video import probe_video
 
         probe_video(path, name=path)
-    return {"type": f"{kind}_url", f"{kind}_url": {"url": path}}
+    media = {"url": path, "transcript": "auto"} if speech and kind == "video" else {"url": path}
+    return {"type": f"{kind}_url", f"{kind}_url": media}
 
 
 def _content(args: argparse.Namespace, prompt: str) -> list[dict[str, Any]]:
-    parts = [_media_part("image", p) for p in args.image] + [_media_part("video", p) for p in args.video]
+    parts = [_media_part("image", p) for p in args.image]
+    parts += [_media_part("video", p, speech=args.speech) for p in args.video]
     return parts + [{"type": "text", "text": prompt}]
 
 

@@ -264,6 +264,11 @@ class Processor:
                                      mean=cfg.norm_mean, std=cfg.norm_std, max_pixels=self.max_image_pixels,
                                      name=name)
         n = frames.num_frames
+        if part.get("transcript") == "auto":
+            # the video's own audio, transcribed here (faster-whisper), rides with the frames
+            from nanovl.inputs.asr import transcribe_media
+
+            part = {**part, "transcript": transcribe_media(src, name=name)}
         prefixes, suffix = self._frame_prefixes(frames.timestamps, _speech_lines(part, frames.timestamps, name))
         return MediaItem("video", frames.pixel_values, offset, 0,
                          evs.retained_count(self.tokens_per_tile, n, q), name=name,
@@ -292,8 +297,9 @@ class Processor:
 
 
 def _speech_lines(part: Mapping[str, Any], timestamps: Sequence[float], name: str) -> list[list[str]] | None:
-    """A video part's optional "transcript" (a Transcript, or [{"start", "end", "text"}, ...])
-    as "Speech at a-b seconds: ..." lines per frame slot (nanovl.inputs.transcript.interleave)."""
+    """A video part's optional "transcript" (a Transcript, or [{"start", "end", "text"}, ...]; "auto"
+    was transcribed from its audio by `_video`) as "Speech at a-b seconds: ..." lines per frame slot
+    (nanovl.inputs.transcript.interleave)."""
     from nanovl.inputs.transcript import Segment, Transcript, interleave
 
     speech = part.get("transcript")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nanovl.inputs.audio import AudioClip, load_audio, resample_clip
+from nanovl.inputs.audio import AudioClip, has_audio, load_audio, resample_clip
+from nanovl.inputs.errors import MediaError
 from nanovl.inputs.image import MediaSource
 from nanovl.inputs.transcript import Segment, Transcript, Word
 
@@ -133,6 +134,22 @@ class SpeechRecognizer:
         loud = _loud_windows(clip.samples, clip.sample_rate)
         out = tuple(_segment(s, clip.start, loud) for s in segments)
         return Transcript(out, language=info.language, duration=clip.duration)
+
+
+def transcribe_media(src: MediaSource, *, name: str, model: str | Path | None = None) -> Transcript | None:
+    """The speech of a media file or its bytes, on the media's clock; None when it has no audio track.
+
+    Raises:
+        MediaError naming the input when it cannot be read or the recognizer cannot run.
+    """
+    if not has_audio(src, name=name):
+        return None
+    try:
+        return SpeechRecognizer(model).transcribe(src)
+    except MediaError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a missing model or runtime: the request cannot use its audio
+        raise MediaError(name, f"cannot transcribe its audio ({type(err).__name__}: {err})") from None
 
 
 def _loud_windows(samples: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -208,3 +208,26 @@ def test_pdf_attachment_answers_as_the_api(page, server, tmp_path):
     assert page.answer() == want["choices"][0]["message"]["content"]
     assert f"prompt {want['usage']['prompt_tokens']} tokens" in page.last(".meta")
     assert page.console_errors() == []
+
+
+def test_video_speech_setting_sends_the_transcript_option(page, server, tmp_path):
+    # the narrated video's answer needs its speech: the tiny model reads "12" off the transcript line
+    from nanovl.train.data.videos import has_speech, make_video_sample
+
+    if not has_speech():
+        pytest.skip("espeak-ng is not installed (narrated videos)")
+    sample = make_video_sample(2**64 + 5, tmp_path)
+    question = f"According to the narration, what is the {sample.truth['narration']['key']}?"
+    fields = greedy(page, 12)
+    page.js("const box = document.getElementById('video-speech'); if (!box.checked) box.click();")
+    page.attach(Path(sample.video_path))
+    page.ask(question, timeout=120)
+    import base64
+
+    uri = "data:video/mp4;base64," + base64.b64encode(Path(sample.video_path).read_bytes()).decode()
+    part = {"type": "video_url", "video_url": {"url": uri, "transcript": "auto"}}
+    want = api_chat(server.url, {"messages": [{"role": "user", "content": [part, {"type": "text", "text": question}]}],
+                                 **fields}).json()["choices"][0]["message"]["content"]
+    assert page.answer() == want == sample.truth["narration"]["value"]
+    assert "video speech" in page.js("return document.getElementById('opts-summary').textContent")
+    page.js("document.getElementById('video-speech').click()")

@@ -27,11 +27,12 @@ function formatSize(bytes) {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-/** The OpenAI content part of one attachment: videos as video_url, PDFs as a file part (the server
- *  reads each page as an image), everything else as image_url (the server says what it cannot decode). */
-export async function contentPart(att) {
+/** The OpenAI content part of one attachment: videos as video_url (with `transcribe`, their speech
+ *  too), PDFs as a file part (the server reads each page as an image), everything else as image_url
+ *  (the server says what it cannot decode). */
+export async function contentPart(att, { transcribe = false } = {}) {
   const url = await att.dataUrl;
-  if (att.kind === "video") return { type: "video_url", video_url: { url } };
+  if (att.kind === "video") return { type: "video_url", video_url: transcribe ? { url, transcript: "auto" } : { url } };
   if (att.kind === "pdf") return { type: "file", file: { file_data: url, filename: att.name } };
   return { type: "image_url", image_url: { url } };
 }

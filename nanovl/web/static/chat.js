@@ -139,7 +139,7 @@ export class Chat {
       if (epoch === this.epoch) this.history.push(userMsg, { role: "assistant", content: answer });
     };
     try {
-      const parts = await Promise.all(attachments.map(contentPart));
+      const parts = await Promise.all(attachments.map((a) => contentPart(a, { transcribe: request.videoSpeech })));
       if (text) parts.push({ type: "text", text });
       userMsg = { role: "user", content: attachments.length ? parts : text };
       const system = request.system ? [{ role: "system", content: request.system }] : [];

@@ -110,7 +110,7 @@ async function submit() {
   autosize();
   $("empty").hidden = true;
   await chat.send(text, attachments, { model: modelSelect.value, system: settings.systemPrompt, fields,
-                                       apiKey: settings.apiKey });
+                                       apiKey: settings.apiKey, videoSpeech: settings.videoSpeech });
 }
 
 function newChat() {

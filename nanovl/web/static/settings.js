@@ -66,7 +66,7 @@ function store(write) {
 export class Settings {
   constructor(doc = document) {
     this.doc = doc;
-    this.ids = [...Object.keys(NUMBERS), ...TEXTS, "reasoning"];
+    this.ids = [...Object.keys(NUMBERS), ...TEXTS, "reasoning", "video-speech"];
     this.load();
     for (const id of this.ids) this.$(id).addEventListener("change", () => this.save());
     this.$("api-key").addEventListener("change", () => this.saveKey());
@@ -102,7 +102,7 @@ export class Settings {
   }
 
   reset() {
-    localStorage.removeItem(STORE);
+    store(() => localStorage.removeItem(STORE));
     for (const id of this.ids) {
       const input = this.$(id);
       if (input.type === "checkbox") input.checked = input.defaultChecked;
@@ -116,6 +116,11 @@ export class Settings {
 
   get reasoning() {
     return this.$("reasoning").checked;
+  }
+
+  /** Whether videos go with their transcribed speech (`"transcript": "auto"` on each video part). */
+  get videoSpeech() {
+    return this.$("video-speech").checked;
   }
 
   get systemPrompt() {
@@ -163,6 +168,7 @@ export class Settings {
     if (this.$("json-schema").value.trim()) parts.push("JSON schema");
     if (this.$("extra-body").value.trim()) parts.push("extra fields");
     if (this.systemPrompt) parts.push("system prompt");
+    if (this.videoSpeech) parts.push("video speech");
     return parts.join(" · ");
   }
 }
