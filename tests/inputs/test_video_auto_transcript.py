@@ -69,3 +69,23 @@ def test_nanovl_run_speech_flag(narrated, capsys):
     question = f"According to the narration, what is the {narration['key']}? /no_think"
     assert cli.main(["run", question, "--video", path, "--speech", "--max-tokens", "12"]) == 0
     assert capsys.readouterr().out.strip() == narration["value"]
+
+
+def test_a_resent_video_is_transcribed_once(llm, narrated, monkeypatch):
+    # chats resend their video with every turn; the speech of the same bytes is reused
+    from nanovl.inputs import asr
+
+    path, _ = narrated
+    uri = "data:video/mp4;base64," + base64.b64encode(open(path, "rb").read()).decode()
+    calls = []
+    real = asr.SpeechRecognizer.transcribe
+
+    def counting(self, audio, **kw):
+        calls.append(1)
+        return real(self, audio, **kw)
+
+    monkeypatch.setattr(asr.SpeechRecognizer, "transcribe", counting)
+    monkeypatch.setattr(asr, "_TRANSCRIPTS", type(asr._TRANSCRIPTS)())
+    first = _speech_lines(llm, _ask(uri, "What does the narrator say?", transcript="auto"))
+    again = _speech_lines(llm, _ask(uri, "And then?", transcript="auto"))
+    assert first == again and len(first) == 1 and len(calls) == 1
