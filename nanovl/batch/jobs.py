@@ -96,6 +96,8 @@ class Finished:
     num_records: int = 0
     num_unreadable: int = 0
     num_truncated_bytes: int = 0
+    # records of requests that failed on the server's side (5xx: a replica died), taken out to run again
+    num_retried: int = 0
 
 
 def open_output(path: Path, *, resume: bool, overwrite: bool) -> tuple["RecordWriter", Finished]:
@@ -113,6 +115,7 @@ def open_output(path: Path, *, resume: bool, overwrite: bool) -> tuple["RecordWr
     finished = Finished()
     if exists and resume:
         finished.num_truncated_bytes = _drop_partial_last_line(path)
+        finished.num_retried = _drop_server_failures(path)
         finished = _scan(path, finished)
     return RecordWriter(path, append=exists and resume), finished
 
@@ -135,6 +138,31 @@ def _drop_partial_last_line(path: Path) -> int:
     return size - keep
 
 
+def _drop_server_failures(path: Path) -> int:
+    """Take the 5xx records (the job's fault, not the request's) out of `path` so that a resumed job
+    runs those requests again; the file is replaced whole, so a kill now loses nothing. Returns how many."""
+    kept, dropped = [], 0
+    with open(path, "rb") as f:
+        for raw in f:
+            if _status(raw) >= 500:
+                dropped += 1
+            else:
+                kept.append(raw)
+    if dropped:
+        tmp = path.with_name(path.name + ".resume-tmp")
+        tmp.write_bytes(b"".join(kept))
+        os.replace(tmp, path)
+    return dropped
+
+
+def _status(raw: bytes) -> int:
+    try:
+        status = json.loads(raw)["response"]["status_code"]
+    except (ValueError, KeyError, TypeError):
+        return 0
+    return status if isinstance(status, int) else 0
+
+
 def _scan(path: Path, finished: Finished) -> Finished:
     with open(path, "rb") as f:
         for raw in f:
@@ -147,6 +175,8 @@ def _scan(path: Path, finished: Finished) -> Finished:
             except (ValueError, AttributeError):
                 finished.num_unreadable += 1
                 continue
+            if not isinstance(error, dict):
+                error = {}
             finished.num_records += 1
             if isinstance(custom_id, str) and error.get("code") != DUPLICATE:
                 finished.custom_ids.add(custom_id)

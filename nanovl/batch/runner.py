@@ -74,9 +74,10 @@ def run_batch(input_path: str | Path, output_path: str | Path, *, model: str | P
     root = Path(allowed_media_root) if allowed_media_root is not None else input_path.resolve().parent
     media = LocalMediaPolicy(allowed_root=root, max_media_count=max_media_count, max_media_bytes=max_media_bytes)
     writer, finished = open_output(output_path, resume=resume, overwrite=overwrite)
-    if progress is not None and finished.num_records:
+    if progress is not None and (finished.num_records or finished.num_retried):
         cut = f"; dropped a record cut short ({finished.num_truncated_bytes} bytes)" if finished.num_truncated_bytes else ""
-        print(f"batch: resuming {output_path}: {finished.num_records} records kept{cut}", file=progress)
+        again = f"; {finished.num_retried} server-side failures run again" if finished.num_retried else ""
+        print(f"batch: resuming {output_path}: {finished.num_records} records kept{cut}{again}", file=progress)
     job = _Job(input_path, writer, finished, media, _Progress(progress, num_lines))
     try:
         if ray:

@@ -184,3 +184,22 @@ def test_the_input_is_never_the_output(tiny_llm, tmp_path):
         with pytest.raises(BatchInputError, match="is the input file"):
             run_batch(src, tmp_path / "." / "in.jsonl", llm=tiny_llm, **flags)
     assert src.read_bytes() == before
+
+
+def test_resume_runs_server_side_failures_again(tiny_llm, tmp_path):
+    # a 5xx record (a replica died, no replica left) is the job's fault: --resume runs it again and
+    # the output keeps one record per request; a 4xx record is the request's and stays
+    rows = [line(f"r{k}", ask(f"Say {k} /no_think", max_tokens=2)) for k in range(3)]
+    rows.append(line("bad", ask("x", temperature=-1)))
+    src, out = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    run_batch(src, out, llm=tiny_llm)
+    records = read_records(out)
+    for rec in records:
+        if rec["custom_id"] == "r1":
+            rec["response"] = {"status_code": 500, "body": {"error": {"message": "replica died"}}}
+            rec["error"] = {"code": "replica_failed", "message": "replica died", "line": 2}
+    out.write_text("".join(json.dumps(r) + "\n" for r in records))
+    summary = run_batch(src, out, llm=tiny_llm, resume=True)
+    assert (summary.num_done, summary.num_skipped) == (1, 3)
+    status = {r["custom_id"]: r["response"]["status_code"] for r in read_records(out)}
+    assert status == {"r0": 200, "r1": 200, "r2": 200, "bad": 400} and len(read_records(out)) == 4
