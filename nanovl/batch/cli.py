@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="JSONL: one {custom_id, method, url, body} request per line")
     p.add_argument("-o", "--output", type=Path, required=True, help="JSONL of results, one record per request")
     p.add_argument("--model", help="checkpoint folder or hub id (default: the bundled tiny model)")
-    p.add_argument("--resume", action="store_true", help="keep the records OUTPUT holds and run only the rest")
+    p.add_argument("--resume", action="store_true", help="keep the records OUTPUT holds and run only the rest (5xx records: again)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     p.add_argument("--allowed-media-root", type=Path, help="file media must lie below this folder "
                    "(default: the input file's folder)")
