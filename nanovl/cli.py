@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import dataclasses
 import importlib
 import json
 import sys
 import threading
-import typing
 from pathlib import Path
 from typing import Any, Sequence
 
 from nanovl.apps.cli_args import OneLineParser
+from nanovl.engine_flags import add_engine_flags, engine_kwargs
 
 # subcommand -> (module, argv prefix): whole argv handed over, parsed by the module itself
 DELEGATED = {
@@ -42,33 +41,6 @@ class CLIError(Exception):
 
 
 # ------------------------------------------------------------------- parser
-def _engine_flags(p: argparse.ArgumentParser) -> None:
-    """One --kebab-case flag per EngineConfig field (model excepted); unset flags keep the defaults."""
-    from nanovl.engine.engine import EngineConfig
-
-    hints = typing.get_type_hints(EngineConfig)
-    g = p.add_argument_group("engine (EngineConfig)")
-    for f in dataclasses.fields(EngineConfig):
-        if f.name == "model":
-            continue
-        kind = hints[f.name]
-        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
-        flag = "--" + f.name.replace("_", "-")
-        if base is bool:
-            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            g.add_argument(flag, type=base, default=None, metavar=base.__name__.upper(),
-                           help=f"default: {f.default!r}")
-
-
-def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The engine flags the user set, as EngineConfig keyword arguments."""
-    from nanovl.engine.engine import EngineConfig
-
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(EngineConfig)
-            if f.name != "model" and getattr(args, f.name, None) is not None}
-
-
 def _media_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", action="append", default=[], help="image or PDF file (repeatable; a PDF gives its pages)")
     p.add_argument("--video", action="append", default=[], help="video file (repeatable)")
@@ -111,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-media-bytes", type=int, default=64 * 2**20, help="bytes per image or video")
     s.add_argument("--queue-full-status", type=int, choices=(429, 503), default=429)
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    _engine_flags(s)
+    add_engine_flags(s)
 
     c = sub.add_parser("chat", help="interactive chat in the terminal (/image, /video, /reset, /exit)")
     c.add_argument("model", nargs="?", help="checkpoint folder or hub id")
@@ -119,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     _media_flags(c)
     _speech_flag(c)
     _sampling_flags(c, 1024)
-    _engine_flags(c)
+    add_engine_flags(c)
 
     r = sub.add_parser("run", help="answer one prompt (with media) and print the answer")
     r.add_argument("words", nargs="+", metavar="[MODEL] PROMPT", help="optional model, then the prompt")
@@ -128,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_flags(r, 512)
     r.add_argument("--json-schema", type=Path, help="JSON schema file; the answer is JSON that follows it")
     r.add_argument("--show-reasoning", action="store_true", help="print the reasoning to stderr")
-    _engine_flags(r)
+    add_engine_flags(r)
 
     i = sub.add_parser("info", help="model summary and the token cost of an image or video")
     i.add_argument("model", nargs="?", help="checkpoint folder or hub id")

@@ -6,13 +6,12 @@ Bad input (missing file, unwritable output, not JSONL, an output that exists wit
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import typing
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from nanovl.apps.cli_args import USAGE_EXIT, OneLineParser, positive_problem, usage_line
+from nanovl.engine_flags import add_engine_flags, engine_kwargs
 
 
 EPILOG = """records: one per request, written as each finishes (so not in input order; with --ray a
@@ -42,32 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-address", help="cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     r.add_argument("--chunk-size", type=int, help="requests handed to a replica at a time (default: 4 x max-num-seqs)")
     r.add_argument("--max-attempts", type=int, default=2, help="tries per request when a replica dies")
-    _engine_flags(p)
+    add_engine_flags(p)
     return p
-
-
-def _engine_flags(p: argparse.ArgumentParser) -> None:
-    """One --kebab-case flag per EngineConfig field (as `nanovl serve` has); unset ones keep the defaults."""
-    from nanovl.engine.engine import EngineConfig
-
-    hints = typing.get_type_hints(EngineConfig)
-    g = p.add_argument_group("engine (EngineConfig)")
-    for f in dataclasses.fields(EngineConfig):
-        if f.name == "model":
-            continue
-        base = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
-        if base is bool:
-            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            g.add_argument(flag, type=base, default=None, metavar=base.__name__.upper(), help=f"default: {f.default!r}")
-
-
-def _engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    from nanovl.engine.engine import EngineConfig
-
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(EngineConfig)
-            if f.name != "model" and getattr(args, f.name, None) is not None}
 
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
@@ -100,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             ray_address=args.ray_address, chunk_size=args.chunk_size, max_attempts=args.max_attempts,
                             allowed_media_root=args.allowed_media_root, max_media_count=args.max_media_count,
                             max_media_bytes=args.max_media_bytes, resume=args.resume, overwrite=args.overwrite,
-                            progress=sys.stderr, **_engine_kwargs(args))
+                            progress=sys.stderr, **engine_kwargs(args))
     except (NanovlError, ValueError, OSError, RuntimeError) as err:
         print(f"nanovl: error: {' '.join(str(err).split()) or type(err).__name__}", file=sys.stderr)
         return 1
