@@ -102,41 +102,26 @@ class Executor:
         processed = self.llm.processor.process_chat(inputs.messages, enable_thinking=inputs.enable_thinking,
                                                     tools=inputs.tools,
                                                     chat_template_kwargs=inputs.chat_template_kwargs)
-        max_tokens = translate.resolve_max_tokens(req.max_completion_tokens or req.max_tokens,
-                                                  len(processed.prompt_token_ids), self.max_model_len)
+        jobs = translate.chat_jobs(req, inputs, processed, self.max_model_len)
         num_lp = translate.chat_logprobs_count(req)
-        # the processed prompt goes in as is: n choices share one pass over the media
-        jobs = [(processed, translate.sampling_params(req, max_tokens=max_tokens, logprobs=num_lp, choice=i,
-                                                      enable_thinking=inputs.enable_thinking,
-                                                      thinking_budget=inputs.thinking_budget))
-                for i in range(req.n)]
-        parse_tools = bool(req.tools) and req.tool_choice != "none"
 
         def shape(finals: list[Any]) -> dict[str, Any]:
-            logprobs = [R.chat_logprobs(self.llm.tokenizer, o.logprobs or [], num_lp) if num_lp is not None
-                        else None for o in finals]
-            return R.chat_completion(R.new_id("chatcmpl"), R.now(), self.name, finals, logprobs,
-                                     parse_tools=parse_tools)
+            return R.chat_completion(R.new_id("chatcmpl"), R.now(), self.name, finals,
+                                     R.chat_logprobs_of(self.llm.tokenizer, finals, num_lp),
+                                     parse_tools=translate.parses_tools(req))
 
         return _Plan(item, jobs, shape)
 
     def _plan_completion(self, item: WorkItem) -> _Plan:
         req, tok = item.request, self.llm.tokenizer
-        for p in item.prompts:
-            if isinstance(p, str):
-                translate.check_prompt_chars(len(p), self.max_prompt_chars, self.max_model_len, "prompt")
+        translate.check_completion_chars(item.prompts, self.max_prompt_chars, self.max_model_len)
         prompts = [tok.encode(p) if isinstance(p, str) else list(p) for p in item.prompts]
-        jobs = []
-        for ids in prompts:
-            max_tokens = translate.resolve_max_tokens(req.max_tokens, len(ids), self.max_model_len)
-            jobs += [(ids, translate.sampling_params(req, max_tokens=max_tokens, logprobs=req.logprobs, choice=j))
-                     for j in range(req.n)]
+        jobs = translate.completion_jobs(req, prompts, self.max_model_len)
         echoes = [tok.decode(ids) if req.echo else "" for ids in prompts for _ in range(req.n)]
 
         def shape(finals: list[Any]) -> dict[str, Any]:
-            logprobs = [R.completion_logprobs(tok, o.logprobs or [], req.logprobs or 0, len(e),
-                                              skip_special_tokens=req.skip_special_tokens)[0]
-                        if req.logprobs is not None else None for o, e in zip(finals, echoes)]
+            logprobs = R.completion_logprobs_of(tok, finals, echoes, req.logprobs,
+                                                skip_special_tokens=req.skip_special_tokens)
             texts = [e + o.text for o, e in zip(finals, echoes)]
             return R.completion(R.new_id("cmpl"), R.now(), self.name, finals, texts, logprobs,
                                 sum(len(ids) for ids in prompts))

@@ -30,16 +30,20 @@ class LocalMediaPolicy:
 # checked_path and read_checked read only these fields, so the server's MediaPolicy serves as well
 
 
-def resolve_local_media(messages: list[dict[str, Any]], policy: LocalMediaPolicy) -> list[dict[str, Any]]:
-    """Rewrite each media part's url in place to a data URI (unchanged) or the file's bytes; returns `messages`."""
+def media_items(messages: list[dict[str, Any]], max_count: int) -> list[tuple[dict[str, Any], str]]:
+    """(the {"url", ...} dict, its name for errors) of every media part, at most `max_count` of them."""
     parts = [p for m in messages if isinstance(m.get("content"), list)
              for p in m["content"] if p.get("type") in MEDIA_KEYS]
-    if len(parts) > policy.max_media_count:
-        raise RequestError(400, f"too many media items: {len(parts)} > --max-media-count {policy.max_media_count}",
+    if len(parts) > max_count:
+        raise RequestError(400, f"too many media items: {len(parts)} > --max-media-count {max_count}",
                            param="messages", code="too_many_media")
-    for k, part in enumerate(parts):
-        media = part[part["type"]]
-        media["url"] = load_local(media["url"], policy, name=f"{part['type']} #{k + 1}")
+    return [(part[part["type"]], f"{part['type']} #{k + 1}") for k, part in enumerate(parts)]
+
+
+def resolve_local_media(messages: list[dict[str, Any]], policy: LocalMediaPolicy) -> list[dict[str, Any]]:
+    """Rewrite each media part's url in place to a data URI (unchanged) or the file's bytes; returns `messages`."""
+    for media, name in media_items(messages, policy.max_media_count):
+        media["url"] = load_local(media["url"], policy, name=name)
     return messages
 
 

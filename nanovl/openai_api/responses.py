@@ -117,6 +117,20 @@ def completion_logprobs(tokenizer, items: Sequence[TokenLogprob | None], num_top
     return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}, cursor
 
 
+def chat_logprobs_of(tokenizer, finals: Sequence[RequestOutput], num_top: int | None) -> list[dict | None]:
+    """Each final choice's chat logprobs object (None per choice when logprobs are off)."""
+    return [chat_logprobs(tokenizer, o.logprobs or [], num_top) if num_top is not None else None for o in finals]
+
+
+def completion_logprobs_of(tokenizer, finals: Sequence[RequestOutput], echoes: Sequence[str],
+                           num_top: int | None, *, skip_special_tokens: bool) -> list[dict | None]:
+    """Each final choice's completions logprobs, offsets counted after its echoed prompt."""
+    if num_top is None:
+        return [None] * len(finals)
+    return [completion_logprobs(tokenizer, o.logprobs or [], num_top, len(e),
+                                skip_special_tokens=skip_special_tokens)[0] for o, e in zip(finals, echoes)]
+
+
 # ---------------------------------------------------------------------- chat
 def chat_message(out: RequestOutput, *, parse_tools: bool = False) -> tuple[dict[str, Any], str | None]:
     """(the assistant message, its finish_reason). With `parse_tools` (the request offered tools), the

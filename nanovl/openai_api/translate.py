@@ -195,6 +195,42 @@ def chat_logprobs_count(req: ChatCompletionRequest) -> int | None:
     return req.top_logprobs or 0
 
 
+def chat_jobs(req: ChatCompletionRequest, inputs: ChatInputs, processed: Any,
+              max_model_len: int) -> list[tuple[Any, SamplingParams]]:
+    """The request's n choices as (processed prompt, SamplingParams) pairs, max_tokens filled from the
+    prompt's length; the prompt goes in as is, so n choices share one pass over the media."""
+    max_tokens = resolve_max_tokens(req.max_completion_tokens or req.max_tokens,
+                                    len(processed.prompt_token_ids), max_model_len)
+    num_lp = chat_logprobs_count(req)
+    return [(processed, sampling_params(req, max_tokens=max_tokens, logprobs=num_lp, choice=i,
+                                        enable_thinking=inputs.enable_thinking,
+                                        thinking_budget=inputs.thinking_budget))
+            for i in range(req.n)]
+
+
+def completion_jobs(req: CompletionRequest, prompts: list[list[int]],
+                    max_model_len: int) -> list[tuple[list[int], SamplingParams]]:
+    """n choices of each tokenized prompt as (token ids, SamplingParams) pairs, prompt by prompt."""
+    jobs = []
+    for ids in prompts:
+        max_tokens = resolve_max_tokens(req.max_tokens, len(ids), max_model_len)
+        jobs += [(ids, sampling_params(req, max_tokens=max_tokens, logprobs=req.logprobs, choice=j))
+                 for j in range(req.n)]
+    return jobs
+
+
+def check_completion_chars(prompts: list[str | list[int]], limit: int, max_model_len: int) -> None:
+    """check_prompt_chars for each text prompt of a completion request."""
+    for p in prompts:
+        if isinstance(p, str):
+            check_prompt_chars(len(p), limit, max_model_len, "prompt")
+
+
+def parses_tools(req: ChatCompletionRequest) -> bool:
+    """The request offered tools and let the model call them: its answer's <TOOLCALL> blocks are calls."""
+    return bool(req.tools) and req.tool_choice != "none"
+
+
 def completion_prompts(req: CompletionRequest) -> list[str | list[int]]:
     """The prompt field as a list of prompts (text or token ids)."""
     p = req.prompt

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from nanovl.openai_api.media import MEDIA_KEYS, checked_path, data_uri_num_bytes, read_checked, too_large
+from nanovl.openai_api.media import checked_path, data_uri_num_bytes, media_items, read_checked, too_large
 from nanovl.server.errors import APIError
 
 MAX_REDIRECTS = 3
@@ -36,14 +36,8 @@ class MediaPolicy:
 
 async def resolve_media(messages: list[dict[str, Any]], policy: MediaPolicy) -> list[dict[str, Any]]:
     """Check the count and rewrite each media part's url in place; returns `messages`."""
-    parts = [p for m in messages if isinstance(m.get("content"), list)
-             for p in m["content"] if p.get("type") in MEDIA_KEYS]
-    if len(parts) > policy.max_media_count:
-        raise APIError(400, f"too many media items: {len(parts)} > --max-media-count {policy.max_media_count}",
-                       param="messages", code="too_many_media")
-    for k, part in enumerate(parts):
-        media = part[part["type"]]
-        media["url"] = await load_source(media["url"], policy, name=f"{part['type']} #{k + 1}")
+    for media, name in media_items(messages, policy.max_media_count):
+        media["url"] = await load_source(media["url"], policy, name=name)
     return messages
 
 

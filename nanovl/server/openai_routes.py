@@ -60,23 +60,17 @@ def register_routes(app: FastAPI, state: ServerState) -> None:
         probe = SamplingParams(enable_thinking=inputs.enable_thinking)
         processed = await state.engine.process_chat(inputs.messages, probe, tools=inputs.tools,
                                                     chat_template_kwargs=inputs.chat_template_kwargs)
-        max_tokens = translate.resolve_max_tokens(req.max_completion_tokens or req.max_tokens,
-                                                  len(processed.prompt_token_ids), state.max_model_len)
+        jobs = translate.chat_jobs(req, inputs, processed, state.max_model_len)
         num_lp = translate.chat_logprobs_count(req)
-        jobs = [(processed, translate.sampling_params(req, max_tokens=max_tokens, logprobs=num_lp, choice=i,
-                                                      enable_thinking=inputs.enable_thinking,
-                                                      thinking_budget=inputs.thinking_budget))
-                for i in range(req.n)]
         choices = await Choices.open(state.engine, jobs)
         resp_id, created = R.new_id("chatcmpl"), R.now()
         if req.stream:
             return _sse(_chat_events(state, choices, req, resp_id, created, model, num_lp, t0))
         finals = await _finals_unless_disconnected(choices, request)
         _record(state, finals, t0)
-        logprobs = [R.chat_logprobs(state.tokenizer, o.logprobs or [], num_lp) if num_lp is not None else None
-                    for o in finals]
+        logprobs = R.chat_logprobs_of(state.tokenizer, finals, num_lp)
         return JSONResponse(R.chat_completion(resp_id, created, model, finals, logprobs,
-                                              parse_tools=_parses_tools(req)))
+                                              parse_tools=translate.parses_tools(req)))
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest, request: Request):
@@ -86,16 +80,10 @@ def register_routes(app: FastAPI, state: ServerState) -> None:
         raw_prompts = translate.completion_prompts(req)
         state.check_fits_queue(len(raw_prompts) * req.n, req.n)
         if state.max_prompt_chars is not None:
-            for p in raw_prompts:
-                if isinstance(p, str):
-                    translate.check_prompt_chars(len(p), state.max_prompt_chars, state.max_model_len, "prompt")
+            translate.check_completion_chars(raw_prompts, state.max_prompt_chars, state.max_model_len)
         # long prompts take seconds to tokenize: keep the event loop (and /health) responsive
         prompts = await asyncio.to_thread(_encode_all, state.tokenizer, raw_prompts)
-        jobs = []
-        for ids in prompts:
-            max_tokens = translate.resolve_max_tokens(req.max_tokens, len(ids), state.max_model_len)
-            jobs += [(ids, translate.sampling_params(req, max_tokens=max_tokens, logprobs=req.logprobs, choice=j))
-                     for j in range(req.n)]
+        jobs = translate.completion_jobs(req, prompts, state.max_model_len)
         decoded = await asyncio.to_thread(_decode_all, state.tokenizer, prompts) if req.echo else None
         echoes = [decoded[k] if decoded else "" for k in range(len(prompts)) for _ in range(req.n)]
         choices = await Choices.open(state.engine, jobs)
@@ -104,9 +92,8 @@ def register_routes(app: FastAPI, state: ServerState) -> None:
             return _sse(_completion_events(state, choices, req, resp_id, created, model, echoes, t0))
         finals = await _finals_unless_disconnected(choices, request)
         _record(state, finals, t0)
-        logprobs = [R.completion_logprobs(state.tokenizer, o.logprobs or [], req.logprobs or 0, len(e),
-                                          skip_special_tokens=req.skip_special_tokens)[0]
-                    if req.logprobs is not None else None for o, e in zip(finals, echoes)]
+        logprobs = R.completion_logprobs_of(state.tokenizer, finals, echoes, req.logprobs,
+                                            skip_special_tokens=req.skip_special_tokens)
         texts = [e + o.text for o, e in zip(finals, echoes)]
         return JSONResponse(R.completion(resp_id, created, model, finals, texts, logprobs,
                                          sum(len(ids) for ids in prompts)))
@@ -168,15 +155,10 @@ def _usage_fields(req, out: RequestOutput) -> dict | None:
     return None
 
 
-def _parses_tools(req: ChatCompletionRequest) -> bool:
-    """The request offered tools and let the model call them: its answer's <TOOLCALL> blocks are calls."""
-    return bool(req.tools) and req.tool_choice != "none"
-
-
 async def _chat_events(state: ServerState, choices: Choices, req: ChatCompletionRequest, resp_id: str,
                        created: int, model: str, num_lp: int | None, t0: float) -> AsyncIterator[str]:
     started, lp_sent, finals = set(), [0] * len(choices), {}
-    tool_streams = [ToolCallStream() for _ in range(len(choices))] if _parses_tools(req) else None
+    tool_streams = [ToolCallStream() for _ in range(len(choices))] if translate.parses_tools(req) else None
     try:
         async for i, out in choices.stream():
             if i not in started:
