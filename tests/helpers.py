@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: numerics, bench scripts as modules, the reading-model mark, test videos."""
+"""Helpers shared by the tests: numerics, bench scripts as modules, the reading-model mark, test videos,
+a server thread."""
 from __future__ import annotations
 
 import importlib.util
@@ -60,3 +61,16 @@ def write_gray_mp4(path, num_frames: int, shade_step: int, *, size: int = 32, ra
         for packet in stream.encode():
             container.mux(packet)
     return str(path)
+
+
+def start_server_thread(engine, settings=None):
+    """A real uvicorn server (ServerThread, started) over `engine` (an LLMEngine); the thread keeps
+    `.engine` and `.async_engine` for tests that look inside. Stop it with `.stop()`."""
+    from nanovl.engine.async_engine import AsyncEngine
+    from nanovl.server.app import ServerThread, build_app
+    from nanovl.server.state import ServerSettings
+
+    async_engine = AsyncEngine(engine)
+    srv = ServerThread(build_app(async_engine, settings or ServerSettings())).start()
+    srv.engine, srv.async_engine = engine, async_engine
+    return srv

@@ -6,6 +6,7 @@ import json
 import httpx
 import pytest
 from batchkit import answer, ask, by_id, eight_requests, line, read_records, write_jsonl
+from helpers import start_server_thread
 
 from nanovl.batch import BatchInputError, run_batch
 
@@ -21,9 +22,7 @@ def job(tiny_llm, tmp_path_factory):
 
 
 def test_batch_matches_server(job, tiny_llm):
-    from nanovl.engine.async_engine import AsyncEngine
     from nanovl.llm import LLM
-    from nanovl.server.app import ServerThread, build_app
     from nanovl.server.media import MediaPolicy
     from nanovl.server.state import ServerSettings
 
@@ -32,7 +31,7 @@ def test_batch_matches_server(job, tiny_llm):
     got = by_id(records)
     assert set(got) == {r["custom_id"] for r in rows}
     settings = ServerSettings(media=MediaPolicy(allowed_root=folder))
-    server = ServerThread(build_app(AsyncEngine(LLM(None, max_num_seqs=8).engine), settings)).start()
+    server = start_server_thread(LLM(None, max_num_seqs=8).engine, settings)
     try:
         with httpx.Client(base_url=server.url, timeout=60) as http:
             for row in rows:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+from helpers import start_server_thread
 from serverkit import MAX_MODEL_LEN, MODEL_NAME
 
 
@@ -30,22 +31,16 @@ def tiny_parts(tmp_path_factory):
 @pytest.fixture(scope="session")
 def start_server(tiny_parts):
     """start_server(settings=None, **engine_kwargs) -> a started ServerThread (stopped at session end)."""
-    from nanovl.engine.async_engine import AsyncEngine
     from nanovl.engine.engine import EngineConfig, LLMEngine
-    from nanovl.server.app import ServerThread, build_app
-    from nanovl.server.state import ServerSettings
 
     ckpt, model, tok = tiny_parts
     started = []
 
-    def start(settings: ServerSettings | None = None, **engine_kwargs) -> ServerThread:
+    def start(settings=None, **engine_kwargs):
         engine_kwargs.setdefault("max_model_len", MAX_MODEL_LEN)
         engine = LLMEngine(EngineConfig(model=str(ckpt), **engine_kwargs), model=model, tokenizer=tok)
-        async_engine = AsyncEngine(engine)
-        srv = ServerThread(build_app(async_engine, settings or ServerSettings())).start()
-        srv.engine, srv.async_engine = engine, async_engine
-        started.append(srv)
-        return srv
+        started.append(start_server_thread(engine, settings))
+        return started[-1]
 
     yield start
     for srv in started:

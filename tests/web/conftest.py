@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from helpers import start_server_thread
 from webkit import HAVE_BROWSER, Page, start_chrome
 
 from nanovl.llm import BUNDLED_MODEL
@@ -18,23 +19,16 @@ def start_server():
     """start_server(settings=None) -> a started ServerThread over the bundled model (stopped at the end)."""
     if not (BUNDLED_MODEL / "config.json").is_file():
         pytest.skip(f"the bundled tiny model is missing at {BUNDLED_MODEL}")
-    from nanovl.engine.async_engine import AsyncEngine
     from nanovl.engine.engine import EngineConfig, LLMEngine
-    from nanovl.server.app import ServerThread, build_app
-    from nanovl.server.state import ServerSettings
 
     started, loaded = [], {}
 
-    def start(settings: ServerSettings | None = None) -> ServerThread:
-        config = EngineConfig.from_kwargs(model=str(BUNDLED_MODEL))
-        engine = LLMEngine(config, **loaded)
+    def start(settings=None):
+        engine = LLMEngine(EngineConfig.from_kwargs(model=str(BUNDLED_MODEL)), **loaded)
         # later servers share the first one's weights and tokenizer
         loaded.update(model=engine.model, tokenizer=engine.tokenizer)
-        async_engine = AsyncEngine(engine)
-        srv = ServerThread(build_app(async_engine, settings or ServerSettings())).start()
-        srv.async_engine = async_engine
-        started.append(srv)
-        return srv
+        started.append(start_server_thread(engine, settings))
+        return started[-1]
 
     yield start
     for srv in started:
