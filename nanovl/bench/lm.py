@@ -159,7 +159,7 @@ def bench_image_ttft(model: NemotronVL, n_tiles: int, reps: int) -> dict:
     """TTFT of one image of n_tiles tiles (pixels already on the device) plus a short question."""
     cfg = model.config
     dev = model.language_model.backbone.embeddings.weight.device
-    dtype = model.mlp1[1].weight.dtype
+    dtype = model.mlp1[0].weight.dtype
     pixels = torch.randn(n_tiles, 3, cfg.force_image_size, cfg.force_image_size, device=dev, dtype=dtype)
     ids = _prompt(model, [n_tiles * cfg.num_image_token], 16)
 
@@ -178,7 +178,7 @@ def bench_video_ttft(model: NemotronVL, n_frames: int, q: float, reps: int) -> d
     """TTFT of a video of n_frames one-tile frames with EVS pruning rate q (vision + EVS + prefill)."""
     cfg = model.config
     dev = model.language_model.backbone.embeddings.weight.device
-    dtype = model.mlp1[1].weight.dtype
+    dtype = model.mlp1[0].weight.dtype
     frames = torch.randn(n_frames, 3, cfg.force_image_size, cfg.force_image_size, device=dev, dtype=dtype)
 
     def make():

@@ -74,11 +74,11 @@ def _indexed_shards(index: Path) -> list[str]:
     """The shard file names a shard index maps tensors to ([] without a readable index)."""
     if not index.is_file():
         return []
-    weight_map = _read_json_object(index).get("weight_map")
+    weight_map = read_json_object(index).get("weight_map")
     return sorted(set(weight_map.values())) if isinstance(weight_map, dict) else []
 
 
-def _read_json_object(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
     """A JSON file holding one object; ValueError naming the file otherwise."""
     try:
         value = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -94,7 +94,7 @@ def read_config(folder: Path) -> dict:
     cfg_file = Path(folder) / "config.json"
     if not cfg_file.is_file():
         raise ValueError(f"checkpoint folder {str(folder)!r} has no config.json")
-    return _read_json_object(cfg_file)
+    return read_json_object(cfg_file)
 
 
 @contextlib.contextmanager
@@ -111,7 +111,7 @@ def open_shard(shard: Path) -> Iterator:
 def _shard_files(folder: Path) -> list[Path]:
     folder = Path(folder)
     if (folder / INDEX_FILE).is_file():
-        weight_map = _read_json_object(folder / INDEX_FILE).get("weight_map")
+        weight_map = read_json_object(folder / INDEX_FILE).get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise ValueError(f"{INDEX_FILE} in {str(folder)!r} has no weight_map")
         files = sorted(set(weight_map.values()))
@@ -126,12 +126,18 @@ def _shard_files(folder: Path) -> list[Path]:
 
 def read_checkpoint_shapes(folder: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape from the safetensors headers (no tensor data is read)."""
-    shapes: dict[str, tuple[int, ...]] = {}
+    return {key: shape for key, (shape, _) in read_checkpoint_headers(folder).items()}
+
+
+def read_checkpoint_headers(folder: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Every tensor's (shape, safetensors dtype name such as "BF16" or "F8_E4M3") from the headers."""
+    headers: dict[str, tuple[tuple[int, ...], str]] = {}
     for shard in _shard_files(Path(folder)):
         with open_shard(shard) as f:
             for key in f.keys():
-                shapes[key] = tuple(f.get_slice(key).get_shape())
-    return shapes
+                sl = f.get_slice(key)
+                headers[key] = (tuple(sl.get_shape()), sl.get_dtype())
+    return headers
 
 
 @contextlib.contextmanager
@@ -257,7 +263,11 @@ def load_weights(module: nn.Module, folder: str | os.PathLike, *, dtype: torch.d
     """
     folder = Path(folder)
     mapping = _check_keys(module, folder, key_map)
-    _, aliases = _targets(module)
+    expected, aliases = _targets(module)
+    # tensors whose module fixes their dtype (an FP8 layer's e4m3 weight and fp32 scales)
+    fixed = {f"{prefix}.{name}".lstrip("."): expected[f"{prefix}.{name}".lstrip(".")].dtype
+             for prefix, sub in module.named_modules() for name in getattr(sub, "fixed_dtype_tensors", ())
+             if f"{prefix}.{name}".lstrip(".") in expected}
     report = _PROGRESS.get()
     shards = _shard_files(folder)
     total, done = (sum(s.stat().st_size for s in shards), 0) if report else (0, 0)
@@ -270,8 +280,10 @@ def load_weights(module: nn.Module, folder: str | os.PathLike, *, dtype: torch.d
                 if report:
                     done += t.numel() * t.element_size()
                     report(min(done, total), total)
-                t = t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
-                _assign(module, aliases[mapping[key]], t)
+                name = mapping[key]
+                want = fixed.get(name, dtype if t.is_floating_point() else t.dtype)
+                t = t.to(device=device, dtype=want)
+                _assign(module, aliases[name], t)
     if report:
         report(total, total)  # file sizes include headers and skipped keys: end the bar at 100%
     # buffers the checkpoint does not hold (non-persistent ones) follow the weights
@@ -314,9 +326,14 @@ def load_model(path: str | os.PathLike, *, dtype: torch.dtype | str = torch.floa
     Returns:
         NemotronHForCausalLM for a text config; the VL model of `nanovl.model.vlm` for a VL config.
     """
+    from nanovl.model import quantized
+
     dtype = _float_dtype(dtype)
     folder = resolve_checkpoint(path)
-    config = config_from_hf(read_config(folder))
+    raw_config = read_config(folder)
+    config = config_from_hf(raw_config)
+    quantization = quantized.read_quantization(folder, raw_config)
+    headers = read_checkpoint_headers(folder) if quantization else {}
     if isinstance(config, VLConfig) and not text_only:
         from nanovl.model.vlm import build_vl_model, vl_key_map
 
@@ -327,6 +344,10 @@ def load_model(path: str | os.PathLike, *, dtype: torch.dtype | str = torch.floa
     else:
         model = build_lm(config.text if isinstance(config, VLConfig) else config)
         key_map = lm_key_map
+    if quantization:
+        key_map = quantized.skip_kv_scales(key_map)
+        quantized.quantize_modules(model, {k: s for k, (s, _) in headers.items()},
+                                   {k: d for k, (_, d) in headers.items()}, key_map)
     load_weights(model, folder, dtype=dtype, device=device, key_map=key_map)
     fuse_projections(model)
     return model.eval()
@@ -348,6 +369,8 @@ def fuse_projections(model: nn.Module) -> nn.Module:
     from nanovl.model.attention import Attention
 
     for module in model.modules():
-        if isinstance(module, Attention) and module.q_proj.weight.is_cuda:
+        # FP8 projections stay apart: each has its own scales
+        if (isinstance(module, Attention) and module.q_proj.weight.is_cuda
+                and all(isinstance(p, nn.Linear) for p in (module.q_proj, module.k_proj, module.v_proj))):
             module.fuse_qkv()
     return model

@@ -70,7 +70,7 @@ class NemotronVL(nn.Module):
             raise ValueError(f"pixel_values must be [N, 3, H, W], got shape {tuple(pixel_values.shape)}")
         p = self.config.vision.patch_size
         rows, cols = pixel_values.shape[-2] // p, pixel_values.shape[-1] // p
-        dtype = self.mlp1[1].weight.dtype
+        dtype = self.mlp1[0].weight.dtype  # the norm: a quantized projection would read fp8
         out = []
         step = max(1, PATCHES_PER_MICRO_BATCH // (rows * cols))
         for start in range(0, pixel_values.shape[0], step):

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from nanovl.ops.activation.ref import relu_square_ref  # noqa: E402
 from nanovl.ops.attention.ref import decode_attention_ref, prefill_attention_ref  # noqa: E402
 from nanovl.ops.conv1d.ref import causal_conv1d_ref, causal_conv1d_update_ref  # noqa: E402
+from nanovl.ops.fp8_linear.ref import fp8_linear_ref, fp8_linear_relu_square_ref, quantize_fp8_ref  # noqa: E402
 from nanovl.ops.norm.ref import add_rms_norm_ref, gated_rms_norm_ref, rms_norm_ref  # noqa: E402
 from nanovl.ops.ssd.ref import ssd_chunk_scan_ref, ssd_state_update_ref  # noqa: E402
 
@@ -154,6 +155,56 @@ def run_attention(device, dtype, b=3, hq=8, hkv=2, dh=64, cap=300, t=20):
     return max(errs)
 
 
+def run_fp8_quantize(device, dtype):
+    """Every finite value of the dtype (all of bf16 / fp16; 2**20 random fp32) at four scales: the
+    kernel's e4m3 rounding must give the reference's values."""
+    from nanovl.ops.fp8_linear.kernel import quantize_fp8_triton
+
+    if dtype == torch.float32:
+        x = torch.randn(1 << 20, device=device) * torch.logspace(-6, 6, 1 << 20, device=device)
+    else:
+        x = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(dtype).to(device)
+        x = x[torch.isfinite(x)]
+    for scale in (1.0, 0.37, 3.1e-3, 250.0):
+        s = torch.tensor(scale, device=device)
+        ref, out = quantize_fp8_ref(x, s), quantize_fp8_triton(x, s)
+        bad = int((ref.float() != out.float()).sum())  # by value: a zero's sign multiplies to the same
+        assert bad == 0, f"quantize_fp8 {dtype} scale {scale}: {bad} values differ from the reference"
+    return 0.0
+
+
+def run_fp8_linear(device, dtype, n=300, k=784):
+    """The FP8 projection at 1 / 5 / 16 rows (skinny kernel) and 40 rows (quantize + _scaled_mm),
+    with and without bias and squared ReLU, against the reference."""
+    from nanovl.ops.fp8_linear import kernel as fk
+
+    w = (torch.randn(n, k, device=device) * 60).to(torch.float8_e4m3fn)
+    ws, xs = torch.tensor(0.004, device=device), torch.tensor(0.03, device=device)
+    errs = []
+    for m in (1, 5, 16, 40):
+        x = torch.randn(m, k, device=device, dtype=dtype)
+        for bias in (None, torch.randn(n, device=device, dtype=dtype)):
+            for relu in (False, True):
+                ref_fn = fp8_linear_relu_square_ref if relu else fp8_linear_ref
+                if m <= 16:
+                    fn = fk.skinny_fp8_linear_relu_square_triton if relu else fk.skinny_fp8_linear_triton
+                else:
+                    fn = fk.scaled_mm_fp8_linear_relu_square if relu else fk.scaled_mm_fp8_linear
+                name = f"fp8_linear m={m} bias={bias is not None} relu={relu}"
+                errs.append(check(name, ref_fn(x, w, ws, xs, bias), fn(x, w, ws, xs, bias), TOL[dtype]))
+    return max(errs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=["fp32", "bf16", "fp16"])
+def test_fp8_quantize(dtype):
+    run_fp8_quantize("cuda", dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
+def test_fp8_linear(dtype):
+    run_fp8_linear("cuda", dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
 def test_causal_conv1d(dtype):
     run_conv("cuda", dtype)
@@ -222,7 +273,7 @@ def _interpreter_main() -> None:
     torch.manual_seed(0)
     scan = dict(b=2, t=70, h=4, p=80, g=2, n=32)  # the interpreter is slow: a small scan
     cases = [(run_conv, {}), (run_norm, {}), (run_relu_square, {}), (run_state_update, {}), (run_kv_write, {}),
-             (run_attention, {}),
+             (run_attention, {}), (run_fp8_quantize, {}), (run_fp8_linear, {}),
              (run_chunk_scan, scan), (run_chunk_scan, dict(scan, with_state=False))]
     for fn, kw in cases:
         for dt in dtypes:

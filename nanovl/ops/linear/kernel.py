@@ -58,12 +58,14 @@ def _prefetch_l2_share(pf, n_lines, VEC: tl.constexpr):
                                   [pf + line.to(tl.int64) * 128], dtype=tl.int32, is_pure=False, pack=1)
 
 
-@triton.autotune(configs=_GEMV_CONFIGS, key=["N", "K"], do_bench=_bench)
+@triton.autotune(configs=_GEMV_CONFIGS, key=["N", "K", "FP8"], do_bench=_bench)
 @triton.jit
-def _gemv_fwd_kernel(x, w, b, out, N, K, stride_wn, pf, pf_lines,
-                     HAS_BIAS: tl.constexpr, RELU_SQUARE: tl.constexpr, USE_PDL: tl.constexpr,
+def _gemv_fwd_kernel(x, w, b, out, ws, xs, N, K, stride_wn, pf, pf_lines,
+                     HAS_BIAS: tl.constexpr, RELU_SQUARE: tl.constexpr, FP8: tl.constexpr, USE_PDL: tl.constexpr,
                      PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # one row: multiply into a [BLOCK_N, BLOCK_K] fp32 tile, reduce over K once at the end
+    # one row: multiply into a [BLOCK_N, BLOCK_K] fp32 tile, reduce over K once at the end.
+    # FP8: w is e4m3 with the scalar scale at ws; x is quantized to e4m3 with the scale at xs
+    # (`ops/fp8_linear/ref.py`), and the sum takes both scales at the end
     pid = tl.program_id(0)
     offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_k = tl.arange(0, BLOCK_K)
@@ -74,17 +76,22 @@ def _gemv_fwd_kernel(x, w, b, out, N, K, stride_wn, pf, pf_lines,
     pdl_release(USE_PDL)
     mask_k = offs_k < K
     wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
+    x_scale = 1.0
+    if FP8:  # a checkpoint constant, like the weight: read before the wait
+        x_scale = tl.load(xs)
     pdl_wait(USE_PDL)
-    xt = tl.load(x + offs_k, mask=mask_k, other=0.0)
-    acc = wt.to(tl.float32) * xt.to(tl.float32)[None, :]
+    xt = _x_tile(x + offs_k, mask_k, x_scale, FP8)
+    acc = wt.to(tl.float32) * xt[None, :]
     w_ptrs += BLOCK_K
     for k0 in range(BLOCK_K, K, BLOCK_K):
         mask_k = offs_k < K - k0
         wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
-        xt = tl.load(x + k0 + offs_k, mask=mask_k, other=0.0)
-        acc += wt.to(tl.float32) * xt.to(tl.float32)[None, :]
+        xt = _x_tile(x + k0 + offs_k, mask_k, x_scale, FP8)
+        acc += wt.to(tl.float32) * xt[None, :]
         w_ptrs += BLOCK_K
     y = tl.sum(acc, axis=1)  # [BLOCK_N]
+    if FP8:
+        y = y * (x_scale * tl.load(ws))
     if HAS_BIAS:
         y += tl.load(b + offs_n, mask=mask_n, other=0.0).to(tl.float32)
     if RELU_SQUARE:
@@ -92,6 +99,36 @@ def _gemv_fwd_kernel(x, w, b, out, N, K, stride_wn, pf, pf_lines,
     tl.store(out + offs_n, y.to(out.dtype.element_ty), mask=mask_n)
     if PREFETCH:  # after the store: the small kernels before the next projection run meanwhile
         _prefetch_l2_share(pf, pf_lines, 128)
+
+
+@triton.jit
+def round_e4m3(v):
+    """v (fp32, within +-448) rounded to the nearest e4m3 value, ties to even, kept in fp32.
+
+    Spelled out in fp32 arithmetic rather than `.to(tl.float8e4nv)`: Triton's CPU interpreter, where
+    the tests run, converts to fp8 wrongly at ties and at binade edges (200 -> 208, 127.7 -> 64),
+    while this gives the GPU's and torch's result on both. Within a binade e4m3 values are spaced
+    2**(e - 3); adding and removing 1.5 * 2**23 rounds v / spacing to an integer, ties to even."""
+    biased = (v.to(tl.int32, bitcast=True) >> 23) & 0xFF
+    biased = tl.maximum(biased, 121)  # under 2**-6, e4m3's subnormals: the spacing stays 2**-9
+    step = ((biased - 3) << 23).to(tl.float32, bitcast=True)
+    inv_step = ((257 - biased) << 23).to(tl.float32, bitcast=True)
+    return ((v * inv_step + 12582912.0) - 12582912.0) * step
+
+
+@triton.jit
+def quantize_e4m3(v, scale):
+    """`quantize_fp8_ref` on an fp32 tile: v / scale (IEEE division, as torch's), saturated, rounded."""
+    return round_e4m3(tl.clamp(tl.math.div_rn(v, scale), -448.0, 448.0))
+
+
+@triton.jit
+def _x_tile(ptrs, mask, x_scale, FP8: tl.constexpr):
+    # a tile of x in fp32; quantized to e4m3 values for an FP8 weight
+    xt = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+    if FP8:
+        xt = quantize_e4m3(xt, x_scale)
+    return xt
 
 
 @triton.jit
@@ -110,13 +147,14 @@ def _dot_step(xt, wt, acc, IS_FP32: tl.constexpr):
     return tl.dot(xt, tl.trans(wt), acc)
 
 
-@triton.autotune(configs=_DOT_CONFIGS, key=["N", "K"], do_bench=_bench)
+@triton.autotune(configs=_DOT_CONFIGS, key=["N", "K", "FP8"], do_bench=_bench)
 @triton.jit(do_not_specialize=["M"])  # one binary for every M in 2..16 (16 would get its own)
-def _skinny_dot_fwd_kernel(x, w, b, out, M, N, K, stride_xm, stride_wn, stride_om,
+def _skinny_dot_fwd_kernel(x, w, b, out, ws, xs, M, N, K, stride_xm, stride_wn, stride_om,
                            HAS_BIAS: tl.constexpr, RELU_SQUARE: tl.constexpr, IS_FP32: tl.constexpr,
-                           USE_PDL: tl.constexpr,
+                           FP8: tl.constexpr, USE_PDL: tl.constexpr,
                            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    # M <= BLOCK_M rows: rows past M load as zeros and are not stored
+    # M <= BLOCK_M rows: rows past M load as zeros and are not stored. FP8 as in the one-row
+    # kernel; e4m3 values are exact in fp16, so an fp16 tl.dot gives the fp8 products exactly
     pid = tl.program_id(0)
     offs_m = tl.arange(0, BLOCK_M)
     offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -129,16 +167,21 @@ def _skinny_dot_fwd_kernel(x, w, b, out, M, N, K, stride_xm, stride_wn, stride_o
     pdl_release(USE_PDL)
     mask_k = offs_k < K
     wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
+    x_scale = 1.0
+    if FP8:
+        x_scale = tl.load(xs)
     pdl_wait(USE_PDL)
     xt = tl.load(x_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
-    acc = _dot_step(xt, wt, acc, IS_FP32)
+    acc = _dot_tile(xt, wt, acc, x_scale, IS_FP32, FP8)
     for k0 in range(BLOCK_K, K, BLOCK_K):
         x_ptrs += BLOCK_K
         w_ptrs += BLOCK_K
         mask_k = offs_k < K - k0
         xt = tl.load(x_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
-        acc = _dot_step(xt, wt, acc, IS_FP32)
+        acc = _dot_tile(xt, wt, acc, x_scale, IS_FP32, FP8)
+    if FP8:
+        acc = acc * (x_scale * tl.load(ws))
     if HAS_BIAS:
         acc += tl.load(b + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
     if RELU_SQUARE:
@@ -147,10 +190,21 @@ def _skinny_dot_fwd_kernel(x, w, b, out, M, N, K, stride_xm, stride_wn, stride_o
     tl.store(out_ptrs, acc.to(out.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
+@triton.jit
+def _dot_tile(xt, wt, acc, x_scale, IS_FP32: tl.constexpr, FP8: tl.constexpr):
+    if FP8:
+        # fp16 holds every e4m3 value exactly (so does bf16, but Triton's interpreter mis-reads a
+        # converted bf16 tile in tl.dot); the tensor cores run fp16 at bf16's rate
+        xq = quantize_e4m3(xt.to(tl.float32), x_scale).to(tl.float16)
+        return _dot_step(xq, wt.to(tl.float32).to(tl.float16), acc, False)
+    return _dot_step(xt, wt, acc, IS_FP32)
+
+
 def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor,
-            config: triton.Config | None = None, relu_square: bool = False) -> None:
+            config: triton.Config | None = None, relu_square: bool = False,
+            scales: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
     """Write x2 @ weight.T (+ bias), squared-ReLU'd if asked, into out; `config` pins one autotune
-    entry (tests check each)."""
+    entry (tests check each). `scales` = (weight_scale, input_scale) for an e4m3 weight."""
     (m, k), n = x2.shape, weight.shape[0]
     kernel = _gemv_fwd_kernel if m == 1 else _skinny_dot_fwd_kernel
     meta = {}
@@ -158,7 +212,9 @@ def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, o
         config = kernel.configs[0]  # the CPU interpreter cannot time configs
     if config is not None:
         kernel, meta = kernel.fn, config.all_kwargs()
-    b = bias if bias is not None else weight  # never read without HAS_BIAS
+    b = bias if bias is not None else out  # never read without HAS_BIAS
+    ws, xs = scales if scales is not None else (out, out)  # never read without FP8
+    fp8 = scales is not None
 
     def grid(args):
         return (triton.cdiv(n, args["BLOCK_N"]),)
@@ -168,13 +224,13 @@ def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, o
         # Triton's interpreter runs no inline PTX; a prefetch changes no result, so it is left out there
         warm = None if os.environ.get("TRITON_INTERPRET", "0") == "1" else l2_prefetch.next_lines(weight)
         pf, pf_lines = warm if warm is not None else (weight, 0)
-        kernel[grid](x2, weight, b, out, n, k, weight.stride(0), pf, pf_lines, HAS_BIAS=bias is not None,
-                     RELU_SQUARE=relu_square, USE_PDL=pdl, PREFETCH=warm is not None, **launch_options(pdl),
-                     **meta)
+        kernel[grid](x2, weight, b, out, ws, xs, n, k, weight.stride(0), pf, pf_lines, HAS_BIAS=bias is not None,
+                     RELU_SQUARE=relu_square, FP8=fp8, USE_PDL=pdl, PREFETCH=warm is not None,
+                     **launch_options(pdl), **meta)
     else:
-        kernel[grid](x2, weight, b, out, m, n, k, x2.stride(0), weight.stride(0), out.stride(0),
-                     HAS_BIAS=bias is not None, RELU_SQUARE=relu_square, IS_FP32=x2.dtype == torch.float32,
-                     USE_PDL=pdl,
+        kernel[grid](x2, weight, b, out, ws, xs, m, n, k, x2.stride(0), weight.stride(0), out.stride(0),
+                     HAS_BIAS=bias is not None, RELU_SQUARE=relu_square,
+                     IS_FP32=x2.dtype == torch.float32 and not fp8, FP8=fp8, USE_PDL=pdl,
                      BLOCK_M=MAX_ROWS, **launch_options(pdl), **meta)
 
 
@@ -190,19 +246,24 @@ def skinny_linear_relu_square_triton(x: torch.Tensor, weight: torch.Tensor,
     return _skinny(x, weight, bias, relu_square=True)
 
 
-def _skinny(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, relu_square: bool) -> torch.Tensor:
+def _skinny(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, relu_square: bool,
+            scales: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """The projection for at most 16 rows of x, squared-ReLU'd if asked.
 
     Args:
         x: [..., K] bf16, fp16 or fp32, with prod(x.shape[:-1]) <= 16.
-        weight: [N, K] (nn.Linear layout), same dtype as x.
+        weight: [N, K] (nn.Linear layout), same dtype as x; float8_e4m3fn when `scales` is given.
         bias: [N] or None, same dtype as x.
+        scales: (weight_scale, input_scale), fp32 of one element each, for an e4m3 weight
+            (`nanovl.ops.fp8_linear`).
     Returns:
         [..., N] in x's dtype.
     """
     n, k = weight.shape
     bad_bias = bias is not None and (bias.shape != (n,) or bias.dtype != x.dtype)
-    if x.shape[-1] != k or x.dtype != weight.dtype or bad_bias:
+    want = torch.float8_e4m3fn if scales is not None else x.dtype
+    bad_scales = scales is not None and any(s.numel() != 1 or s.dtype != torch.float32 for s in scales)
+    if x.shape[-1] != k or weight.dtype != want or bad_bias or bad_scales:
         raise ValueError(f"skinny_linear: x {tuple(x.shape)} {x.dtype}, weight {tuple(weight.shape)} "
                          f"{weight.dtype}, bias {None if bias is None else tuple(bias.shape)} do not fit")
     x2 = x.reshape(x.shape[:-1].numel(), k)
@@ -213,5 +274,5 @@ def _skinny(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *,
     bias = bias if bias is None or bias.stride(0) == 1 else bias.contiguous()
     out = torch.empty((x2.shape[0], n), dtype=x.dtype, device=x.device)
     if x2.shape[0] and n:
-        _launch(x2, weight, bias, out, None, relu_square)
+        _launch(x2, weight, bias, out, None, relu_square, scales)
     return out.view(*x.shape[:-1], n)

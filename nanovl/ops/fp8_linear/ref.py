@@ -1,0 +1,67 @@
+"""Plain-PyTorch FP8 linear layer with static per-tensor scales (ModelOpt's "FP8" checkpoints):
+the reference twin of the kernels, and the CPU path.
+
+The weight is stored in float8_e4m3fn with one fp32 `weight_scale`; the input is quantized to
+e4m3 with the checkpoint's calibrated `input_scale` before the product, as the checkpoint was
+evaluated (ModelOpt fake-quantizes the input the same way). All products of two e4m3 values are
+exact in fp32, so the fp32 matmul below is the definition; kernels may only sum in another order.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from nanovl.ops.activation.ref import relu_square_ref
+
+FP8_DTYPE = torch.float8_e4m3fn
+FP8_MAX = 448.0  # largest finite e4m3fn value
+# rows of the weight dequantized at a time: a 12B projection in fp32 at once would be ~0.4 GB a call
+_ROWS_PER_CHUNK = 4096
+
+
+def quantize_fp8_ref(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """x / scale rounded to the nearest e4m3 value (ties to even), saturated at +-448.
+
+    Args:
+        x: any shape, any float dtype.
+        scale: fp32 tensor of one element (the per-tensor scale).
+    Returns:
+        float8_e4m3fn tensor of x's shape.
+    """
+    return (x.float() / scale.float().reshape(())).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
+
+
+def fp8_linear_ref(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Tensor,
+                   input_scale: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """y = (q(x) @ weight.T) * (input_scale * weight_scale) + bias, q(x) = quantize_fp8_ref(x, input_scale).
+
+    Args:
+        x: [..., K] bf16, fp16 or fp32.
+        weight: [N, K] float8_e4m3fn (nn.Linear layout).
+        weight_scale, input_scale: fp32 tensors of one element.
+        bias: [N] or None.
+    Returns:
+        [..., N] in x's dtype (the scale and bias apply in fp32, then one rounding).
+    """
+    if weight.dtype != FP8_DTYPE or weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"fp8_linear: x {tuple(x.shape)}, weight {tuple(weight.shape)} {weight.dtype}: "
+                         f"expected a [N, {x.shape[-1]}] float8_e4m3fn weight")
+    if weight_scale.numel() != 1 or input_scale.numel() != 1:
+        raise ValueError("fp8_linear: weight_scale and input_scale must hold one value each (per-tensor)")
+    xq = quantize_fp8_ref(x, input_scale).float()
+    scale = input_scale.float().reshape(()) * weight_scale.float().reshape(())
+    parts = [F.linear(xq, weight[i:i + _ROWS_PER_CHUNK].float())
+             for i in range(0, weight.shape[0], _ROWS_PER_CHUNK)]
+    if not parts:  # no output features
+        parts = [F.linear(xq, weight.float())]
+    y = (torch.cat(parts, dim=-1) if len(parts) != 1 else parts[0]) * scale
+    if bias is not None:
+        y = y + bias.float()
+    return y.to(x.dtype)
+
+
+def fp8_linear_relu_square_ref(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Tensor,
+                               input_scale: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """relu(fp8_linear_ref(...))^2: the MLP's up projection and its activation (two roundings, as
+    `linear_relu_square_ref`)."""
+    return relu_square_ref(fp8_linear_ref(x, weight, weight_scale, input_scale, bias))
