@@ -20,16 +20,23 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / a.norm()).item()
 
 
-def _model(dtype: torch.dtype, device: str = "cuda", fused: bool = True) -> NemotronHForCausalLM:
+def _model(dtype: torch.dtype, device: str = "cuda", fused: bool = True, fp8: bool = False) -> NemotronHForCausalLM:
     torch.manual_seed(0)
     lm = NemotronHForCausalLM(preset_text_config("tiny")).to(device, dtype).eval()
+    if fp8:  # every projection but lm_head in e4m3, input scales calibrated on one random prompt
+        from nanovl.quant.fp8_modules import input_amax, lm_projection_names, quantize_linears_fp8
+
+        names = lm_projection_names(lm)
+        ids = torch.randint(0, lm.config.vocab_size, (1, 40), device=device)
+        with use_reference_ops():
+            quantize_linears_fp8(lm, input_amax(lm, names, lambda: lm(ids)))
     return fuse_projections(lm) if fused else lm  # as load_model builds it on a GPU
 
 
 @torch.inference_mode()
-def run_kernel_path(dtype: torch.dtype, device: str = "cuda", decode_steps: int = 20) -> float:
+def run_kernel_path(dtype: torch.dtype, device: str = "cuda", decode_steps: int = 20, fp8: bool = False) -> float:
     """Relative error of the tiny LM's logits (prefill 50 tokens, then decode steps), kernels vs references."""
-    lm = _model(dtype, device)
+    lm = _model(dtype, device, fp8=fp8)
     ids = torch.randint(0, lm.config.vocab_size, (2, 50 + decode_steps), device=device)
     outs = []
     for ref in (True, False):
@@ -45,6 +52,27 @@ def run_kernel_path(dtype: torch.dtype, device: str = "cuda", decode_steps: int 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_kernel_path_matches_reference(dtype):
     assert run_kernel_path(dtype) < (3e-3 if dtype == torch.float32 else 3e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_fp8_kernel_path_matches_reference(dtype):
+    # the FP8 projections: the skinny kernel at decode, the reference's own e4m3 rounding of x
+    assert run_kernel_path(dtype, fp8=True) < (3e-3 if dtype == torch.float32 else 3e-2)
+
+
+@torch.inference_mode()
+def test_fp8_decode_graphs_match_eager():
+    lm = _model(torch.bfloat16, fp8=True)
+    prompt = torch.randint(0, 300, (2, 23), device="cuda")
+    graphed = _graph_logits(lm, prompt, 4)
+    pool = lm.new_state(2)
+    _prefill_rows(lm, pool, list(prompt.split(1)))
+    tok, eager = prompt[:, -1], []
+    for _ in range(4):
+        eager.append(lm(tok[:, None], state=pool)[:, -1].float())
+        tok = eager[-1].argmax(-1)
+    assert _rel(torch.stack(eager), graphed) < 2e-2
+    assert not kernel_failures(), f"kernels fell back to the reference: {kernel_failures()}"
 
 
 def _put_row(pool: LMState, row: int, one: LMState) -> None:
@@ -176,3 +204,5 @@ if __name__ == "__main__":  # TRITON_INTERPRET=1: the tiny LM's kernel path on t
     for dt in (torch.float32, torch.bfloat16 if dev == "cuda" else torch.float16):
         print(f"tiny LM kernels vs reference {str(dt):15s} rel err {run_kernel_path(dt, dev, decode_steps=6):.2e}",
               flush=True)
+        print(f"tiny FP8 LM kernels vs reference {str(dt):15s} rel err "
+              f"{run_kernel_path(dt, dev, decode_steps=6, fp8=True):.2e}", flush=True)

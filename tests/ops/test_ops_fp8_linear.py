@@ -1,0 +1,82 @@
+"""FP8 linear op: the reference's rounding and scales, and which path a call takes (the kernels
+themselves are checked against the reference in tests/gpu/test_gpu_ops.py, on the GPU or in
+Triton's CPU interpreter)."""
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+
+from nanovl.ops import dispatch
+from nanovl.ops.fp8_linear import fp8_linear, fp8_linear_ref, fp8_linear_relu_square, quantize_fp8_ref
+
+
+def test_quantize_rounds_to_nearest_even_and_saturates():
+    one = torch.tensor(1.0)
+    # e4m3 spacing is 16 in [128, 256) and 32 in [256, 448]: 200 and 216 are ties (to the even
+    # mantissa), 1000 saturates, 2**-10 is under half the smallest subnormal 2**-9
+    x = torch.tensor([200.0, 216.0, 201.0, 1000.0, -1000.0, 2.0 ** -10, 3 * 2.0 ** -10, 0.3])
+    want = [192.0, 224.0, 208.0, 448.0, -448.0, 0.0, 2.0 ** -8, 0.3125]
+    assert quantize_fp8_ref(x, one).float().tolist() == want
+    assert quantize_fp8_ref(torch.tensor([3.0]), torch.tensor(0.5)).float().tolist() == [6.0]
+
+
+def test_reference_is_the_scaled_product_of_e4m3_values():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 64, generator=g, dtype=torch.float64).to(torch.bfloat16)
+    w = (torch.randn(40, 64, generator=g) * 50).to(torch.float8_e4m3fn)
+    ws, xs, b = torch.tensor(0.01), torch.tensor(0.02), torch.randn(40, generator=g).to(torch.bfloat16)
+    exact = quantize_fp8_ref(x, xs).double() @ w.double().T * (0.01 * 0.02) + b.double()
+    out = fp8_linear_ref(x, w, ws, xs, b)
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out, exact.to(torch.bfloat16))  # fp32 holds every partial sum here exactly enough
+    relu2 = fp8_linear_relu_square(x, w, ws, xs, b)
+    assert torch.equal(relu2, torch.relu(out).square())
+
+
+def test_bad_inputs_are_refused():
+    x = torch.randn(2, 8)
+    with pytest.raises(ValueError, match="float8_e4m3fn"):
+        fp8_linear(x, torch.randn(4, 8), torch.tensor(1.0), torch.tensor(1.0))
+    with pytest.raises(ValueError, match="one value each"):
+        fp8_linear(x, torch.randn(4, 8).to(torch.float8_e4m3fn), torch.ones(4), torch.tensor(1.0))
+
+
+@pytest.fixture
+def fake_kernels(monkeypatch):
+    """Calls that reach run_op take fake launchers that record (launcher, rows)."""
+    calls = []
+
+    def fake(name):
+        def launcher(x, weight, weight_scale, input_scale, bias=None):
+            calls.append((name, x.shape[:-1].numel()))
+            return fp8_linear_ref(x, weight, weight_scale, input_scale, bias)
+        return launcher
+
+    names = ["skinny_fp8_linear_triton", "skinny_fp8_linear_relu_square_triton", "scaled_mm_fp8_linear",
+             "scaled_mm_fp8_linear_relu_square"]
+    mod = types.SimpleNamespace(**{n: fake(n) for n in names})
+    monkeypatch.setattr(dispatch, "use_kernel", lambda op, *t: True)
+    monkeypatch.setattr(dispatch, "kernel_module", lambda package: mod)
+    monkeypatch.setattr(dispatch, "_on_cpu", lambda tensors: False)
+    monkeypatch.setattr(dispatch, "_failed", {})
+    return calls
+
+
+def test_paths_by_rows_and_shape(fake_kernels):
+    one = torch.tensor(1.0)
+    w = torch.randn(32, 48).to(torch.float8_e4m3fn)
+    for rows in (1, 16, 17, 64):
+        fp8_linear(torch.randn(rows, 48), w, one, one)
+    fp8_linear_relu_square(torch.randn(2, 48), w, one, one)
+    fp8_linear(torch.randn(40, 40), torch.randn(32, 40).to(torch.float8_e4m3fn), one, one)  # K % 16 != 0
+    assert fake_kernels == [("skinny_fp8_linear_triton", 1), ("skinny_fp8_linear_triton", 16),
+                            ("scaled_mm_fp8_linear", 17), ("scaled_mm_fp8_linear", 64),
+                            ("skinny_fp8_linear_relu_square_triton", 2)]
+
+
+def test_cpu_tensors_take_the_reference():
+    one = torch.tensor(1.0)
+    x, w = torch.randn(5, 16), torch.randn(8, 16).to(torch.float8_e4m3fn)
+    assert torch.equal(fp8_linear(x, w, one, one), fp8_linear_ref(x, w, one, one))
