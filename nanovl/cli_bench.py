@@ -49,6 +49,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--time-budget", type=float, default=math.inf,
                    help="seconds from now after which remaining measurements are skipped (and recorded so)")
     p.add_argument("--table-only", action="store_true", help="print the table of --out and exit")
+    p.add_argument("--quant", choices=["none", "fp8"], default="none",
+                   help="fp8: the LM's projections (all but lm_head) in e4m3 with static input scales, as an "
+                        "FP8 checkpoint loads; rooflines take their bytes and the e4m3 GEMM rate")
     return p.parse_args(argv)
 
 
@@ -78,25 +81,29 @@ def _our_items(args, dev, dtype, sizes, caps, res: Results) -> list[Item]:
     @functools.cache
     def model():
         t0 = time.time()
-        m = our_bench.build_model(args.preset, dev, dtype)
+        m = our_bench.build_model(args.preset, dev, dtype, quant=fp8 and "fp8" or None)
         res.data["build_s"] = time.time() - t0
         res.data["weights_bytes"] = sum(p.numel() * p.element_size() for p in m.parameters())
         return m
 
     ops = "reference" if _forced_ref() or not triton_available() or dev.type != "cuda" else "kernels"
+    fp8 = args.quant == "fp8"
+    body_bytes = 1 if fp8 else None  # bytes per weight of the quantized projections
 
     def prefill(t):
         cfg = model().config
         r = our_bench.bench_prefill(model(), t, reps=max(1, sizes["reps"] - (t >= 16384)))
         r["flops"] = rl.lm_prefill_flops(cfg.text, t)
-        r["mfu"] = r["flops"] / r["seconds"] / caps["matmul_flop_per_s"]
-        r["roofline_tok_per_s"] = t * caps["matmul_flop_per_s"] / r["flops"]
+        roof = rl.lm_prefill_roofline_seconds(cfg.text, t, caps, fp8)
+        # the share of the roofline; for bf16 that is the MFU (with FP8, two matmul rates mix in it)
+        r["mfu"] = roof / r["seconds"]
+        r["roofline_tok_per_s"] = t / roof
         return {**r, "ops": ops}
 
     def decode(b, graphs):
         r = our_bench.bench_decode(model(), b, sizes["prompt"], sizes["steps"] if graphs else sizes["eager_steps"],
                                    graphs=graphs)
-        r["bytes"] = rl.lm_decode_bytes(model().config.text, b, r["context"])
+        r["bytes"] = rl.lm_decode_bytes(model().config.text, b, r["context"], body_bytes=body_bytes)
         r["roofline_tok_per_s"] = b * caps["copy_bytes_per_s"] / r["bytes"]
         return {**r, "ops": ops}
 
@@ -104,15 +111,15 @@ def _our_items(args, dev, dtype, sizes, caps, res: Results) -> list[Item]:
         steps = sizes["steps"] if graphs else sizes["eager_steps"]
         r = our_bench.bench_engine_decode(model(), sizes["prompt"], steps, graphs=graphs, lookahead=lookahead,
                                           sampled=sampled, batch=batch)
-        r["bytes"] = rl.lm_decode_bytes(model().config.text, batch, r["context"])
+        r["bytes"] = rl.lm_decode_bytes(model().config.text, batch, r["context"], body_bytes=body_bytes)
         r["roofline_tok_per_s"] = batch * caps["copy_bytes_per_s"] / r["bytes"]
         return {**r, "ops": ops}
 
     def ttft(name, fn, n_items):
         r = fn()
         cfg = model().config
-        r["roofline_seconds"] = (rl.vision_flops(cfg, n_items) + rl.lm_prefill_flops(
-            cfg.text, r["prompt_tokens"])) / caps["matmul_flop_per_s"]
+        r["roofline_seconds"] = (rl.vision_flops(cfg, n_items) / caps["matmul_flop_per_s"]
+                                 + rl.lm_prefill_roofline_seconds(cfg.text, r["prompt_tokens"], caps, fp8))
         return {"name": name, **r, "ops": ops}
 
     cuda = dev.type == "cuda"
@@ -228,8 +235,11 @@ def _table(d: dict) -> list[str]:
     caps = d.get("device_caps") or {}
     hf_pre = {r["tokens"]: r for r in d["hf_prefill"] if "tokens" in r}
     hf_dec = {r["batch"]: r for r in d["hf_decode"] if "batch" in r}
+    fp8 = (f" | e4m3 GEMM {caps['fp8_matmul_flop_per_s'] / 1e12:.1f} TFLOP/s | LM projections in FP8"
+           if d.get("quant") == "fp8" and "fp8_matmul_flop_per_s" in caps else
+           " | LM projections in FP8" if d.get("quant") == "fp8" else "")
     rows = [f"device: {d['device']} | copy {caps.get('copy_bytes_per_s', 0) / 1e12:.2f} TB/s | matmul "
-            f"{caps.get('matmul_flop_per_s', 0) / 1e12:.1f} TFLOP/s ({d['dtype']}) | {d['preset']} | {d['date']}",
+            f"{caps.get('matmul_flop_per_s', 0) / 1e12:.1f} TFLOP/s ({d['dtype']}){fp8} | {d['preset']} | {d['date']}",
             f"ops: {d.get('ops')} | kernel failures: {d.get('kernel_failures') or 'none'}",
             f"{'metric':34s} {'nanovl':>10s} {'roofline':>10s} {'of roof':>8s} {'transformers':>13s} {'peak GiB':>8s}"]
     for r in sorted(d["prefill"], key=lambda r: r.get("tokens", 0)):
@@ -291,10 +301,14 @@ def _check_args(args: argparse.Namespace) -> str | None:
     if args.out and os.path.exists(args.out):
         try:
             with open(args.out) as f:
-                if not isinstance(json.load(f), dict):
+                earlier = json.load(f)
+                if not isinstance(earlier, dict):
                     raise ValueError("not an object")
         except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
             return f"--out {args.out}: not a results file of nanovl bench ({err})"
+        if not args.table_only and earlier.get("quant", "none") != args.quant:
+            return (f"--out {args.out} holds a --quant {earlier.get('quant', 'none')} run; resuming it with "
+                    f"--quant {args.quant} would mix the two")
     try:
         check_device(args.device or "auto")
     except ValueError as err:
@@ -318,15 +332,15 @@ def main(argv: list[str] | None = None) -> int:
     sizes = CPU_SIZES if dev.type == "cpu" or args.preset == "tiny" else GPU_SIZES
     res = Results(args.out, {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
                              "host": platform.node(), "torch": torch.__version__, "preset": args.preset,
-                             "dtype": str(dtype), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                                 timespec="minutes")})
+                             "dtype": str(dtype), "quant": args.quant,
+                             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")})
     if args.table_only:
         _emit(res, args.table_out)
         return 0
     deadline = time.time() + args.time_budget
     torch.manual_seed(0)
     if not res.data.get("device_caps"):
-        res.data["device_caps"] = rl.measure_device(dev, dtype)
+        res.data["device_caps"] = rl.measure_device(dev, dtype, fp8=args.quant == "fp8")
     ops = _ops_report(dev)
     if res.data.setdefault("ops", ops) != ops:
         res.data["notes"].append(f"a later pass ran with ops {ops}")

@@ -44,6 +44,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--l2-prefetch-mb", default=None,
                    help="NANOVL_L2_PREFETCH_MB settings to compare, e.g. 0,16 (MiB of the next projection's "
                         "weight each batch-1 GEMV warms; default: the env's)")
+    p.add_argument("--quant", choices=["none", "fp8"], default="none",
+                   help="fp8: the LM's projections but lm_head in e4m3 (nanovl bench --quant)")
     p.add_argument("--out", default=None, help="write the results here as JSON")
     return p.parse_args(argv)
 
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     preset = args.preset or ("nano-12b-v2-vl" if dev.type == "cuda" else "tiny")
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     bandwidth = args.bandwidth or rl.measure_device(dev, dtype)["copy_bytes_per_s"]
-    model = our_bench.build_model(preset, dev, dtype)
+    model = our_bench.build_model(preset, dev, dtype, quant="fp8" if args.quant == "fp8" else None)
     cfg = model.language_model.config
     run = {"preset": preset, "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
            "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
@@ -195,8 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         res, active = _with_env(env, lambda: (profile_decode(model, batch, args.prompt, args.steps),
                                               _launches_with_pdl(model, batch)))
         res["pdl"], res["pdl_active"], res["l2_prefetch_mb"] = pdl, active, float(warm)
+        res["quant"] = args.quant
         res["bytes_per_step"] = rl.lm_decode_bytes(cfg, batch, args.prompt + args.steps,
-                                                   dtype_bytes=torch.finfo(dtype).bits // 8)
+                                                   dtype_bytes=torch.finfo(dtype).bits // 8,
+                                                   body_bytes=1 if args.quant == "fp8" else None)
         res["roofline_us"] = res["bytes_per_step"] / bandwidth * 1e6
         res.update(run)
         print(format_table(res, args.top) + "\n", flush=True)

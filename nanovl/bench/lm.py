@@ -14,15 +14,27 @@ from nanovl.model.presets import preset_config
 from nanovl.model.vlm import NemotronVL
 
 
-def build_model(preset: str, device: torch.device, dtype: torch.dtype) -> NemotronVL:
-    """The VL model with random weights, created directly on `device` in `dtype` (no CPU init)."""
+def build_model(preset: str, device: torch.device, dtype: torch.dtype, quant: str | None = None) -> NemotronVL:
+    """The VL model with random weights, created directly on `device` in `dtype` (no CPU init).
+    quant="fp8": the LM's projections but lm_head in e4m3 (as NVIDIA's FP8 release), their input
+    scales calibrated on one random 64-token prompt."""
     prev = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            model = NemotronVL(preset_config(preset))
+            model = NemotronVL(preset_config(preset)).eval()
     finally:
         torch.set_default_dtype(prev)
+    if quant == "fp8":
+        from nanovl.quant.fp8_modules import input_amax, lm_projection_names, quantize_linears_fp8
+
+        lm = model.language_model
+        ids = torch.randint(0, lm.config.vocab_size, (1, 64), device=device)
+        names = lm_projection_names(model)
+        with torch.inference_mode():
+            quantize_linears_fp8(model, input_amax(model, names, lambda: lm(ids, logits_to_keep=1)))
+    elif quant is not None:
+        raise ValueError(f"quant must be None or 'fp8', got {quant!r}")
     return fuse_projections(model).eval()  # as load_model does
 
 

@@ -28,8 +28,9 @@ def timed(fn, device: torch.device, *, reps: int = 5, warmup: int = 1) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def measure_device(device: torch.device, dtype: torch.dtype) -> dict[str, float]:
-    """Copy bandwidth (bytes read + written per second) and dense matmul rate (FLOP/s) in `dtype`."""
+def measure_device(device: torch.device, dtype: torch.dtype, fp8: bool = False) -> dict[str, float]:
+    """Copy bandwidth (bytes read + written per second) and dense matmul rate (FLOP/s) in `dtype`;
+    with `fp8` on a GPU also the e4m3 GEMM rate (`_scaled_mm`, what FP8 projections run on)."""
     big = device.type == "cuda"
     n_bytes = (1 << 31) if big else (1 << 27)
     src = torch.randn(n_bytes // 4, device=device)
@@ -46,7 +47,13 @@ def measure_device(device: torch.device, dtype: torch.dtype) -> dict[str, float]
         t_copy = min(timed(lambda: dst.copy_(src), device, reps=1, warmup=0) for _ in range(7))
         t_mm = min(timed(lambda: a @ b, device, reps=1, warmup=0) for _ in range(15))
     del src, dst
-    return {"copy_bytes_per_s": 2 * n_bytes / t_copy, "matmul_flop_per_s": 2 * n ** 3 / t_mm}
+    caps = {"copy_bytes_per_s": 2 * n_bytes / t_copy, "matmul_flop_per_s": 2 * n ** 3 / t_mm}
+    if fp8 and big:
+        a8, b8 = a.to(torch.float8_e4m3fn), b.to(torch.float8_e4m3fn).t()  # cuBLASLt wants B column-major
+        one = torch.tensor(1.0, device=device)
+        t_mm8 = timed(lambda: torch._scaled_mm(a8, b8, scale_a=one, scale_b=one, out_dtype=dtype), device, reps=10)
+        caps["fp8_matmul_flop_per_s"] = 2 * n ** 3 / t_mm8
+    return caps
 
 
 def lm_linear_shapes(c: TextConfig) -> list[tuple[str, int, int]]:
@@ -88,16 +95,31 @@ def lm_prefill_flops(c: TextConfig, t_len: int, *, ssd_chunk: int = 64) -> float
     return flops
 
 
-def lm_decode_bytes(c: TextConfig, batch: int, context: int, dtype_bytes: int = 2) -> float:
+def lm_decode_bytes(c: TextConfig, batch: int, context: int, dtype_bytes: int = 2,
+                    body_bytes: int | None = None) -> float:
     """Bytes one decode step must move: every weight once, plus each row's state read and written
-    and its KV cache read (context tokens)."""
+    and its KV cache read (context tokens). `body_bytes`: bytes per weight of the per-token
+    projections when they differ from `dtype_bytes` (1 for FP8; lm_head stays in the model dtype)."""
     p = lm_linear_params(c)
-    weights = (p["body"] + p["lm_head"] + p["other"]) * dtype_bytes
+    weights = p["body"] * (body_bytes or dtype_bytes) + (p["lm_head"] + p["other"]) * dtype_bytes
     n_mamba, n_attn = c.pattern.count("M"), c.pattern.count("*")
     ssm = c.mamba_num_heads * c.mamba_head_dim * c.ssm_state_size * 4
     conv = c.conv_dim * (c.conv_kernel - 1) * dtype_bytes
     kv = 2 * c.num_key_value_heads * c.head_dim * dtype_bytes * context
     return weights + batch * (n_mamba * 2 * (ssm + conv) + n_attn * kv)
+
+
+def lm_prefill_roofline_seconds(c: TextConfig, t_len: int, caps: dict[str, float], fp8: bool = False) -> float:
+    """The fewest seconds a prompt of t_len tokens can take at the measured matmul rates: with `fp8`
+    the per-token projections at the e4m3 GEMM rate, the rest (lm_head, attention, scan) at the
+    model dtype's."""
+    flops = lm_prefill_flops(c, t_len)
+    if not fp8:
+        return flops / caps["matmul_flop_per_s"]
+    body = 2.0 * t_len * lm_linear_params(c)["body"]
+    # a CPU has no e4m3 GEMM: the reference multiplies the upcast values at the float rate
+    fp8_rate = caps.get("fp8_matmul_flop_per_s", caps["matmul_flop_per_s"])
+    return body / fp8_rate + (flops - body) / caps["matmul_flop_per_s"]
 
 
 def vision_flops(c: VLConfig, n_tiles: int) -> float:

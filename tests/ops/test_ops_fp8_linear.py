@@ -80,3 +80,54 @@ def test_cpu_tensors_take_the_reference():
     one = torch.tensor(1.0)
     x, w = torch.randn(5, 16), torch.randn(8, 16).to(torch.float8_e4m3fn)
     assert torch.equal(fp8_linear(x, w, one, one), fp8_linear_ref(x, w, one, one))
+
+
+# ---- on the GPU (`pytest -m gpu tests/ops/test_ops_fp8_linear.py`): the real 12B projection shapes
+gpu = pytest.mark.gpu
+
+
+def _real_shapes():
+    from nanovl.bench.roofline import lm_linear_shapes
+    from nanovl.model.presets import preset_text_config
+
+    return [s for s in lm_linear_shapes(preset_text_config("nano-12b-v2-vl")) if s[0] != "lm_head"]
+
+
+def _gpu_inputs(m, n, k):
+    g = torch.Generator(device="cuda").manual_seed(m * 7 + n)
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=g)
+    w = (torch.randn(n, k, device="cuda", generator=g) * 100).to(torch.float8_e4m3fn)
+    return x, w, torch.tensor(3e-5, device="cuda"), torch.tensor(0.02, device="cuda")
+
+
+def _rel_l2(ref, out):
+    assert torch.isfinite(out.float()).all()
+    return ((out.double() - ref.double()).norm() / ref.double().norm()).item()
+
+
+@gpu
+@pytest.mark.parametrize("m", [1, 16, 300])
+@pytest.mark.parametrize("name,n,k", _real_shapes())
+def test_fp8_linear_real_shapes(name, n, k, m):
+    from nanovl.ops import kernel_failures
+
+    x, w, ws, xs = _gpu_inputs(m, n, k)
+    ref = fp8_linear_ref(x, w, ws, xs)
+    out = fp8_linear(x, w, ws, xs)  # the dispatcher: the skinny kernel up to 16 rows, _scaled_mm above
+    assert _rel_l2(ref, out) < 5e-3, f"{name} m={m}"
+    assert not kernel_failures(), kernel_failures()
+
+
+@gpu
+@pytest.mark.parametrize("m", [1, 5])
+def test_fp8_skinny_every_config(m):
+    # the autotuner may pick any entry on another shape: each must be right with an e4m3 weight
+    from nanovl.ops.linear import kernel
+
+    x, w, ws, xs = _gpu_inputs(m, 1000, 784)
+    ref = fp8_linear_ref(x, w, ws, xs)
+    configs = kernel._gemv_fwd_kernel.configs if m == 1 else kernel._skinny_dot_fwd_kernel.configs
+    for cfg in configs:
+        out = torch.full((m, 1000), float("nan"), device="cuda", dtype=x.dtype)
+        kernel._launch(x, w, None, out, cfg, scales=(ws.reshape(1), xs.reshape(1)))
+        assert _rel_l2(ref, out) < 5e-3, f"m={m} {cfg}"
