@@ -161,21 +161,30 @@ def make_arithmetic(seed: int, ctx: EvalContext, stepwise: bool = False) -> Case
                 TrainSample(s, True))
 
 
-def _video_messages(seed: int, ctx: EvalContext, question: str,
+def _video_messages(seed: int, workdir: Path, question: str,
                     speech: list[tuple[float, float, str]]) -> list[dict[str, Any]]:
     # the mp4 of the same clip: render_video_sample draws its script first from Random(seed);
     # decoded at the engine's 2 fps it yields the frames training rendered at those times
     script = V.random_script(random.Random(seed), size=V.DEFAULT_SIZE)
-    path = ctx.workdir / f"video_{seed}.mp4"
+    path = workdir / f"video_{seed}.mp4"
     V.write_video(script, path)
     transcript = [{"start": a, "end": b, "text": t} for a, b, t in speech]
     return [{"role": "user", "content": [{"type": "video", "video": str(path), "transcript": transcript},
                                          {"type": "text", "text": question}]}]
 
 
+def sample_messages(ts: TrainSample, workdir: Path) -> list[dict[str, Any]]:
+    """The chat messages a user would send for a drawn training sample (`samples.draw_sample`): its
+    images as PIL images, its video as an mp4 written to `workdir` with the transcript, its question.
+    Calibration requests of `nanovl quantize` are these."""
+    if ts.frames:
+        return _video_messages(ts.sample.seed, Path(workdir), ts.sample.question, ts.speech)
+    return _image_messages(ts.sample)
+
+
 def make_video(seed: int, ctx: EvalContext) -> Case:
     s, frames, times, speech = render_video_sample(seed, "appear")
-    return Case("video", seed, _video_messages(seed, ctx, s.question, speech), _params(ctx, s.target, ctx.thinking),
+    return Case("video", seed, _video_messages(seed, ctx.workdir, s.question, speech), _params(ctx, s.target, ctx.thinking),
                 s.target, {"start": float(s.target)}, TrainSample(s, ctx.thinking, frames, times, speech))
 
 
@@ -199,7 +208,7 @@ def make_dense_captions(seed: int, ctx: EvalContext) -> Case:
 
     s, frames, times, speech = render_video_sample(seed, "dense")
     params = _params(ctx, s.target, ctx.thinking, cap.response_format(s.truth["duration"]))
-    return Case("dense_captions", seed, _video_messages(seed, ctx, cap.CAPTION_PROMPT, speech), params, s.target,
+    return Case("dense_captions", seed, _video_messages(seed, ctx.workdir, cap.CAPTION_PROMPT, speech), params, s.target,
                 {"captions": s.truth["captions"]}, TrainSample(s, ctx.thinking, frames, times, speech))
 
 
