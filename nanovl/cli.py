@@ -1,4 +1,4 @@
-"""`nanovl` command line: serve | chat | run | info, plus bench | train | eval | video | extract | batch.
+"""`nanovl` command line: serve | chat | run | info, plus bench | train | eval | video | extract | batch | quantize.
 
     nanovl serve [MODEL] --port 8000 --allowed-media-root ~/pictures
     nanovl run [MODEL] "What is in this picture?" --image cat.png --json-schema answer.json
@@ -32,6 +32,7 @@ DELEGATED = {
     "extract": ("nanovl.apps.cli_apps", ("extract",), "schema-constrained extraction from documents"),
     "evs-map": ("nanovl.apps.cli_apps", ("evs-map",), "draw which video tokens EVS keeps"),
     "batch": ("nanovl.batch.cli", (), "run an OpenAI Batch JSONL file (in process or on Ray)"),
+    "quantize": ("nanovl.quant.cli", (), "FP8 copy of a checkpoint, calibrated (ModelOpt's layout)"),
 }
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 
