@@ -19,6 +19,7 @@ from triton.runtime.autotuner import Autotuner
 from nanovl.ops.activation import kernel as activation
 from nanovl.ops.attention import kernel as attention
 from nanovl.ops.conv1d import kernel as conv1d
+from nanovl.ops.fp8_linear import kernel as fp8_linear
 from nanovl.ops.linear import kernel as linear
 from nanovl.ops.norm import kernel as norm
 from nanovl.ops.sampling import kernel as sampling
@@ -27,13 +28,23 @@ from nanovl.ops.ssd import kernel as ssd
 BF16, FP32 = "*bf16", "*fp32"
 # (kernel, pointer arguments' types, float scalars, constexprs); other arguments are int32
 KERNELS = [
-    (linear._gemv_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16, pf="*u8"), set(),
-     dict(HAS_BIAS=False, RELU_SQUARE=True, USE_PDL=True, PREFETCH=False, BLOCK_N=8, BLOCK_K=512)),
+    (linear._gemv_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16, ws=FP32, xs=FP32, pf="*u8"), set(),
+     dict(HAS_BIAS=False, RELU_SQUARE=True, FP8=False, USE_PDL=True, PREFETCH=False, BLOCK_N=8, BLOCK_K=512)),
     # with the L2 prefetch of the next projection's weight (inline PTX the interpreter cannot run)
-    (linear._gemv_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16, pf="*u8"), set(),
-     dict(HAS_BIAS=False, RELU_SQUARE=True, USE_PDL=True, PREFETCH=True, BLOCK_N=8, BLOCK_K=512)),
-    (linear._skinny_dot_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16), set(),
-     dict(HAS_BIAS=False, RELU_SQUARE=True, IS_FP32=False, USE_PDL=True, BLOCK_M=16, BLOCK_N=16, BLOCK_K=512)),
+    (linear._gemv_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16, ws=FP32, xs=FP32, pf="*u8"), set(),
+     dict(HAS_BIAS=False, RELU_SQUARE=True, FP8=False, USE_PDL=True, PREFETCH=True, BLOCK_N=8, BLOCK_K=512)),
+    (linear._skinny_dot_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16, ws=FP32, xs=FP32), set(),
+     dict(HAS_BIAS=False, RELU_SQUARE=True, IS_FP32=False, FP8=False, USE_PDL=True, BLOCK_M=16, BLOCK_N=16,
+          BLOCK_K=512)),
+    # an e4m3 weight (FP8 checkpoints), with bf16 and fp32 activations
+    (linear._gemv_fwd_kernel, dict(x=BF16, w="*fp8e4nv", b=BF16, out=BF16, ws=FP32, xs=FP32, pf="*u8"), set(),
+     dict(HAS_BIAS=True, RELU_SQUARE=True, FP8=True, USE_PDL=True, PREFETCH=False, BLOCK_N=8, BLOCK_K=1024)),
+    (linear._skinny_dot_fwd_kernel, dict(x=BF16, w="*fp8e4nv", b=BF16, out=BF16, ws=FP32, xs=FP32), set(),
+     dict(HAS_BIAS=True, RELU_SQUARE=True, IS_FP32=False, FP8=True, USE_PDL=True, BLOCK_M=16, BLOCK_N=16,
+          BLOCK_K=512)),
+    (linear._skinny_dot_fwd_kernel, dict(x=FP32, w="*fp8e4nv", b=FP32, out=FP32, ws=FP32, xs=FP32), set(),
+     dict(HAS_BIAS=False, RELU_SQUARE=False, IS_FP32=False, FP8=True, USE_PDL=True, BLOCK_M=16, BLOCK_N=16,
+          BLOCK_K=256)),
     (norm._rms_norm_fwd_kernel, dict(x=BF16, z=BF16, w=BF16, out=BF16, res=BF16, res_out=BF16), {"eps"},
      dict(HAS_GATE=False, HAS_RESIDUAL=True, USE_PDL=True, BLOCK=8192)),
     (activation._relu_square_kernel, dict(x=BF16, out=BF16), set(), dict(USE_PDL=True, BLOCK=2048)),
@@ -51,8 +62,10 @@ KERNELS = [
      dict(DH=128, BLOCK_S=16, USE_PDL=True)),
 ]
 
-# the sampling kernels, every filter on (top-k then top-p, min-p)
+# kernels launched without PDL: the sampling ones between two decode steps (every filter on: top-k
+# then top-p, min-p), and the FP8 input quantization before a prefill GEMM
 SAMPLING_KERNELS = [
+    (fp8_linear._quantize_kernel, dict(x=BF16, scale=FP32, out="*fp8e4nv"), set(), dict(BLOCK=4096)),
     (sampling._filter_kernel, dict(x_ptr=FP32, out_ptr=FP32, cand_ptr=FP32, temp_ptr=FP32, top_k_ptr="*i32",
                                    top_p_ptr=FP32, min_p_ptr=FP32), set(),
      dict(HAS_TOP_K=True, HAS_TOP_P=True, HAS_MIN_P=True, MAX_BISECTIONS=96, BLOCK=4096, CANDIDATES=2048)),

@@ -143,8 +143,10 @@ def _relu_square_rounded(y, dtype: tl.constexpr):
 def _dot_step(xt, wt, acc, IS_FP32: tl.constexpr):
     if IS_FP32:
         # full fp32 products, as F.linear computes them (tf32 would lose ~3 digits)
-        return tl.dot(xt, tl.trans(wt), acc, input_precision="ieee")
-    return tl.dot(xt, tl.trans(wt), acc)
+        acc = tl.dot(xt, tl.trans(wt), acc, input_precision="ieee")
+    else:
+        acc = tl.dot(xt, tl.trans(wt), acc)
+    return acc
 
 
 @triton.autotune(configs=_DOT_CONFIGS, key=["N", "K", "FP8"], do_bench=_bench)
@@ -192,12 +194,16 @@ def _skinny_dot_fwd_kernel(x, w, b, out, ws, xs, M, N, K, stride_xm, stride_wn, 
 
 @triton.jit
 def _dot_tile(xt, wt, acc, x_scale, IS_FP32: tl.constexpr, FP8: tl.constexpr):
+    # if / else, not an early return: compiled Triton also builds the statements after a returning
+    # branch, and tl.dot refuses the e4m3 tile there
     if FP8:
         # fp16 holds every e4m3 value exactly (so does bf16, but Triton's interpreter mis-reads a
         # converted bf16 tile in tl.dot); the tensor cores run fp16 at bf16's rate
         xq = quantize_e4m3(xt.to(tl.float32), x_scale).to(tl.float16)
-        return _dot_step(xq, wt.to(tl.float32).to(tl.float16), acc, False)
-    return _dot_step(xt, wt, acc, IS_FP32)
+        acc = _dot_step(xq, wt.to(tl.float32).to(tl.float16), acc, False)
+    else:
+        acc = _dot_step(xt, wt, acc, IS_FP32)
+    return acc
 
 
 def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor,
