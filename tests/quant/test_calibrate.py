@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nanovl.llm import BUNDLED_MODEL as TINY
-from nanovl.quant.calibrate import checkpoint_prefixes, input_amax, projection_names
+from nanovl.quant.calibrate import checkpoint_prefixes, input_amax, projection_names, recording_input_amax
 from nanovl.quant.calibration_data import synthetic_requests
 from nanovl.quant.quantize import load_for_calibration, run_requests
 
@@ -48,11 +48,31 @@ def test_checkpoint_prefixes_of_vl_text_and_lm_only_loads(random_vl, random_text
     assert "lm_head" not in text_names
 
 
+def _projection_inputs(lm: nn.Module, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Inputs [1, T, *] of a few projections of the first four blocks (kinds M, *, M, -), recomputed by
+    hand in one training-path forward (no state, no hooks)."""
+    with torch.no_grad():
+        hidden, pending, inputs = lm.embed(ids), None, {}
+        for i, block in enumerate(lm.backbone.layers[:4]):
+            inputs[i] = block.norm(hidden) if pending is None else block.norm.add_and_norm(pending, hidden)[0]
+            hidden, pending = block(hidden, pending, None, None)
+        down_in = F.relu(F.linear(inputs[3], lm.backbone.layers[3].mixer.up_proj.weight)) ** 2
+    layer = "language_model.backbone.layers.{}.mixer.{}".format
+    return {layer(0, "in_proj"): inputs[0], layer(1, "q_proj"): inputs[1], layer(1, "v_proj"): inputs[1],
+            layer(2, "in_proj"): inputs[2], layer(3, "up_proj"): inputs[3], layer(3, "down_proj"): down_in}
+
+
+def _assert_amax(amax: dict[str, float], inputs: dict[str, torch.Tensor]) -> None:
+    for name, x in inputs.items():
+        ref = x.abs().max().item()
+        print(f"{name}: hooks {amax[name]:.6f} recomputed {ref:.6f}")
+        assert amax[name] == pytest.approx(ref, rel=1e-4), name
+
+
 def test_amax_equals_a_hook_free_recomputation(tiny_llm):
     # one text-only request (an arithmetic drill), prefill + greedy decode through the engine; then the
-    # same tokens in one training-path forward, the projections' inputs recomputed by hand
+    # same tokens in one training-path forward
     model = tiny_llm.engine.model
-    lm = model.language_model
     with tempfile.TemporaryDirectory() as workdir:
         request = next(r for r in synthetic_requests(8, workdir, text_only=True))
     names = projection_names(model)
@@ -63,21 +83,22 @@ def test_amax_equals_a_hook_free_recomputation(tiny_llm):
     prompt = tiny_llm.processor.process_chat(request.messages, enable_thinking=request.enable_thinking)
     # the last generated token is never fed back
     ids = torch.tensor([list(prompt.prompt_token_ids) + list(out.token_ids[:-1])])
+    _assert_amax(amax, _projection_inputs(model.language_model, ids))
+
+
+def test_decode_steps_alone_are_recorded(tiny_llm):
+    # a prefill outside the recording, then two one-token decode steps inside it: the amax is that of
+    # the last two positions only (the MLP's up projection takes its decode call too)
+    lm = tiny_llm.engine.model.language_model
+    ids = torch.tensor([tiny_llm.tokenizer.encode("The total of 4 x 77.54 and 2 x 13.10 is")])
+    state = lm.new_state(1)
     with torch.no_grad():
-        hidden, pending, inputs = lm.embed(ids), None, {}
-        for i, block in enumerate(lm.backbone.layers[:4]):  # kinds M, *, M, -
-            x = block.norm(hidden) if pending is None else block.norm.add_and_norm(pending, hidden)[0]
-            inputs[i] = x
-            hidden, pending = block(hidden, pending, None, None)
-        mlp = lm.backbone.layers[3].mixer
-        down_in = F.relu(F.linear(inputs[3], mlp.up_proj.weight)) ** 2
-    layer = "language_model.backbone.layers.{}.mixer.{}".format
-    want = {layer(0, "in_proj"): inputs[0], layer(1, "q_proj"): inputs[1], layer(1, "v_proj"): inputs[1],
-            layer(2, "in_proj"): inputs[2], layer(3, "up_proj"): inputs[3], layer(3, "down_proj"): down_in}
-    for name, x in want.items():
-        ref = x.abs().max().item()
-        print(f"{name}: hooks {amax[name]:.6f} recomputed {ref:.6f}")
-        assert amax[name] == pytest.approx(ref, rel=1e-4), name
+        lm(ids[:, :-2], state=state)
+        with recording_input_amax(lm, [n.removeprefix("language_model.") for n in projection_names(lm)]) as amax:
+            lm(ids[:, -2:-1], state=state)
+            lm(ids[:, -1:], state=state)
+    recorded = {"language_model." + name: float(a) for name, a in amax.items()}
+    _assert_amax(recorded, {n: x[:, -2:] for n, x in _projection_inputs(lm, ids).items()})
 
 
 def test_a_projection_that_never_ran_is_an_error_naming_it(tiny_llm):
