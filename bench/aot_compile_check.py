@@ -29,21 +29,21 @@ BF16, FP32 = "*bf16", "*fp32"
 # (kernel, pointer arguments' types, float scalars, constexprs); other arguments are int32
 KERNELS = [
     (linear._gemv_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16, ws=FP32, xs=FP32, pf="*u8"), set(),
-     dict(HAS_BIAS=False, RELU_SQUARE=True, FP8=False, HW_FP8=True, USE_PDL=True, PREFETCH=False, BLOCK_N=8, BLOCK_K=512)),
+     dict(HAS_BIAS=False, RELU_SQUARE=True, FP8=False, USE_PDL=True, PREFETCH=False, BLOCK_N=8, BLOCK_K=512)),
     # with the L2 prefetch of the next projection's weight (inline PTX the interpreter cannot run)
     (linear._gemv_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16, ws=FP32, xs=FP32, pf="*u8"), set(),
-     dict(HAS_BIAS=False, RELU_SQUARE=True, FP8=False, HW_FP8=True, USE_PDL=True, PREFETCH=True, BLOCK_N=8, BLOCK_K=512)),
+     dict(HAS_BIAS=False, RELU_SQUARE=True, FP8=False, USE_PDL=True, PREFETCH=True, BLOCK_N=8, BLOCK_K=512)),
     (linear._skinny_dot_fwd_kernel, dict(x=BF16, w=BF16, b=BF16, out=BF16, ws=FP32, xs=FP32), set(),
-     dict(HAS_BIAS=False, RELU_SQUARE=True, IS_FP32=False, FP8=False, HW_FP8=True, USE_PDL=True, BLOCK_M=16, BLOCK_N=16,
+     dict(HAS_BIAS=False, RELU_SQUARE=True, IS_FP32=False, FP8=False, USE_PDL=True, BLOCK_M=16, BLOCK_N=16,
           BLOCK_K=512)),
     # an e4m3 weight (FP8 checkpoints), with bf16 and fp32 activations
     (linear._gemv_fwd_kernel, dict(x=BF16, w="*fp8e4nv", b=BF16, out=BF16, ws=FP32, xs=FP32, pf="*u8"), set(),
-     dict(HAS_BIAS=True, RELU_SQUARE=True, FP8=True, HW_FP8=True, USE_PDL=True, PREFETCH=False, BLOCK_N=8, BLOCK_K=1024)),
+     dict(HAS_BIAS=True, RELU_SQUARE=True, FP8=True, USE_PDL=True, PREFETCH=False, BLOCK_N=8, BLOCK_K=1024)),
     (linear._skinny_dot_fwd_kernel, dict(x=BF16, w="*fp8e4nv", b=BF16, out=BF16, ws=FP32, xs=FP32), set(),
-     dict(HAS_BIAS=True, RELU_SQUARE=True, IS_FP32=False, FP8=True, HW_FP8=True, USE_PDL=True, BLOCK_M=16, BLOCK_N=16,
+     dict(HAS_BIAS=True, RELU_SQUARE=True, IS_FP32=False, FP8=True, USE_PDL=True, BLOCK_M=16, BLOCK_N=16,
           BLOCK_K=512)),
     (linear._skinny_dot_fwd_kernel, dict(x=FP32, w="*fp8e4nv", b=FP32, out=FP32, ws=FP32, xs=FP32), set(),
-     dict(HAS_BIAS=False, RELU_SQUARE=False, IS_FP32=False, FP8=True, HW_FP8=True, USE_PDL=True, BLOCK_M=16, BLOCK_N=16,
+     dict(HAS_BIAS=False, RELU_SQUARE=False, IS_FP32=False, FP8=True, USE_PDL=True, BLOCK_M=16, BLOCK_N=16,
           BLOCK_K=256)),
     (norm._rms_norm_fwd_kernel, dict(x=BF16, z=BF16, w=BF16, out=BF16, res=BF16, res_out=BF16), {"eps"},
      dict(HAS_GATE=False, HAS_RESIDUAL=True, USE_PDL=True, BLOCK=8192)),
@@ -65,7 +65,7 @@ KERNELS = [
 # kernels launched without PDL: the sampling ones between two decode steps (every filter on: top-k
 # then top-p, min-p), and the FP8 input quantization before a prefill GEMM
 SAMPLING_KERNELS = [
-    (fp8_linear._quantize_kernel, dict(x=BF16, scale=FP32, out="*fp8e4nv"), set(), dict(HW_FP8=True, BLOCK=4096)),
+    (fp8_linear._quantize_kernel, dict(x=BF16, scale=FP32, out="*fp8e4nv"), set(), dict(BLOCK=4096)),
     (sampling._filter_kernel, dict(x_ptr=FP32, out_ptr=FP32, cand_ptr=FP32, temp_ptr=FP32, top_k_ptr="*i32",
                                    top_p_ptr=FP32, min_p_ptr=FP32), set(),
      dict(HAS_TOP_K=True, HAS_TOP_P=True, HAS_MIN_P=True, MAX_BISECTIONS=96, BLOCK=4096, CANDIDATES=2048)),

@@ -3,8 +3,6 @@ rows a Triton quantization of x followed by torch's `_scaled_mm` (cuBLASLt's FP8
 accumulation: no fast accumulation, whose partial sums would drift from the reference)."""
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
@@ -30,12 +28,12 @@ def _scales(weight_scale: torch.Tensor, input_scale: torch.Tensor) -> tuple[torc
 
 
 @triton.jit
-def _quantize_kernel(x, scale, out, n, HW_FP8: tl.constexpr, BLOCK: tl.constexpr):
+def _quantize_kernel(x, scale, out, n, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
     v = tl.load(x + offs, mask=mask, other=0.0).to(tl.float32)
-    # already an e4m3 value in fp32 on the interpreter's path: its conversion there is exact
-    q = quantize_e4m3(v, tl.math.div_rn(1.0, tl.load(scale)), tl.float32, HW_FP8)
+    # already an e4m3 value in fp32: the conversion is exact
+    q = quantize_e4m3(v, tl.math.div_rn(1.0, tl.load(scale)))
     tl.store(out + offs, q.to(tl.float8e4nv), mask=mask)
 
 
@@ -47,8 +45,7 @@ def quantize_fp8_triton(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     out = torch.empty(x.shape, dtype=torch.float8_e4m3fn, device=x.device)
     n = x.numel()
     if n:
-        hw_fp8 = os.environ.get("TRITON_INTERPRET", "0") != "1"
-        _quantize_kernel[(triton.cdiv(n, 4096),)](x, scale.float().reshape(1), out, n, HW_FP8=hw_fp8, BLOCK=4096)
+        _quantize_kernel[(triton.cdiv(n, 4096),)](x, scale.float().reshape(1), out, n, BLOCK=4096)
     return out
 
 

@@ -34,11 +34,10 @@ def _bench(fn, quantiles):
 # On the H200 (2026-12-02) (8, 512, 4, 2) won five of seven decode shapes at 3.9-4.5 TB/s; the deeper
 # and wider entries after it are there for the autotuner to try against it (more bytes in flight).
 # The last three won shapes in bench/sweep_gemm_configs.py (H200, 2026-12-04): (4, 512, 4, 2) the
-# out / down / q / o projections by 1-2.5%, (8, 1024, 8, 3) the k / v ones by 18%, (16, 512, 8, 2) in_proj.
-# (32, 512, 8, 2) is for e4m3 weights: more rows share each program's quantization of x
+# out / down / q / o projections by 1-2.5%, (8, 1024, 8, 3) the k / v ones by 18%, (16, 512, 8, 2) in_proj
 _GEMV_CONFIGS = _configs([(8, 512, 4, 2), (16, 512, 4, 2), (32, 256, 4, 2), (16, 1024, 8, 2), (64, 256, 8, 2),
                           (8, 512, 4, 4), (8, 1024, 4, 3), (8, 2048, 8, 2), (4, 1024, 4, 2),
-                          (4, 512, 4, 2), (8, 1024, 8, 3), (16, 512, 8, 2), (32, 512, 8, 2)])
+                          (4, 512, 4, 2), (8, 1024, 8, 3), (16, 512, 8, 2)])
 # shared memory is (16 + BLOCK_N) * BLOCK_K * itemsize per stage: every entry fits fp32 inputs too.
 # The same sweep at 16 rows added (64, 128, 4, 3) (in_proj and the MLP's up projection, 7-8%) and
 # (16, 256, 4, 4) (k / v, 9%); (64, 256, 4, 3), 2% on lm_head, would not fit fp32
@@ -62,8 +61,8 @@ def _prefetch_l2_share(pf, n_lines, VEC: tl.constexpr):
 @triton.autotune(configs=_GEMV_CONFIGS, key=["N", "K", "FP8"], do_bench=_bench)
 @triton.jit
 def _gemv_fwd_kernel(x, w, b, out, ws, xs, N, K, stride_wn, pf, pf_lines,
-                     HAS_BIAS: tl.constexpr, RELU_SQUARE: tl.constexpr, FP8: tl.constexpr, HW_FP8: tl.constexpr,
-                     USE_PDL: tl.constexpr, PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                     HAS_BIAS: tl.constexpr, RELU_SQUARE: tl.constexpr, FP8: tl.constexpr, USE_PDL: tl.constexpr,
+                     PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     # one row: multiply into a [BLOCK_N, BLOCK_K] fp32 tile, reduce over K once at the end.
     # FP8: w is e4m3 with the scalar scale at ws; x is quantized to e4m3 with the scale at xs
     # (`ops/fp8_linear/ref.py`), and the sum takes both scales at the end
@@ -83,13 +82,13 @@ def _gemv_fwd_kernel(x, w, b, out, ws, xs, N, K, stride_wn, pf, pf_lines,
         x_scale = tl.load(xs)
         inv_scale = tl.math.div_rn(1.0, x_scale)  # IEEE, as torch.reciprocal
     pdl_wait(USE_PDL)
-    xt = _x_tile(x + offs_k, mask_k, inv_scale, FP8, HW_FP8)
+    xt = _x_tile(x + offs_k, mask_k, inv_scale, FP8)
     acc = wt.to(tl.float32) * xt[None, :]
     w_ptrs += BLOCK_K
     for k0 in range(BLOCK_K, K, BLOCK_K):
         mask_k = offs_k < K - k0
         wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
-        xt = _x_tile(x + k0 + offs_k, mask_k, inv_scale, FP8, HW_FP8)
+        xt = _x_tile(x + k0 + offs_k, mask_k, inv_scale, FP8)
         acc += wt.to(tl.float32) * xt[None, :]
         w_ptrs += BLOCK_K
     y = tl.sum(acc, axis=1)  # [BLOCK_N]
@@ -120,34 +119,17 @@ def round_e4m3(v):
 
 
 @triton.jit
-def quantize_e4m3(v, inv_scale, OUT: tl.constexpr, HW_FP8: tl.constexpr):
-    """`quantize_fp8_ref` on an fp32 tile, given as OUT values: v * inv_scale, saturated, rounded.
-    HW_FP8: the GPU's conversion (one instruction per two values); else `round_e4m3` (the
-    interpreter's conversion is wrong)."""
-    v = tl.clamp(v * inv_scale, -448.0, 448.0)
-    if HW_FP8:
-        q = v.to(tl.float8e4nv).to(OUT)
-    else:
-        q = round_e4m3(v).to(OUT)
-    return q
+def quantize_e4m3(v, inv_scale):
+    """`quantize_fp8_ref` on an fp32 tile, kept in fp32: v * inv_scale, saturated, rounded to e4m3."""
+    return round_e4m3(tl.clamp(v * inv_scale, -448.0, 448.0))
 
 
 @triton.jit
-def e4m3_as(w, OUT: tl.constexpr, HW_FP8: tl.constexpr):
-    """An e4m3 tile as OUT values (exact). The interpreter goes through fp32 (see `_dot_tile`)."""
-    if HW_FP8:
-        r = w.to(OUT)
-    else:
-        r = w.to(tl.float32).to(OUT)
-    return r
-
-
-@triton.jit
-def _x_tile(ptrs, mask, inv_scale, FP8: tl.constexpr, HW_FP8: tl.constexpr):
+def _x_tile(ptrs, mask, inv_scale, FP8: tl.constexpr):
     # a tile of x in fp32; quantized to e4m3 values for an FP8 weight
     xt = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
     if FP8:
-        xt = quantize_e4m3(xt, inv_scale, tl.float32, HW_FP8)
+        xt = quantize_e4m3(xt, inv_scale)
     return xt
 
 
@@ -173,7 +155,7 @@ def _dot_step(xt, wt, acc, IS_FP32: tl.constexpr):
 @triton.jit(do_not_specialize=["M"])  # one binary for every M in 2..16 (16 would get its own)
 def _skinny_dot_fwd_kernel(x, w, b, out, ws, xs, M, N, K, stride_xm, stride_wn, stride_om,
                            HAS_BIAS: tl.constexpr, RELU_SQUARE: tl.constexpr, IS_FP32: tl.constexpr,
-                           FP8: tl.constexpr, HW_FP8: tl.constexpr, USE_PDL: tl.constexpr,
+                           FP8: tl.constexpr, USE_PDL: tl.constexpr,
                            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     # M <= BLOCK_M rows: rows past M load as zeros and are not stored. FP8 as in the one-row
     # kernel; e4m3 values are exact in fp16, so an fp16 tl.dot gives the fp8 products exactly
@@ -196,14 +178,14 @@ def _skinny_dot_fwd_kernel(x, w, b, out, ws, xs, M, N, K, stride_xm, stride_wn, 
         inv_scale = tl.math.div_rn(1.0, x_scale)
     pdl_wait(USE_PDL)
     xt = tl.load(x_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
-    acc = _dot_tile(xt, wt, acc, inv_scale, IS_FP32, FP8, HW_FP8)
+    acc = _dot_tile(xt, wt, acc, inv_scale, IS_FP32, FP8)
     for k0 in range(BLOCK_K, K, BLOCK_K):
         x_ptrs += BLOCK_K
         w_ptrs += BLOCK_K
         mask_k = offs_k < K - k0
         xt = tl.load(x_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         wt = tl.load(w_ptrs, mask=mask_n[:, None] & mask_k[None, :], other=0.0, eviction_policy="evict_first")
-        acc = _dot_tile(xt, wt, acc, inv_scale, IS_FP32, FP8, HW_FP8)
+        acc = _dot_tile(xt, wt, acc, inv_scale, IS_FP32, FP8)
     if FP8:
         acc = acc * (x_scale * tl.load(ws))
     if HAS_BIAS:
@@ -215,15 +197,15 @@ def _skinny_dot_fwd_kernel(x, w, b, out, ws, xs, M, N, K, stride_xm, stride_wn, 
 
 
 @triton.jit
-def _dot_tile(xt, wt, acc, inv_scale, IS_FP32: tl.constexpr, FP8: tl.constexpr, HW_FP8: tl.constexpr):
+def _dot_tile(xt, wt, acc, inv_scale, IS_FP32: tl.constexpr, FP8: tl.constexpr):
     # if / else, not an early return: compiled Triton also builds the statements after a returning
     # branch, and tl.dot refuses the e4m3 tile there
     if FP8:
         # fp16 holds every e4m3 value exactly (so does bf16, but Triton's interpreter mis-reads a
-        # converted bf16 tile in tl.dot); the tensor cores run fp16 at bf16's rate. Not an e4m3 dot:
-        # Hopper accumulates those in fewer than fp32's bits
-        xq = quantize_e4m3(xt.to(tl.float32), inv_scale, tl.float16, HW_FP8)
-        acc = _dot_step(xq, e4m3_as(wt, tl.float16, HW_FP8), acc, False)
+        # converted bf16 tile in tl.dot). Not an e4m3 dot: Hopper accumulates those in fewer than
+        # fp32's bits
+        xq = quantize_e4m3(xt.to(tl.float32), inv_scale).to(tl.float16)
+        acc = _dot_step(xq, wt.to(tl.float32).to(tl.float16), acc, False)
     else:
         acc = _dot_step(xt, wt, acc, IS_FP32)
     return acc
@@ -244,7 +226,6 @@ def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, o
     b = bias if bias is not None else out  # never read without HAS_BIAS
     ws, xs = scales if scales is not None else (out, out)  # never read without FP8
     fp8 = scales is not None
-    hw_fp8 = os.environ.get("TRITON_INTERPRET", "0") != "1"
 
     def grid(args):
         return (triton.cdiv(n, args["BLOCK_N"]),)
@@ -255,12 +236,12 @@ def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, o
         warm = None if os.environ.get("TRITON_INTERPRET", "0") == "1" else l2_prefetch.next_lines(weight)
         pf, pf_lines = warm if warm is not None else (weight, 0)
         kernel[grid](x2, weight, b, out, ws, xs, n, k, weight.stride(0), pf, pf_lines, HAS_BIAS=bias is not None,
-                     RELU_SQUARE=relu_square, FP8=fp8, HW_FP8=hw_fp8, USE_PDL=pdl, PREFETCH=warm is not None,
+                     RELU_SQUARE=relu_square, FP8=fp8, USE_PDL=pdl, PREFETCH=warm is not None,
                      **launch_options(pdl), **meta)
     else:
         kernel[grid](x2, weight, b, out, ws, xs, m, n, k, x2.stride(0), weight.stride(0), out.stride(0),
                      HAS_BIAS=bias is not None, RELU_SQUARE=relu_square,
-                     IS_FP32=x2.dtype == torch.float32 and not fp8, FP8=fp8, HW_FP8=hw_fp8, USE_PDL=pdl,
+                     IS_FP32=x2.dtype == torch.float32 and not fp8, FP8=fp8, USE_PDL=pdl,
                      BLOCK_M=MAX_ROWS, **launch_options(pdl), **meta)
 
 
