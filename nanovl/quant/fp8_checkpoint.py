@@ -74,6 +74,7 @@ def write_fp8_checkpoint(src: str | Path, dst: str | Path, input_amax: Mapping[s
                 else:
                     out[key] = t
         save_file(out, str(dst / shard.name), metadata={"format": "pt"})
+        (dst / shard.name).chmod(shard.stat().st_mode & 0o777)  # safetensors writes 0600; keep the source's
         weight_map.update({k: shard.name for k in out})
         total += sum(t.numel() * t.element_size() for t in out.values())
     if pending:

@@ -1,6 +1,6 @@
 """Quantize a loaded model's projections to FP8 in memory (the same numbers `fp8_checkpoint.py`
 writes to disk): for benchmarks and tests at shapes no checkpoint here has, e.g. the 12B preset
-with random weights."""
+with random weights. The input amax comes from `calibrate.input_amax`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -10,44 +10,6 @@ from torch import nn
 
 from nanovl.model.fp8_linear import Fp8Linear
 from nanovl.quant.fp8_checkpoint import input_scale_of, quantize_weight_fp8
-
-
-def lm_projection_names(model: nn.Module) -> list[str]:
-    """Module names of the language model's linear layers but lm_head (what NVIDIA's FP8 releases
-    quantize; the vision tower and projector stay as they are)."""
-    lm = getattr(model, "language_model", model)
-    prefix = "language_model." if lm is not model else ""
-    return [prefix + name for name, m in lm.named_modules()
-            if isinstance(m, nn.Linear) and not name.endswith("lm_head")]
-
-
-@torch.no_grad()
-def input_amax(model: nn.Module, names: list[str], run) -> dict[str, float]:
-    """The largest |x| each named linear layer receives while `run()` drives the model."""
-    seen: dict[str, float] = {}
-    undo = []
-    for name in names:
-        module = model.get_submodule(name)
-
-        def record(module, args, name=name):
-            seen[name] = max(seen.get(name, 0.0), float(args[0].detach().abs().amax()))
-        undo.append(module.register_forward_pre_hook(record).remove)
-        if hasattr(module, "forward_relu_square"):
-            # the MLP calls its up projection through this method, which no forward hook sees
-            def relu_square(x, module=module, record=record, method=module.forward_relu_square):
-                record(module, (x,))
-                return method(x)
-            module.forward_relu_square = relu_square  # the instance attribute shadows the method
-            undo.append(lambda module=module: delattr(module, "forward_relu_square"))
-    try:
-        run()
-    finally:
-        for remove in undo:
-            remove()
-    missing = [n for n in names if n not in seen]
-    if missing:
-        raise ValueError(f"calibration never ran {missing[:4]} ({len(missing)} in all)")
-    return seen
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from nanovl.model.fp8_linear import Fp8Linear
 from nanovl.model.loader import load_model
 from nanovl.ops.fp8_linear import quantize_fp8_ref
 from nanovl.quant.fp8_checkpoint import write_fp8_checkpoint
-from nanovl.quant.fp8_modules import input_amax, lm_projection_names
+from nanovl.quant.calibrate import input_amax, projection_names
 from nanovl.testing.random_checkpoint import write_random_text_checkpoint, write_random_vl_checkpoint
 
 
@@ -34,7 +34,7 @@ def _quantized_copy(tmp_path, text_only: bool = False, shards: int = 2):
     src = write(tmp_path / "src", num_shards=shards)
     model = load_model(src)
     ids = torch.randint(0, 200, (1, 24), generator=torch.Generator().manual_seed(1))
-    amax = input_amax(model, lm_projection_names(model), lambda: _logits(model, ids))
+    amax = input_amax(model, projection_names(model), lambda: _logits(model, ids))
     # module names are the checkpoint's key prefixes in both layouts
     dst = write_fp8_checkpoint(src, tmp_path / "fp8", amax, exclude=["lm_head", "vision_model*", "mlp1*"])
     return src, dst, amax
