@@ -246,7 +246,7 @@ def load_weights(module: nn.Module, folder: str | os.PathLike, *, dtype: torch.d
                  key_map: Callable[[str], str | None] | None = None) -> nn.Module:
     """Fill `module` (usually built under `init_on_meta()`) from the folder's safetensors, shard by shard.
 
-    NOTE: every floating tensor takes `dtype`, A_log/D/dt_bias included: the mixer upcasts them to
+    NOTE: every floating tensor takes `dtype` (but those a module fixes: `_fixed_dtypes`), A_log/D/dt_bias included: the mixer upcasts them to
     fp32 where it uses them, and transformers also stores them in the model dtype, so keeping them
     in fp32 would buy no parity.
 
@@ -264,10 +264,7 @@ def load_weights(module: nn.Module, folder: str | os.PathLike, *, dtype: torch.d
     folder = Path(folder)
     mapping = _check_keys(module, folder, key_map)
     expected, aliases = _targets(module)
-    # tensors whose module fixes their dtype (an FP8 layer's e4m3 weight and fp32 scales)
-    fixed = {f"{prefix}.{name}".lstrip("."): expected[f"{prefix}.{name}".lstrip(".")].dtype
-             for prefix, sub in module.named_modules() for name in getattr(sub, "fixed_dtype_tensors", ())
-             if f"{prefix}.{name}".lstrip(".") in expected}
+    fixed = _fixed_dtypes(module, expected)
     report = _PROGRESS.get()
     shards = _shard_files(folder)
     total, done = (sum(s.stat().st_size for s in shards), 0) if report else (0, 0)
@@ -288,6 +285,18 @@ def load_weights(module: nn.Module, folder: str | os.PathLike, *, dtype: torch.d
         report(total, total)  # file sizes include headers and skipped keys: end the bar at 100%
     # buffers the checkpoint does not hold (non-persistent ones) follow the weights
     return module.to(device)
+
+
+def _fixed_dtypes(module: nn.Module, expected: dict[str, torch.Tensor]) -> dict[str, torch.dtype]:
+    """Tensors whose module fixes their dtype (its `fixed_dtype_tensors`: an FP8 layer's e4m3 weight
+    and fp32 scales) -> that dtype, whatever dtype the rest of the model loads in."""
+    fixed = {}
+    for prefix, sub in module.named_modules():
+        for attr in getattr(sub, "fixed_dtype_tensors", ()):
+            name = f"{prefix}.{attr}" if prefix else attr
+            if name in expected:
+                fixed[name] = expected[name].dtype
+    return fixed
 
 
 # A loading-progress callback (bytes loaded, bytes in all) for whoever shows a bar (the CLI);
@@ -346,8 +355,7 @@ def load_model(path: str | os.PathLike, *, dtype: torch.dtype | str = torch.floa
         key_map = lm_key_map
     if quantization:
         key_map = quantized.skip_kv_scales(key_map)
-        quantized.quantize_modules(model, {k: s for k, (s, _) in headers.items()},
-                                   {k: d for k, (_, d) in headers.items()}, key_map)
+        quantized.quantize_modules(model, headers, key_map)
     load_weights(model, folder, dtype=dtype, device=device, key_map=key_map)
     fuse_projections(model)
     return model.eval()

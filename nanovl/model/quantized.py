@@ -60,15 +60,19 @@ def skip_kv_scales(key_map: Callable[[str], str | None] | None) -> Callable[[str
     return mapped
 
 
-def quantize_modules(model: nn.Module, shapes: dict[str, tuple[int, ...]], dtypes: dict[str, str],
+def quantize_modules(model: nn.Module, headers: dict[str, tuple[tuple[int, ...], str]],
                      key_map: Callable[[str], str | None]) -> int:
     """Swap every linear layer whose checkpoint weight has a `weight_scale` for an `Fp8Linear` of the
     checkpoint's scale shapes (on the meta device, like the model it joins). Returns how many.
+
+    `headers`: checkpoint key -> (shape, safetensors dtype name), `loader.read_checkpoint_headers`.
 
     Raises ValueError for a scale beside something that is not a linear layer, a scaled weight not
     stored in e4m3, and an e4m3 weight without a scale (its values would load unscaled)."""
     from nanovl.model.loader import init_on_meta
 
+    shapes = {key: shape for key, (shape, _) in headers.items()}
+    dtypes = {key: dtype for key, (_, dtype) in headers.items()}
     names = {}
     for key in shapes:
         name = key_map(key)
