@@ -68,9 +68,11 @@ def test_paths_by_rows_and_shape(fake_kernels):
     one = torch.tensor(1.0)
     w = torch.randn(32, 48).to(torch.float8_e4m3fn)
     for rows in (1, 16, 17, 64):
-        fp8_linear(torch.randn(rows, 48), w, one, one)
+        fp8_linear(torch.randn(rows, 48, dtype=torch.bfloat16), w, one, one)
     fp8_linear_relu_square(torch.randn(2, 48), w, one, one)
-    fp8_linear(torch.randn(40, 40), torch.randn(32, 40).to(torch.float8_e4m3fn), one, one)  # K % 16 != 0
+    bf16 = torch.randn(40, 40, dtype=torch.bfloat16)
+    fp8_linear(bf16, torch.randn(32, 40).to(torch.float8_e4m3fn), one, one)  # K % 16 != 0: reference
+    fp8_linear(torch.randn(40, 48), w, one, one)  # fp32 activations over 16 rows: reference
     assert fake_kernels == [("skinny_fp8_linear_triton", 1), ("skinny_fp8_linear_triton", 16),
                             ("scaled_mm_fp8_linear", 17), ("scaled_mm_fp8_linear", 64),
                             ("skinny_fp8_linear_relu_square_triton", 2)]
