@@ -34,6 +34,22 @@ def _param_groups(folder: Path) -> dict[str, int]:
     return groups
 
 
+def _quantization_line(folder: Path) -> str | None:
+    """What a quantized checkpoint stores in FP8 (None for an unquantized one); ValueError names a
+    quantization nanovl cannot run."""
+    from nanovl.model.loader import read_checkpoint_headers, read_config
+    from nanovl.model.quantized import WEIGHT_SCALE, read_quantization
+
+    quant = read_quantization(folder, read_config(folder))
+    if quant is None:
+        return None
+    headers = read_checkpoint_headers(folder)
+    n = sum(key.endswith(WEIGHT_SCALE) for key in headers)
+    fp8_bytes = sum(math.prod(shape) for key, (shape, dtype) in headers.items() if dtype == "F8_E4M3")
+    return (f"quantization: {quant['quant_algo']} (ModelOpt layout), {n} projections in e4m3 "
+            f"({fp8_bytes / 1e6:.1f} MB), the rest as stored; KV cache in the model dtype")
+
+
 def describe_model(model: str | Path | None, *, images: Sequence[str] = (), videos: Sequence[str] = (),
                    video_fps: float = 2.0, video_max_frames: int = 128) -> list[str]:
     """Lines describing `model` (None: the bundled tiny model) and the cost of each image/video.
@@ -56,6 +72,9 @@ def describe_model(model: str | Path | None, *, images: Sequence[str] = (), vide
              f"layers: {text.num_layers}, pattern: {text.pattern} ({kinds})",
              f"hidden size: {text.hidden_size}, vocab: {text.vocab_size}",
              f"context: {text.max_position_embeddings} tokens"]
+    quantized = _quantization_line(folder)
+    if quantized:
+        lines.append(quantized)
     if not isinstance(cfg, VLConfig):
         return lines + ["vision: none (text-only checkpoint)"]
     v = cfg.vision

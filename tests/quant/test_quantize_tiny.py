@@ -92,3 +92,12 @@ def _engine(model: nn.Module):
     from nanovl.engine.engine import EngineConfig, LLMEngine
 
     return LLMEngine(EngineConfig(model=str(TINY)), model=model)
+
+
+def test_info_names_the_quantization(tiny_fp8):
+    from nanovl.model_info import describe_model
+
+    lines = describe_model(tiny_fp8)
+    quant = [line for line in lines if line.startswith("quantization:")]
+    assert len(quant) == 1 and "FP8 (ModelOpt layout), 20 projections in e4m3" in quant[0]
+    assert not any(line.startswith("quantization:") for line in describe_model(None))
