@@ -136,18 +136,21 @@ def to_json(captions: Sequence[Caption]) -> str:
     return json.dumps([asdict(c) for c in captions], indent=2) + "\n"
 
 
-def cue_times(captions: Sequence[Caption]) -> list[tuple[float, float]]:
+def cue_times(captions: Sequence[Caption], duration: float | None = None) -> list[tuple[float, float]]:
     """(start, end) of each caption as a subtitle cue, which needs end > start.
 
     A cue shorter than MIN_CUE_SECONDS (a one-frame event has start == end) is lengthened to it,
-    but never past the start of the next cue.
+    but never past the start of the next cue nor past `duration` (the video's end), unless the
+    event is at that very end: then it keeps MIN_CUE_SECONDS, since a cue may not be empty.
     """
     starts = sorted({c.start for c in captions})
+    end_of_video = math.inf if duration is None else duration
     times = []
     for c in captions:
         later = bisect.bisect_right(starts, c.start)
-        limit = starts[later] if later < len(starts) else math.inf
-        times.append((c.start, max(c.end, min(c.start + MIN_CUE_SECONDS, limit))))
+        limit = min(starts[later] if later < len(starts) else math.inf, end_of_video)
+        end = max(c.end, min(c.start + MIN_CUE_SECONDS, limit))
+        times.append((c.start, end if end > c.start else c.start + MIN_CUE_SECONDS))
     return times
 
 
@@ -156,26 +159,28 @@ def _cue_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def to_vtt(captions: Sequence[Caption]) -> str:
+def to_vtt(captions: Sequence[Caption], duration: float | None = None) -> str:
     # WebVTT cue text is markup: "&", "<" and ">" must be written as character references
     cues = [f"{format_timestamp(start)} --> {format_timestamp(end)}\n"
             f"{html.escape(_cue_text(c.caption), quote=False)}"
-            for c, (start, end) in zip(captions, cue_times(captions))]
+            for c, (start, end) in zip(captions, cue_times(captions, duration))]
     return "\n\n".join(["WEBVTT"] + cues) + "\n"
 
 
-def to_srt(captions: Sequence[Caption]) -> str:
+def to_srt(captions: Sequence[Caption], duration: float | None = None) -> str:
     # SubRip has no character references (players show "&amp;" as is), so the text stays raw
     cues = [f"{i}\n{format_timestamp(start, 'srt')} --> {format_timestamp(end, 'srt')}\n{_cue_text(c.caption)}"
-            for i, (c, (start, end)) in enumerate(zip(captions, cue_times(captions)), 1)]
+            for i, (c, (start, end)) in enumerate(zip(captions, cue_times(captions, duration)), 1)]
     return "\n\n".join(cues) + "\n"
 
 
-def render(captions: Sequence[Caption], fmt: str) -> str:
-    """Captions as a "json", "vtt" or "srt" document."""
+def render(captions: Sequence[Caption], fmt: str, duration: float | None = None) -> str:
+    """Captions as a "json", "vtt" or "srt" document; `duration` (the video's) caps the subtitle cues."""
     if fmt not in FORMATS:
         raise ValueError(f"caption format must be one of {FORMATS}, got {fmt!r}")
-    return {"json": to_json, "vtt": to_vtt, "srt": to_srt}[fmt](captions)
+    if fmt == "json":
+        return to_json(captions)
+    return (to_vtt if fmt == "vtt" else to_srt)(captions, duration)
 
 
 def draw_timeline(captions: Sequence[Caption], duration: float, path: str, *,

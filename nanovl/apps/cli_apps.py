@@ -159,7 +159,7 @@ def _run_video(args, llm, out, err) -> None:
             questions = list(args.question)
         else:
             captions = cap.dense_captions(session)
-            text = cap.render(captions, args.format)
+            text = cap.render(captions, args.format, session.info.duration)
             if args.output:
                 Path(args.output).write_text(text, encoding="utf-8")
             else:

@@ -56,3 +56,12 @@ def test_evs_map_picture_is_written_at_exactly_the_path(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["map"]
     with pytest.raises(IsADirectoryError):
         draw_evs_map(evs, str(tmp_path))
+
+
+def test_short_cues_stop_at_the_end_of_the_video():
+    # a one-frame event 0.2 s before a 3 s video ends: lengthened to its end, not 0.3 s past it; an
+    # event at the very end keeps the shortest cue (a cue may not be empty)
+    caps = [Caption(1.0, 1.0, "a"), Caption(2.8, 2.8, "b"), Caption(3.0, 3.0, "c")]
+    assert cue_times(caps, duration=3.0) == [(1.0, 1.5), (2.8, 3.0), (3.0, 3.0 + MIN_CUE_SECONDS)]
+    assert _timings(to_srt(caps[:2], duration=3.0))[-1] == "00:00:02,800 --> 00:00:03,000"
+    assert cue_times(caps[:2])[-1] == (2.8, 2.8 + MIN_CUE_SECONDS)  # no duration: only the next cue limits
