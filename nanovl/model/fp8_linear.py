@@ -12,6 +12,7 @@ from torch import nn
 
 from nanovl.ops.fp8_linear import FP8_DTYPE, FP8_MAX, fp8_linear, fp8_linear_relu_square
 
+
 class Fp8Linear(nn.Module):
     """y = fp8_linear(x, weight, weight_scale, input_scale, bias); bias (if any) in the model dtype."""
 
