@@ -73,3 +73,5 @@ fi
 # 4. the table of everything measured (also in $OUT/bench.txt)
 echo "== results ($(( $(date +%s) - T0 )) s)"
 python3 -m nanovl.cli_bench --out "$OUT/bench.json" --table-out "$OUT/bench.txt" --table-only 2>&1 | tail -40
+# the GPU tests' failures again, last, where a call's output tail still shows them
+grep -E "^(FAILED|ERROR) |^E  " "$OUT/gpu_tests.log" | head -24 | sed 's/^/gpu tests: /'
