@@ -3,14 +3,16 @@
 
 It replaces `Linear` / `nn.Linear` wherever the checkpoint holds a `weight_scale` beside the weight
 (`model/quantized.py`), with the checkpoint's key names, so the loader fills it like any module.
-A checkpoint without `input_scale` gets a dynamic one: amax(|x|) / 448 per call, as vLLM does.
+Without an `input_scale` the input is scaled at run time: per token (amax of each row / 448) for
+ModelOpt's FP8_PER_CHANNEL_PER_TOKEN, whose weight scales are per output channel; per tensor
+(amax(|x|) / 448 per call, as vLLM does) for an "FP8" checkpoint that lacks it.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from nanovl.ops.fp8_linear import FP8_DTYPE, FP8_MAX, fp8_linear, fp8_linear_relu_square
+from nanovl.ops.fp8_linear import FP8_DTYPE, FP8_MAX, fp8_linear, fp8_linear_relu_square, per_token_scale
 
 
 class Fp8Linear(nn.Module):
@@ -20,9 +22,11 @@ class Fp8Linear(nn.Module):
     fixed_dtype_tensors = ("weight", "weight_scale", "input_scale")
 
     def __init__(self, in_features: int, out_features: int, bias: bool, *,
-                 weight_scale_shape: tuple[int, ...] = (), input_scale_shape: tuple[int, ...] | None = ()):
+                 weight_scale_shape: tuple[int, ...] = (), input_scale_shape: tuple[int, ...] | None = (),
+                 per_token: bool = False):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
+        self.per_token = per_token and input_scale_shape is None
         self.weight = nn.Parameter(torch.empty(out_features, in_features, dtype=FP8_DTYPE), requires_grad=False)
         self.weight_scale = nn.Parameter(torch.ones(weight_scale_shape), requires_grad=False)
         self.input_scale = (nn.Parameter(torch.ones(input_scale_shape), requires_grad=False)
@@ -32,6 +36,8 @@ class Fp8Linear(nn.Module):
     def _scale_of(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_scale is not None:
             return self.input_scale
+        if self.per_token:
+            return per_token_scale(x)
         return (x.detach().abs().amax().float() / FP8_MAX).clamp_min(1e-12)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,4 +60,7 @@ class Fp8Linear(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}, fp8 e4m3, input_scale={'static' if self.input_scale is not None else 'dynamic'}")
+                f"bias={self.bias is not None}, fp8 e4m3, input_scale={self._input_mode()}")
+
+    def _input_mode(self) -> str:
+        return "static" if self.input_scale is not None else "per token" if self.per_token else "dynamic"

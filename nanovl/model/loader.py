@@ -355,7 +355,8 @@ def load_model(path: str | os.PathLike, *, dtype: torch.dtype | str = torch.floa
         key_map = lm_key_map
     if quantization:
         key_map = quantized.skip_kv_scales(key_map)
-        quantized.quantize_modules(model, headers, key_map)
+        quantized.quantize_modules(model, headers, key_map,
+                                   per_token=quantization["quant_algo"] == "FP8_PER_CHANNEL_PER_TOKEN")
     load_weights(model, folder, dtype=dtype, device=device, key_map=key_map)
     fuse_projections(model)
     return model.eval()

@@ -17,7 +17,8 @@ from torch import nn
 from nanovl.model.fp8_linear import Fp8Linear
 
 HF_QUANT_FILE = "hf_quant_config.json"
-SUPPORTED_ALGOS = ("FP8",)
+# per-tensor scales (the kernels' format), and per-channel weight / per-token input scales
+SUPPORTED_ALGOS = ("FP8", "FP8_PER_CHANNEL_PER_TOKEN")
 KV_SCALE_SUFFIXES = (".k_scale", ".v_scale")
 WEIGHT_SCALE = ".weight_scale"
 
@@ -46,7 +47,7 @@ def read_quantization(folder: Path, raw_config: dict) -> dict | None:
     algo = str(inner.get("quant_algo", "")).upper() if isinstance(inner, dict) else ""
     if algo not in SUPPORTED_ALGOS:
         raise ValueError(f"ModelOpt quant_algo {algo or None!r} is not supported: nanovl runs "
-                         f"{', '.join(SUPPORTED_ALGOS)} (per-tensor e4m3 weights and inputs)")
+                         f"{', '.join(SUPPORTED_ALGOS)} (e4m3 weights and inputs)")
     kv = inner.get("kv_cache_quant_algo")
     return {"quant_algo": algo, "kv_cache_quant_algo": kv}
 
@@ -61,11 +62,13 @@ def skip_kv_scales(key_map: Callable[[str], str | None] | None) -> Callable[[str
 
 
 def quantize_modules(model: nn.Module, headers: dict[str, tuple[tuple[int, ...], str]],
-                     key_map: Callable[[str], str | None]) -> int:
+                     key_map: Callable[[str], str | None], *, per_token: bool = False) -> int:
     """Swap every linear layer whose checkpoint weight has a `weight_scale` for an `Fp8Linear` of the
     checkpoint's scale shapes (on the meta device, like the model it joins). Returns how many.
 
     `headers`: checkpoint key -> (shape, safetensors dtype name), `loader.read_checkpoint_headers`.
+    `per_token`: a layer without `input_scale` scales its input per token (FP8_PER_CHANNEL_PER_TOKEN),
+    not per tensor.
 
     Raises ValueError for a scale beside something that is not a linear layer, a scaled weight not
     stored in e4m3, and an e4m3 weight without a scale (its values would load unscaled)."""
@@ -97,7 +100,8 @@ def quantize_modules(model: nn.Module, headers: dict[str, tuple[tuple[int, ...],
         with init_on_meta():
             fp8 = Fp8Linear(module.in_features, module.out_features, module.bias is not None,
                             weight_scale_shape=shapes[key],
-                            input_scale_shape=shapes[input_key] if input_key is not None else None)
+                            input_scale_shape=shapes[input_key] if input_key is not None else None,
+                            per_token=per_token)
         parent_name, _, child = prefix.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, child, fp8)
         swapped += 1

@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
                    help="calibration dtype (auto: float32 on a CPU, bfloat16 on CUDA)")
     p.add_argument("--max-num-seqs", type=int, default=8, help="calibration requests decoded together")
+    p.add_argument("--per-channel", action="store_true",
+                   help="ModelOpt's FP8_PER_CHANNEL_PER_TOKEN: a weight scale per output channel and inputs "
+                        "scaled per token at run time; needs no calibration (nanovl runs it on the "
+                        "reference path: slower on a GPU than the default per-tensor format)")
     return p
 
 
@@ -62,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         requests = read_calibration_file(args.calibration) if args.calibration is not None else None
         report = quantize_checkpoint(args.src, args.dst, requests=requests, num_samples=args.samples,
                                      seed=args.seed, device=args.device, dtype=args.dtype,
-                                     max_num_seqs=args.max_num_seqs)
+                                     max_num_seqs=args.max_num_seqs, per_channel_per_token=args.per_channel)
     except (NanovlError, ValueError, OSError) as err:
         print(f"nanovl: error: {' '.join(str(err).split()) or type(err).__name__}", file=sys.stderr)
         return 1

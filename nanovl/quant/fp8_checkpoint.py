@@ -21,10 +21,13 @@ from nanovl.model.quantized import HF_QUANT_FILE
 from nanovl.ops.fp8_linear import FP8_MAX, quantize_fp8_ref
 
 
-def quantize_weight_fp8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(e4m3 weight, fp32 0-dim scale) with scale = amax(|W|) / 448, so the largest entry maps to 448."""
-    scale = (weight.detach().abs().amax().float() / FP8_MAX).clamp_min(1e-12)
-    return quantize_fp8_ref(weight, scale), scale
+def quantize_weight_fp8(weight: torch.Tensor, per_channel: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(e4m3 weight, fp32 scale) with scale = amax(|W|) / 448, so the largest entry maps to 448: one
+    0-dim scale, or with `per_channel` one per output row ([N])."""
+    w = weight.detach()
+    amax = w.abs().amax(dim=1) if per_channel else w.abs().amax()
+    scale = (amax.float() / FP8_MAX).clamp_min(1e-12)
+    return quantize_fp8_ref(weight, scale[:, None] if per_channel else scale), scale
 
 
 def input_scale_of(amax: float) -> torch.Tensor:
@@ -35,8 +38,12 @@ def input_scale_of(amax: float) -> torch.Tensor:
 
 
 def write_fp8_checkpoint(src: str | Path, dst: str | Path, input_amax: Mapping[str, float],
-                         *, exclude: list[str] | None = None) -> Path:
+                         *, exclude: list[str] | None = None, per_channel_per_token: bool = False) -> Path:
     """Copy checkpoint folder `src` to `dst`, quantizing the projections named in `input_amax`.
+
+    `per_channel_per_token` writes ModelOpt's FP8_PER_CHANNEL_PER_TOKEN instead: a weight scale per
+    output channel and no input scale (inputs are scaled per token at run time), so the amax values
+    go unused and no calibration is needed.
 
     Args:
         src: an unquantized checkpoint folder (config.json, safetensors, tokenizer files).
@@ -68,8 +75,9 @@ def write_fp8_checkpoint(src: str | Path, dst: str | Path, input_amax: Mapping[s
                 if key.endswith(".weight") and prefix in input_amax:
                     if t.dim() != 2 or not t.is_floating_point():
                         raise ValueError(f"{key}: only 2-D float projection weights can be quantized")
-                    out[key], out[prefix + ".weight_scale"] = quantize_weight_fp8(t)
-                    out[prefix + ".input_scale"] = input_scale_of(input_amax[prefix])
+                    out[key], out[prefix + ".weight_scale"] = quantize_weight_fp8(t, per_channel_per_token)
+                    if not per_channel_per_token:
+                        out[prefix + ".input_scale"] = input_scale_of(input_amax[prefix])
                     pending.discard(prefix)
                 else:
                     out[key] = t
@@ -86,9 +94,10 @@ def write_fp8_checkpoint(src: str | Path, dst: str | Path, input_amax: Mapping[s
         if f.is_file() and f.name not in {"config.json", INDEX_FILE} and not f.name.endswith(".safetensors"):
             shutil.copy2(f, dst / f.name)
     exclude = list(exclude or [])
-    config["quantization_config"] = {"quant_method": "modelopt", "quant_algo": "FP8", "ignore": exclude}
+    algo = "FP8_PER_CHANNEL_PER_TOKEN" if per_channel_per_token else "FP8"
+    config["quantization_config"] = {"quant_method": "modelopt", "quant_algo": algo, "ignore": exclude}
     (dst / "config.json").write_text(json.dumps(config, indent=2))
     hf_quant = {"producer": {"name": "nanovl"},
-                "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": None, "exclude_modules": exclude}}
+                "quantization": {"quant_algo": algo, "kv_cache_quant_algo": None, "exclude_modules": exclude}}
     (dst / HF_QUANT_FILE).write_text(json.dumps(hf_quant, indent=2))
     return dst

@@ -34,14 +34,20 @@ class QuantizeReport:
     bytes_before: int
     bytes_after: int
     seconds: float
+    per_channel_per_token: bool = False
 
     def summary(self) -> str:
         """A few lines for the terminal."""
         mb = 1e6
+        if self.per_channel_per_token:
+            scheme = [f"quantized {len(self.input_amax)} projections to FP8 (e4m3 weights, a scale per output channel)",
+                      "no calibration: inputs are scaled per token at run time"]
+        else:
+            scheme = [f"quantized {len(self.input_amax)} projections to FP8 (e4m3 weights, static per-tensor scales)",
+                      f"calibrated on {self.num_requests} requests: {self.num_prompt_tokens} prompt + "
+                      f"{self.num_generated_tokens} generated tokens"]
         return "\n".join([
-            f"quantized {len(self.input_amax)} projections to FP8 (e4m3 weights, static per-tensor scales)",
-            f"calibrated on {self.num_requests} requests: {self.num_prompt_tokens} prompt + "
-            f"{self.num_generated_tokens} generated tokens",
+            *scheme,
             f"kept in the model dtype: {', '.join(self.excluded)}",
             f"weights: {self.bytes_before / mb:.1f} MB -> {self.bytes_after / mb:.1f} MB "
             f"({self.bytes_after / max(self.bytes_before, 1):.2f}x)",
@@ -82,8 +88,10 @@ def load_for_calibration(folder: Path, *, device: str = "cpu", dtype: str = "aut
 
 def quantize_checkpoint(src: str | Path, dst: str | Path, *, requests: list[CalibrationRequest] | None = None,
                         num_samples: int = 32, seed: int = 0, device: str = "cpu", dtype: str = "auto",
-                        max_num_seqs: int = 8) -> QuantizeReport:
-    """Calibrate `src` and write its FP8 copy to `dst`.
+                        max_num_seqs: int = 8, per_channel_per_token: bool = False) -> QuantizeReport:
+    """Calibrate `src` and write its FP8 copy to `dst`. With `per_channel_per_token` (ModelOpt's
+    FP8_PER_CHANNEL_PER_TOKEN: a weight scale per output channel, inputs scaled per token at run
+    time) nothing is calibrated and the weights are never loaded.
 
     Args:
         src: an unquantized checkpoint folder or hub id.
@@ -100,6 +108,8 @@ def quantize_checkpoint(src: str | Path, dst: str | Path, *, requests: list[Cali
     t0 = time.perf_counter()
     check_device(device)
     folder = check_paths(src, dst)
+    if per_channel_per_token:
+        return _write_per_channel_per_token(folder, Path(dst), t0)
     llm = load_for_calibration(folder, device=device, dtype=dtype, max_num_seqs=max_num_seqs)
     model = llm.engine.model
     names = projection_names(model)
@@ -119,6 +129,28 @@ def quantize_checkpoint(src: str | Path, dst: str | Path, *, requests: list[Cali
     return QuantizeReport(Path(dst), by_prefix, excluded, len(requests),
                           sum(o.num_prompt_tokens for o in outputs), sum(o.num_generated_tokens for o in outputs),
                           weight_bytes(folder), weight_bytes(dst), time.perf_counter() - t0)
+
+
+def _write_per_channel_per_token(folder: Path, dst: Path, t0: float) -> QuantizeReport:
+    # the projections' names come from the model's structure, built on the meta device
+    from nanovl.config import VLConfig, config_from_hf
+    from nanovl.model.loader import build_lm, init_on_meta, read_checkpoint_shapes, read_config
+
+    config = config_from_hf(read_config(folder))
+    if isinstance(config, VLConfig):
+        from nanovl.model.vlm import build_vl_model
+
+        with init_on_meta():
+            model = build_vl_model(config, read_checkpoint_shapes(folder))
+    else:
+        model = build_lm(config)
+    names = projection_names(model)
+    prefixes = checkpoint_prefixes(model, folder, names)
+    excluded = ["language_model." + LM_HEAD, *VL_EXCLUDED] if _is_vl(model) else [LM_HEAD]
+    by_prefix = {prefixes[n]: 0.0 for n in names}  # no input scales: the amax values go unused
+    write_fp8_checkpoint(folder, dst, by_prefix, exclude=excluded, per_channel_per_token=True)
+    return QuantizeReport(dst, by_prefix, excluded, 0, 0, 0, weight_bytes(folder), weight_bytes(dst),
+                          time.perf_counter() - t0, per_channel_per_token=True)
 
 
 def run_requests(llm, requests: list[CalibrationRequest]) -> list:

@@ -76,6 +76,33 @@ def test_fp8_checkpoint_computes_the_fake_quantized_model(tmp_path):
     assert _rel(_logits(load_model(src), ids), got) < 0.1
 
 
+def test_per_channel_per_token_checkpoint_computes_its_fake_quantized_model(tmp_path):
+    # ModelOpt's FP8_PER_CHANNEL_PER_TOKEN: weight scales per output row, no input scales (each row
+    # of x scaled by its own amax at run time)
+    src = write_random_vl_checkpoint(tmp_path / "src")
+    model = load_model(src)
+    names = projection_names(model)
+    dst = write_fp8_checkpoint(src, tmp_path / "pc", {n: 0.0 for n in names}, per_channel_per_token=True)
+    tensors = load_file(str(dst / "model.safetensors"))
+    assert tensors[names[0] + ".weight_scale"].shape == (model.get_submodule(names[0]).out_features,)
+    assert not any(k.endswith(".input_scale") for k in tensors)
+    fp8 = load_model(dst)
+    assert all(isinstance(fp8.get_submodule(n), Fp8Linear) and fp8.get_submodule(n).per_token for n in names)
+    for name in names:  # the independent spelling: dequantized weights, each input row rounded by its own scale
+        linear = model.get_submodule(name)
+        linear.weight.data = tensors[name + ".weight"].float() * tensors[name + ".weight_scale"].float()[:, None]
+
+        def fake(x):
+            s = (x.abs().amax(-1, keepdim=True).float() / 448).clamp_min(1e-12)
+            return ((x.float() / s).clamp(-448, 448).to(torch.float8_e4m3fn).float() * s).to(x.dtype)
+        for method in ("forward", "forward_relu_square"):
+            orig = getattr(linear, method)
+            setattr(linear, method, lambda x, orig=orig: orig(fake(x)))
+    ids = torch.randint(0, 200, (2, 30), generator=torch.Generator().manual_seed(5))
+    assert _rel(_logits(model, ids), _logits(fp8, ids)) < 1e-5
+    assert _rel(_logits(load_model(src), ids), _logits(fp8, ids)) < 0.1
+
+
 def test_fp8_tensors_keep_their_dtypes_in_any_model_dtype(tmp_path):
     _, dst, _ = _quantized_copy(tmp_path, shards=1)
     model = load_model(dst, dtype=torch.bfloat16)
@@ -140,6 +167,7 @@ def test_missing_input_scales_become_dynamic(tmp_path):
     ({"quant_method": "modelopt", "quant_algo": "NVFP4"}, "'NVFP4' is not supported"),
     ({"quant_method": "gptq", "bits": 4}, "quantized with 'gptq'"),
     ({"quant_method": "modelopt", "quantization": {"quant_algo": "FP8_PB_WO"}}, "'FP8_PB_WO' is not supported"),
+    ({"quant_method": "modelopt", "quant_algo": "W4A16_NVFP4"}, "'W4A16_NVFP4' is not supported"),
 ])
 def test_unsupported_quantization_is_named(tmp_path, quant, message):
     _, dst, _ = _quantized_copy(tmp_path, shards=1)

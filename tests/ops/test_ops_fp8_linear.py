@@ -35,12 +35,32 @@ def test_reference_is_the_scaled_product_of_e4m3_values():
     assert torch.equal(relu2, torch.relu(out).square())
 
 
+def test_per_channel_weight_and_per_token_input_scales():
+    # ModelOpt's FP8_PER_CHANNEL_PER_TOKEN: a scale per output row of the weight, one per row of x
+    from nanovl.ops.fp8_linear import per_token_scale
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, 64, generator=g)
+    w = (torch.randn(40, 64, generator=g) * 50).to(torch.float8_e4m3fn)
+    ws = torch.rand(40, generator=g) * 0.01 + 1e-3
+    xs = per_token_scale(x)
+    assert xs.shape == (2, 3, 1) and torch.equal(xs[..., 0], x.abs().amax(-1) / 448)
+    xq = (x.double() / xs.double()).clamp(-448, 448).float().to(torch.float8_e4m3fn)  # each row's own scale
+    exact = (xq.double() @ w.double().T) * xs.double() * ws.double()
+    out = fp8_linear(x, w, ws, xs)
+    assert ((out.double() - exact).abs().max() / exact.abs().max()).item() < 1e-6
+    assert (quantize_fp8_ref(x, xs).float().abs().amax(-1) == 448).all()  # each row's largest maps to 448
+
+
 def test_bad_inputs_are_refused():
     x = torch.randn(2, 8)
     with pytest.raises(ValueError, match="float8_e4m3fn"):
         fp8_linear(x, torch.randn(4, 8), torch.tensor(1.0), torch.tensor(1.0))
-    with pytest.raises(ValueError, match="one value each"):
-        fp8_linear(x, torch.randn(4, 8).to(torch.float8_e4m3fn), torch.ones(4), torch.tensor(1.0))
+    w = torch.randn(4, 8).to(torch.float8_e4m3fn)
+    with pytest.raises(ValueError, match="weight_scale must hold one value or one per output"):
+        fp8_linear(x, w, torch.ones(3), torch.tensor(1.0))
+    with pytest.raises(ValueError, match="input_scale must hold one value or one per row"):
+        fp8_linear(x, w, torch.tensor(1.0), torch.ones(3, 1))
 
 
 @pytest.fixture
@@ -73,6 +93,8 @@ def test_paths_by_rows_and_shape(fake_kernels):
     bf16 = torch.randn(40, 40, dtype=torch.bfloat16)
     fp8_linear(bf16, torch.randn(32, 40).to(torch.float8_e4m3fn), one, one)  # K % 16 != 0: reference
     fp8_linear(torch.randn(40, 48), w, one, one)  # fp32 activations over 16 rows: reference
+    fp8_linear(torch.randn(2, 48, dtype=torch.bfloat16), w, torch.ones(32), one)  # per-channel: reference
+    fp8_linear(torch.randn(2, 48, dtype=torch.bfloat16), w, one, torch.ones(2, 1))  # per-token: reference
     assert fake_kernels == [("skinny_fp8_linear_triton", 1), ("skinny_fp8_linear_triton", 16),
                             ("scaled_mm_fp8_linear", 17), ("scaled_mm_fp8_linear", 64),
                             ("skinny_fp8_linear_relu_square_triton", 2)]

@@ -101,3 +101,15 @@ def test_info_names_the_quantization(tiny_fp8):
     quant = [line for line in lines if line.startswith("quantization:")]
     assert len(quant) == 1 and "FP8 (ModelOpt layout), 20 projections in e4m3" in quant[0]
     assert not any(line.startswith("quantization:") for line in describe_model(None))
+
+
+def test_per_channel_copy_needs_no_calibration_and_still_reads_the_invoice(tmp_path, capsys):
+    from nanovl.cli import main
+
+    dst = tmp_path / "tiny-pc"
+    assert main(["quantize", str(TINY), str(dst), "--per-channel"]) == 0
+    assert "no calibration: inputs are scaled per token" in capsys.readouterr().out
+    config = json.loads((dst / "config.json").read_text())
+    assert config["quantization_config"]["quant_algo"] == "FP8_PER_CHANNEL_PER_TOKEN"
+    assert main(["extract", str(SAMPLES / "invoice.png"), "--schema", "invoice", "--model", str(dst)]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads((SAMPLES / "invoice.json").read_text())

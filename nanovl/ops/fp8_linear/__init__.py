@@ -1,8 +1,9 @@
-"""FP8 linear layer (e4m3 weight, per-tensor scales; `ref.py` defines it).
+"""FP8 linear layer (e4m3 weight and its scales; `ref.py` defines it).
 
 At decode (<= 16 rows) the skinny GEMM of `ops.linear` streams the e4m3 weight, half the bytes of
 bf16, and quantizes x inside the kernel; on more rows x is quantized once and the product is
-torch's `_scaled_mm` on the FP8 tensor cores. CPU tensors take the reference.
+torch's `_scaled_mm` on the FP8 tensor cores. CPU tensors, and per-channel / per-token scales
+anywhere, take the reference.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 
 from nanovl.ops.dispatch import run_op
 from nanovl.ops.fp8_linear.ref import (FP8_DTYPE, FP8_MAX, fp8_linear_ref, fp8_linear_relu_square_ref,
-                                       quantize_fp8_ref)
+                                       per_token_scale, quantize_fp8_ref)
 from nanovl.ops.linear import MAX_ROWS
 
 _X_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
@@ -38,7 +39,9 @@ def _path(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> s
 
 def _launch(op: str, x, weight, weight_scale, input_scale, bias, relu_square: bool):
     ref = fp8_linear_relu_square_ref if relu_square else fp8_linear_ref
-    path = _path(x, weight, bias)
+    # the kernels take per-tensor scales; per-channel / per-token ones are the reference's
+    per_tensor = weight_scale.numel() == 1 and input_scale.numel() == 1
+    path = _path(x, weight, bias) if per_tensor else "ref"
     if path == "ref":
         return ref(x, weight, weight_scale, input_scale, bias)
     args = (x, weight, weight_scale, input_scale, bias)
@@ -60,4 +63,4 @@ def fp8_linear_relu_square(x: torch.Tensor, weight: torch.Tensor, weight_scale: 
 
 
 __all__ = ["FP8_DTYPE", "FP8_MAX", "fp8_linear", "fp8_linear_ref", "fp8_linear_relu_square",
-           "fp8_linear_relu_square_ref", "quantize_fp8_ref"]
+           "fp8_linear_relu_square_ref", "per_token_scale", "quantize_fp8_ref"]

@@ -1,9 +1,10 @@
-"""Plain-PyTorch FP8 linear layer with static per-tensor scales (ModelOpt's "FP8" checkpoints):
-the reference twin of the kernels, and the CPU path.
+"""Plain-PyTorch FP8 linear layer: the reference twin of the kernels, and the CPU path. Scales are
+per tensor (ModelOpt's "FP8": one weight scale, a calibrated input scale; what the kernels run) or
+per output channel and per token (its "FP8_PER_CHANNEL_PER_TOKEN": the reference only).
 
-The weight is stored in float8_e4m3fn with one fp32 `weight_scale`; the input is quantized to
-e4m3 with the checkpoint's calibrated `input_scale` before the product, as the checkpoint was
-evaluated (ModelOpt fake-quantizes the input the same way). All products of two e4m3 values are
+The weight is stored in float8_e4m3fn with its fp32 `weight_scale`; the input is quantized to
+e4m3 with its `input_scale` before the product, as the checkpoint was evaluated (ModelOpt
+fake-quantizes the input the same way). All products of two e4m3 values are
 exact in fp32, so the fp32 matmul below is the definition; kernels may only sum in another order.
 """
 from __future__ import annotations
@@ -27,12 +28,18 @@ def quantize_fp8_ref(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
     Args:
         x: any shape, any float dtype.
-        scale: fp32 tensor of one element (the per-tensor scale).
+        scale: fp32, one element (per tensor) or broadcastable to x (e.g. [..., 1]: per row).
     Returns:
         float8_e4m3fn tensor of x's shape.
     """
-    inv = torch.reciprocal(scale.float().reshape(()))
-    return (x.float() * inv).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
+    scale = scale.float().reshape(()) if scale.numel() == 1 else scale.float()
+    return (x.float() * torch.reciprocal(scale)).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
+
+
+def per_token_scale(x: torch.Tensor) -> torch.Tensor:
+    """Each row's dynamic input scale, amax(|row|) / 448 ([..., 1], fp32): ModelOpt's
+    FP8_PER_CHANNEL_PER_TOKEN quantizes activations so, with no calibrated scale."""
+    return (x.detach().abs().amax(-1, keepdim=True).float() / FP8_MAX).clamp_min(1e-12)
 
 
 def fp8_linear_ref(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Tensor,
@@ -42,18 +49,27 @@ def fp8_linear_ref(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Te
     Args:
         x: [..., K] bf16, fp16 or fp32.
         weight: [N, K] float8_e4m3fn (nn.Linear layout).
-        weight_scale, input_scale: fp32 tensors of one element.
+        weight_scale: fp32, one element (per tensor) or N (per output channel, any shape of N values).
+        input_scale: fp32, one element (per tensor) or [..., 1] matching x's rows (per token,
+            `per_token_scale`).
         bias: [N] or None.
     Returns:
         [..., N] in x's dtype (the scale and bias apply in fp32, then one rounding).
     """
+    n = weight.shape[0] if weight.dim() == 2 else -1
     if weight.dtype != FP8_DTYPE or weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"fp8_linear: x {tuple(x.shape)}, weight {tuple(weight.shape)} {weight.dtype}: "
                          f"expected a [N, {x.shape[-1]}] float8_e4m3fn weight")
-    if weight_scale.numel() != 1 or input_scale.numel() != 1:
-        raise ValueError("fp8_linear: weight_scale and input_scale must hold one value each (per-tensor)")
+    if weight_scale.numel() not in (1, n):
+        raise ValueError(f"fp8_linear: weight_scale must hold one value or one per output ({n}), "
+                         f"not {weight_scale.numel()}")
+    if input_scale.numel() != 1 and tuple(input_scale.shape) != (*x.shape[:-1], 1):
+        raise ValueError(f"fp8_linear: input_scale must hold one value or one per row of x "
+                         f"({(*x.shape[:-1], 1)}), not {tuple(input_scale.shape)}")
     xq = quantize_fp8_ref(x, input_scale).float()
-    scale = input_scale.float().reshape(()) * weight_scale.float().reshape(())
+    xs = input_scale.float().reshape(()) if input_scale.numel() == 1 else input_scale.float()
+    ws = weight_scale.float().reshape(()) if weight_scale.numel() == 1 else weight_scale.float().reshape(n)
+    scale = xs * ws
     parts = [F.linear(xq, weight[i:i + _ROWS_PER_CHUNK].float())
              for i in range(0, weight.shape[0], _ROWS_PER_CHUNK)]
     if not parts:  # no output features
