@@ -47,6 +47,8 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return "--samples and --max-num-seqs must be >= 1"
     if not 0 <= args.seed < 2 ** SEED_SHIFT:
         return f"--seed must be in [0, 2**{SEED_SHIFT})"
+    if args.per_channel and args.calibration is not None:
+        return "--per-channel scales inputs per token at run time and takes no --calibration"
     return None
 
 

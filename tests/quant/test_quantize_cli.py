@@ -106,7 +106,8 @@ def test_bad_input_is_one_error_line(case, random_vl, tmp_path, capsys):
     assert not (Path(args[1]) / "model.safetensors").exists()
 
 
-@pytest.mark.parametrize("flags", [["--samples", "0"], ["--max-num-seqs", "0"], ["--seed", "-1"]])
+@pytest.mark.parametrize("flags", [["--samples", "0"], ["--max-num-seqs", "0"], ["--seed", "-1"],
+                                   ["--per-channel", "--calibration", "requests.jsonl"]])
 def test_usage_errors_exit_2(flags, random_vl, tmp_path, capsys):
     assert main(["quantize", str(random_vl), str(tmp_path / "out"), *flags]) == 2
     assert flags[0] in _error_line(capsys)
