@@ -23,7 +23,7 @@ def skinny_fp8_linear_relu_square_triton(x, weight, weight_scale, input_scale, b
 
 def _scales(weight_scale: torch.Tensor, input_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if weight_scale.numel() != 1 or input_scale.numel() != 1:
-        raise ValueError("fp8_linear: weight_scale and input_scale must hold one value each (per-tensor)")
+        raise ValueError("fp8_linear kernels: weight_scale and input_scale must hold one value each (per-tensor)")
     return weight_scale.float().reshape(1), input_scale.float().reshape(1)
 
 
@@ -38,7 +38,7 @@ def _quantize_kernel(x, scale, out, n, BLOCK: tl.constexpr):
 
 
 def quantize_fp8_triton(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """`quantize_fp8_ref`: x / scale rounded to e4m3 (ties to even), saturated at +-448, in one pass."""
+    """`quantize_fp8_ref`: x * (1 / scale) rounded to e4m3 (ties to even), saturated at +-448, in one pass."""
     if scale.numel() != 1:
         raise ValueError("quantize_fp8: the scale must hold one value (per-tensor)")
     x = x.contiguous()
