@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from nanovl.apps.cli_args import OneLineParser
+from nanovl.apps.cli_args import OneLineParser, error_line
 from nanovl.engine_flags import add_engine_flags, engine_kwargs
 
 # subcommand -> (module, argv prefix): whole argv handed over, parsed by the module itself
@@ -340,8 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (CLIError, NanovlError, ValueError, OSError) as err:
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"nanovl: error: {message}", file=sys.stderr)
+        print(error_line(err), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nanovl: interrupted", file=sys.stderr)

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from nanovl.apps.cli_args import USAGE_EXIT, OneLineParser, output_problem, positive_problem, usage_line
+from nanovl.apps.cli_args import (USAGE_EXIT, OneLineParser, error_line, output_problem, positive_problem,
+                                  usage_line)
 
 COMMANDS = ("video", "evs-map", "extract")
 
@@ -272,8 +273,7 @@ def main(argv: Sequence[str] | None = None, *, llm=None, stdout=None, stderr=Non
             raise ValueError("--bullets must be >= 1")
         runners[args.command](args, llm or _make_llm(args), out, err)
     except _known_errors() as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"nanovl: error: {message}", file=err)
+        print(error_line(exc), file=err)
         return 1
     except KeyboardInterrupt:
         print("nanovl: interrupted", file=err)

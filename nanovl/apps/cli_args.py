@@ -19,6 +19,11 @@ def usage_line(prog: str, message: str) -> str:
     return f"nanovl: error: {message} (see '{prog} --help')"
 
 
+def error_line(err: BaseException) -> str:
+    """The one line a failed command prints: its message on one line (its type's name if empty)."""
+    return f"nanovl: error: {' '.join(str(err).split()) or type(err).__name__}"
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump); subparsers inherit the class."""
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from nanovl.apps.cli_args import USAGE_EXIT, OneLineParser, positive_problem, usage_line
+from nanovl.apps.cli_args import USAGE_EXIT, OneLineParser, error_line, positive_problem, usage_line
 from nanovl.engine_flags import add_engine_flags, engine_kwargs
 
 
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             max_media_bytes=args.max_media_bytes, resume=args.resume, overwrite=args.overwrite,
                             progress=sys.stderr, **engine_kwargs(args))
     except (NanovlError, ValueError, OSError, RuntimeError) as err:
-        print(f"nanovl: error: {' '.join(str(err).split()) or type(err).__name__}", file=sys.stderr)
+        print(error_line(err), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nanovl: interrupted; the records written so far are kept (rerun with --resume)", file=sys.stderr)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from nanovl.apps.cli_args import USAGE_EXIT, OneLineParser, usage_line
+from nanovl.apps.cli_args import USAGE_EXIT, OneLineParser, error_line, usage_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      seed=args.seed, device=args.device, dtype=args.dtype,
                                      max_num_seqs=args.max_num_seqs, per_channel_per_token=args.per_channel)
     except (NanovlError, ValueError, OSError) as err:
-        print(f"nanovl: error: {' '.join(str(err).split()) or type(err).__name__}", file=sys.stderr)
+        print(error_line(err), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nanovl: interrupted", file=sys.stderr)
