@@ -323,6 +323,20 @@ def build_lm(config: TextConfig) -> nn.Module:
         return NemotronHForCausalLM(config)
 
 
+def build_on_meta(folder: Path, config: TextConfig | VLConfig, *, text_only: bool = False,
+                  shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[nn.Module, Callable[[str], str | None]]:
+    """The model `config` describes, its parameters on the meta device, and the checkpoint key -> module
+    name map that fills it from `folder` (`shapes`: the checkpoint's, when already read).
+    `text_only`: a VL config's language model alone."""
+    if isinstance(config, VLConfig) and not text_only:
+        from nanovl.model.vlm import build_vl_model, vl_key_map
+
+        with init_on_meta():
+            model = build_vl_model(config, shapes if shapes is not None else read_checkpoint_shapes(folder))
+        return model, vl_key_map
+    return build_lm(config.text if isinstance(config, VLConfig) else config), lm_key_map
+
+
 def load_model(path: str | os.PathLike, *, dtype: torch.dtype | str = torch.float32,
                device: str | torch.device = "cpu", text_only: bool = False) -> nn.Module:
     """Load a checkpoint folder or hub id into an eval-mode model.
@@ -342,17 +356,9 @@ def load_model(path: str | os.PathLike, *, dtype: torch.dtype | str = torch.floa
     raw_config = read_config(folder)
     config = config_from_hf(raw_config)
     quantization = quantized.read_quantization(folder, raw_config)
-    headers = read_checkpoint_headers(folder) if quantization else {}
-    if isinstance(config, VLConfig) and not text_only:
-        from nanovl.model.vlm import build_vl_model, vl_key_map
-
-        shapes = read_checkpoint_shapes(folder)
-        with init_on_meta():
-            model = build_vl_model(config, shapes)
-        key_map = vl_key_map
-    else:
-        model = build_lm(config.text if isinstance(config, VLConfig) else config)
-        key_map = lm_key_map
+    headers = read_checkpoint_headers(folder) if quantization else None
+    shapes = {key: shape for key, (shape, _) in headers.items()} if headers else None
+    model, key_map = build_on_meta(folder, config, text_only=text_only, shapes=shapes)
     if quantization:
         key_map = quantized.skip_kv_scales(key_map)
         quantized.quantize_modules(model, headers, key_map,

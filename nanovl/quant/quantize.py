@@ -133,17 +133,10 @@ def quantize_checkpoint(src: str | Path, dst: str | Path, *, requests: list[Cali
 
 def _write_per_channel_per_token(folder: Path, dst: Path, t0: float) -> QuantizeReport:
     # the projections' names come from the model's structure, built on the meta device
-    from nanovl.config import VLConfig, config_from_hf
-    from nanovl.model.loader import build_lm, init_on_meta, read_checkpoint_shapes, read_config
+    from nanovl.config import config_from_hf
+    from nanovl.model.loader import build_on_meta, read_config
 
-    config = config_from_hf(read_config(folder))
-    if isinstance(config, VLConfig):
-        from nanovl.model.vlm import build_vl_model
-
-        with init_on_meta():
-            model = build_vl_model(config, read_checkpoint_shapes(folder))
-    else:
-        model = build_lm(config)
+    model, _ = build_on_meta(folder, config_from_hf(read_config(folder)))
     names = projection_names(model)
     prefixes = checkpoint_prefixes(model, folder, names)
     excluded = ["language_model." + LM_HEAD, *VL_EXCLUDED] if _is_vl(model) else [LM_HEAD]
