@@ -26,14 +26,12 @@ def build_model(preset: str, device: torch.device, dtype: torch.dtype, quant: st
     finally:
         torch.set_default_dtype(prev)
     if quant == "fp8":
-        from nanovl.quant.calibrate import input_amax, projection_names
-        from nanovl.quant.fp8_modules import quantize_linears_fp8
+        from nanovl.quant.fp8_modules import quantize_projections_fp8
 
         lm = model.language_model
         ids = torch.randint(0, lm.config.vocab_size, (1, 64), device=device)
-        names = projection_names(model)
         with torch.inference_mode():
-            quantize_linears_fp8(model, input_amax(model, names, lambda: lm(ids, logits_to_keep=1)))
+            quantize_projections_fp8(model, lambda: lm(ids, logits_to_keep=1))
     elif quant is not None:
         raise ValueError(f"quant must be None or 'fp8', got {quant!r}")
     return fuse_projections(model).eval()  # as load_model does

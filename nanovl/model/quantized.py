@@ -102,8 +102,7 @@ def quantize_modules(model: nn.Module, headers: dict[str, tuple[tuple[int, ...],
                             weight_scale_shape=shapes[key],
                             input_scale_shape=shapes[input_key] if input_key is not None else None,
                             per_token=per_token)
-        parent_name, _, child = prefix.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, child, fp8)
+        model.set_submodule(prefix, fp8)
         swapped += 1
     scaled = {names[n[:-len(WEIGHT_SCALE)] + ".weight"] for n in names if n.endswith(WEIGHT_SCALE)}
     unscaled = sorted(k for k, d in dtypes.items() if d.startswith("F8") and k not in scaled and key_map(k))

@@ -1,14 +1,15 @@
 """Quantize a loaded model's projections to FP8 in memory (the same numbers `fp8_checkpoint.py`
 writes to disk): for benchmarks and tests at shapes no checkpoint here has, e.g. the 12B preset
-with random weights. The input amax comes from `calibrate.input_amax`."""
+with random weights."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 
 from nanovl.model.fp8_linear import Fp8Linear
+from nanovl.quant.calibrate import input_amax, projection_names
 from nanovl.quant.fp8_checkpoint import input_scale_of, quantize_weight_fp8
 
 
@@ -26,6 +27,12 @@ def quantize_linears_fp8(model: nn.Module, amax: Mapping[str, float]) -> nn.Modu
         fp8.input_scale.data = input_scale_of(a).to(weight.device)
         if linear.bias is not None:
             fp8.bias.data = linear.bias.detach()
-        parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, child, fp8)
+        model.set_submodule(name, fp8)
     return model
+
+
+def quantize_projections_fp8(model: nn.Module, run: Callable[[], object]) -> nn.Module:
+    """Quantize the LM's projections (`calibrate.projection_names`) with input scales calibrated while
+    `run()` drives the model (`calibrate.input_amax`). Returns the model, changed in place."""
+    names = projection_names(model)
+    return quantize_linears_fp8(model, input_amax(model, names, run))

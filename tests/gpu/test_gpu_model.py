@@ -24,13 +24,11 @@ def _model(dtype: torch.dtype, device: str = "cuda", fused: bool = True, fp8: bo
     torch.manual_seed(0)
     lm = NemotronHForCausalLM(preset_text_config("tiny")).to(device, dtype).eval()
     if fp8:  # every projection but lm_head in e4m3, input scales calibrated on one random prompt
-        from nanovl.quant.calibrate import input_amax, projection_names
-        from nanovl.quant.fp8_modules import quantize_linears_fp8
+        from nanovl.quant.fp8_modules import quantize_projections_fp8
 
-        names = projection_names(lm)
         ids = torch.randint(0, lm.config.vocab_size, (1, 40), device=device)
         with use_reference_ops():
-            quantize_linears_fp8(lm, input_amax(lm, names, lambda: lm(ids)))
+            quantize_projections_fp8(lm, lambda: lm(ids))
     return fuse_projections(lm) if fused else lm  # as load_model builds it on a GPU
 
 
