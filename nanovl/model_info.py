@@ -19,11 +19,9 @@ def _count(n: int) -> str:
     return str(n)
 
 
-def _param_groups(folder: Path) -> dict[str, int]:
-    from nanovl.model.loader import read_checkpoint_shapes
-
+def _param_groups(headers: dict[str, tuple[tuple[int, ...], str]]) -> dict[str, int]:
     groups = {"language": 0, "vision": 0, "projector": 0}
-    for key, shape in read_checkpoint_shapes(folder).items():
+    for key, (shape, _) in headers.items():
         n = math.prod(shape)
         if key.startswith("vision_model."):
             groups["vision"] += n
@@ -34,16 +32,15 @@ def _param_groups(folder: Path) -> dict[str, int]:
     return groups
 
 
-def _quantization_line(folder: Path) -> str | None:
+def _quantization_line(folder: Path, raw_config: dict,
+                       headers: dict[str, tuple[tuple[int, ...], str]]) -> str | None:
     """What a quantized checkpoint stores in FP8 (None for an unquantized one); ValueError names a
     quantization nanovl cannot run."""
-    from nanovl.model.loader import read_checkpoint_headers, read_config
     from nanovl.model.quantized import WEIGHT_SCALE, read_quantization
 
-    quant = read_quantization(folder, read_config(folder))
+    quant = read_quantization(folder, raw_config)
     if quant is None:
         return None
-    headers = read_checkpoint_headers(folder)
     n = sum(key.endswith(WEIGHT_SCALE) for key in headers)
     fp8_bytes = sum(math.prod(shape) for key, (shape, dtype) in headers.items() if dtype == "F8_E4M3")
     return (f"quantization: {quant['quant_algo']} (ModelOpt layout), {n} projections in e4m3 "
@@ -59,12 +56,14 @@ def describe_model(model: str | Path | None, *, images: Sequence[str] = (), vide
     """
     from nanovl.config import VLConfig, config_from_hf
     from nanovl.llm import BUNDLED_MODEL
-    from nanovl.model.loader import read_config, resolve_checkpoint
+    from nanovl.model.loader import read_checkpoint_headers, read_config, resolve_checkpoint
 
     folder = resolve_checkpoint(model if model is not None else BUNDLED_MODEL)
-    cfg = config_from_hf(read_config(folder))
+    raw_config = read_config(folder)
+    cfg = config_from_hf(raw_config)
     text = cfg.text if isinstance(cfg, VLConfig) else cfg
-    groups = _param_groups(folder)
+    headers = read_checkpoint_headers(folder)
+    groups = _param_groups(headers)
     kinds = ", ".join(f"{LAYER_KINDS[k]} x{text.pattern.count(k)}" for k in LAYER_KINDS if k in text.pattern)
     lines = [f"model: {folder}",
              f"parameters: {_count(sum(groups.values()))} "
@@ -72,7 +71,7 @@ def describe_model(model: str | Path | None, *, images: Sequence[str] = (), vide
              f"layers: {text.num_layers}, pattern: {text.pattern} ({kinds})",
              f"hidden size: {text.hidden_size}, vocab: {text.vocab_size}",
              f"context: {text.max_position_embeddings} tokens"]
-    quantized = _quantization_line(folder)
+    quantized = _quantization_line(folder, raw_config, headers)
     if quantized:
         lines.append(quantized)
     if not isinstance(cfg, VLConfig):
