@@ -55,10 +55,16 @@ def _fake_quantized(src, dst, amax: dict) -> nn.Module:
 
         def fake(x, xs=xs):
             return (quantize_fp8_ref(x, xs).float() * xs).to(x.dtype)
-        for method in ("forward", "forward_relu_square"):
-            orig = getattr(linear, method)
-            setattr(linear, method, lambda x, orig=orig, fake=fake: orig(fake(x)))
+        _round_inputs(linear, fake)
     return model
+
+
+def _round_inputs(linear: nn.Module, fake) -> None:
+    """Make `linear` (both its entry points: the MLP's up projection runs `forward_relu_square`)
+    take `fake(x)` instead of x."""
+    for method in ("forward", "forward_relu_square"):
+        orig = getattr(linear, method)
+        setattr(linear, method, lambda x, orig=orig: orig(fake(x)))
 
 
 def test_fp8_checkpoint_computes_the_fake_quantized_model(tmp_path):
@@ -95,9 +101,7 @@ def test_per_channel_per_token_checkpoint_computes_its_fake_quantized_model(tmp_
         def fake(x):
             s = (x.abs().amax(-1, keepdim=True).float() / 448).clamp_min(1e-12)
             return ((x.float() / s).clamp(-448, 448).to(torch.float8_e4m3fn).float() * s).to(x.dtype)
-        for method in ("forward", "forward_relu_square"):
-            orig = getattr(linear, method)
-            setattr(linear, method, lambda x, orig=orig: orig(fake(x)))
+        _round_inputs(linear, fake)
     ids = torch.randint(0, 200, (2, 30), generator=torch.Generator().manual_seed(5))
     assert _rel(_logits(model, ids), _logits(fp8, ids)) < 1e-5
     assert _rel(_logits(load_model(src), ids), _logits(fp8, ids)) < 0.1
